@@ -1,0 +1,202 @@
+"""smpvm command line: boot, sysctl, ps, clean.
+
+Exit codes: 0 success, 2 bad input or a machine that cannot be used,
+3 panic.  Bad input is one line on stderr.
+"""
+import argparse
+import os
+import signal
+import sys
+
+from smpvm.config import MachineConfig
+from smpvm.errors import SmpvmError
+from smpvm.kern import ddb, sysctl
+from smpvm.kern.idle import WORKLOADS
+from smpvm.kern.kproc import Supervisor
+from smpvm.layout import MACHINE_STATES
+from smpvm.machine import Machine, list_machines, sweep
+
+EXIT_USAGE = 2
+EXIT_PANIC = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _config_args(p):
+    d = MachineConfig()
+    p.add_argument("--cpus", type=int, default=d.ncpus,
+                   help=f"CPU processes (default {d.ncpus}: fits this host)")
+    for f in ("npages", "nobjects", "nvnodes", "nswap", "hz"):
+        p.add_argument(f"--{f}", type=int, default=getattr(d, f),
+                       help=f"(default {getattr(d, f)})")
+    p.add_argument("--datadir", default="",
+                   help="where the machine's data directory is made "
+                        "(default: the temp directory)")
+
+
+def _config(a):
+    return MachineConfig(ncpus=a.cpus, npages=a.npages, nobjects=a.nobjects,
+                         nvnodes=a.nvnodes, nswap=a.nswap, hz=a.hz,
+                         datadir_base=a.datadir)
+
+
+def _resolve_machine(name):
+    """The machine named, $SMPVM_MACHINE, or the only one running."""
+    name = name or os.environ.get("SMPVM_MACHINE", "")
+    if name:
+        return Machine.attach(name)
+    live = [n for n, pid in list_machines()]
+    if not live:
+        raise SmpvmError("no machine is running (start one with `smpvm boot`)")
+    if len(live) > 1:
+        raise SmpvmError(f"{len(live)} machines are running "
+                         f"({', '.join(live)}): choose one with -m NAME")
+    return Machine.attach(live[0])
+
+
+def cmd_boot(a):
+    cfg = _config(a).validate()
+    if a.seconds is not None and a.seconds < 0:
+        raise SmpvmError(f"--seconds {a.seconds}: must be >= 0")
+    # SIGTERM takes the same orderly path as Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    m = Machine.create(cfg)
+    rc = 0
+    try:
+        with Supervisor(m) as sup:
+            sup.start_cpus(WORKLOADS[a.workload])
+            print(m.name, flush=True)
+            try:
+                outcome = sup.wait(a.seconds)
+            except KeyboardInterrupt:
+                outcome = "interrupted"
+            if outcome != "panic":
+                sup.shutdown()
+                if m.panicked:
+                    outcome = sup._panicked()
+            if outcome == "panic":
+                sys.stderr.write(sup.report + "\n")
+                rc = EXIT_PANIC
+            elif not a.quiet:
+                print(f"{m.name}: {outcome}, shut down cleanly", flush=True)
+    finally:
+        m.destroy()
+    return rc
+
+
+def cmd_sysctl(a):
+    if not a.names and not a.all:
+        raise SmpvmError("sysctl: name a variable (name or name=value) or -a")
+    m = _resolve_machine(a.machine)
+    try:
+        if a.all:
+            for n in sysctl.nodes():
+                v = int(n.get(m))
+                mark = "" if n.default is None or v == n.default else \
+                    f"  # kernel default {n.default}"
+                print(f"{n.name}: {v}{mark}")
+        # check every request before writing any
+        reqs = []
+        for spec in a.names:
+            if "=" in spec:
+                name, text = spec.split("=", 1)
+                node = sysctl.lookup(name)
+                if not node.writable:
+                    raise SmpvmError(f"sysctl: oid '{name}' is read only")
+                reqs.append((name, sysctl.parse_value(node, text)))
+            else:
+                sysctl.lookup(spec)
+                reqs.append((spec, None))
+        for name, v in reqs:
+            if v is None:
+                print(f"{name}: {sysctl.sysctl_get(m, name)}")
+            else:
+                old, new = sysctl.sysctl_set(m, name, str(v))
+                print(f"{name}: {old} -> {new}")
+    finally:
+        m.close()
+    return 0
+
+
+def cmd_ps(a):
+    names = [a.machine] if a.machine else [n for n, _ in list_machines()]
+    if not names:
+        print("no machines")
+        return 0
+    for n in names:
+        m = Machine.attach(n)
+        try:
+            h = m.hdr
+            print(f"{n}: {MACHINE_STATES.get(h.state, '?')}, "
+                  f"{h.cfg.ncpus} cpus, creator pid {h.creator_pid}, "
+                  f"data {m.datadir}")
+            if m.panicked:
+                print(f"  panic: {m.panicstr}")
+            print(ddb.format_threads(m))
+        finally:
+            m.close()
+    return 0
+
+
+def cmd_clean(a):
+    removed = sweep(verbose=not a.quiet)
+    if not a.quiet and not removed:
+        print("nothing to clean")
+    return 0
+
+
+def build_parser():
+    p = _Parser(prog="smpvm", description="SMP-faithful emulator of "
+                "DragonFly BSD's VM swapcache")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    b = sub.add_parser("boot", help="create a machine and run it")
+    _config_args(b)
+    b.add_argument("--seconds", type=float, default=None,
+                   help="run this long (default: until Ctrl-C)")
+    b.add_argument("--workload", choices=sorted(WORKLOADS), default="idle",
+                   help="what the CPU processes run (default idle)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(fn=cmd_boot)
+
+    s = sub.add_parser("sysctl", help="read or write sysctls of a running "
+                       "machine")
+    s.add_argument("-m", "--machine", default="")
+    s.add_argument("-a", "--all", action="store_true",
+                   help="list every sysctl, marking values that differ from "
+                        "the kernel's defaults")
+    s.add_argument("names", nargs="*", metavar="name[=value]")
+    s.set_defaults(fn=cmd_sysctl)
+
+    ps = sub.add_parser("ps", help="running machines, their threads and "
+                        "the locks they hold or wait for")
+    ps.add_argument("-m", "--machine", default="")
+    ps.set_defaults(fn=cmd_ps)
+
+    c = sub.add_parser("clean", help="remove this user's leftovers of dead "
+                       "machines")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(fn=cmd_clean)
+    return p
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    try:
+        return a.fn(a)
+    except SmpvmError as e:
+        msg = str(e)
+        sys.stderr.write(msg if msg.startswith("smpvm") else f"smpvm: {msg}")
+        sys.stderr.write("\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

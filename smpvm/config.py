@@ -1,0 +1,66 @@
+"""Sizes of one machine, with defaults that boot in well under a second.
+
+Limits come from csrc/smpvm.h (through lib); this module only checks a
+config against them so that a bad size is one clear line, not a C error.
+"""
+import dataclasses
+import os
+
+from smpvm.errors import ConfigError
+from smpvm.layout import lib
+
+
+def default_ncpus():
+    """One CPU process per host core, at least 2 so that races can happen."""
+    return max(2, min(os.cpu_count() or 2, lib.SMPVM_MAXCPUS))
+
+
+@dataclasses.dataclass
+class MachineConfig:
+    ncpus: int = dataclasses.field(default_factory=default_ncpus)
+    maxthreads: int = lib.SMPVM_MAXTHREADS
+    npages: int = 4096          # 16 MiB of emulated physical memory
+    nobjects: int = 1024
+    nvnodes: int = 256
+    nswap: int = 16384          # 64 MiB swap (SSD) device
+    spin_pool: int = lib.SPINLOCK_NUM_POOL
+    token_pool: int = lib.LWKT_NUM_POOL_TOKENS
+    nsleepq: int = 1024
+    hz: int = lib.HZ_DEFAULT
+    datadir_base: str = ""      # where the machine's data directory goes
+
+    def validate(self):
+        """Raise ConfigError naming the first field that is out of range."""
+        def need(ok, field, what):
+            if not ok:
+                raise ConfigError(
+                    f"{field}={getattr(self, field)!r}: {what}")
+
+        def pow2(v):
+            return v >= 1 and v & (v - 1) == 0
+
+        for f in ("ncpus", "maxthreads", "npages", "nobjects", "nvnodes",
+                  "nswap", "spin_pool", "token_pool", "nsleepq", "hz"):
+            need(isinstance(getattr(self, f), int)
+                 and not isinstance(getattr(self, f), bool), f,
+                 "must be an integer")
+        need(1 <= self.ncpus <= lib.SMPVM_MAXCPUS, "ncpus",
+             f"must be 1..{lib.SMPVM_MAXCPUS}")
+        need(self.ncpus < self.maxthreads <= lib.SMPVM_MAXTHREADS,
+             "maxthreads",
+             f"must exceed ncpus and be at most {lib.SMPVM_MAXTHREADS}")
+        for f in ("npages", "nobjects", "nvnodes"):
+            need(1 <= getattr(self, f) <= 1 << 24, f, "must be 1..16777216")
+        # blocks 0..31 are never allocated (swaponvp keeps the first dmmax)
+        need(64 <= self.nswap <= 1 << 30, "nswap", "must be 64..2^30 pages")
+        need(pow2(self.spin_pool) and self.spin_pool <= 1 << 20, "spin_pool",
+             "must be a power of two up to 2^20 (the pool hash masks)")
+        need(1 <= self.token_pool <= 1 << 20, "token_pool",
+             "must be 1..2^20")
+        need(pow2(self.nsleepq) and self.nsleepq <= 1 << 16, "nsleepq",
+             "must be a power of two up to 65536")
+        need(1 <= self.hz <= 10000, "hz", "must be 1..10000")
+        if self.datadir_base:
+            need(os.path.isdir(self.datadir_base), "datadir_base",
+                 "must be an existing directory")
+        return self

@@ -1,0 +1,74 @@
+"""show threads / show locks: who holds and waits on what, from any process
+that maps the machine (ddb's `show locks`, `ps`)."""
+from smpvm.layout import (LOCK_KINDS, THREAD_KINDS, THREAD_STATES, cstr, ffi,
+                          lib, spinlocks, threads, tokens)
+
+
+def lock_name(machine, kind, lid):
+    """'vm_token', 'spin_pool[17]', 'pool_token[12]' -- by the class table."""
+    h = machine.hdr
+    for i in range(h.nclasses):
+        c = h.classes[i]
+        if c.kind == kind and c.first <= lid < c.first + c.count:
+            name = cstr(c.name)
+            return name if c.count == 1 else f"{name}[{lid - c.first}]"
+    return f"{LOCK_KINDS.get(kind, '?')}#{lid}"
+
+
+def locks_owned_by(machine, tid):
+    """[(kind, id)] whose lock word names tid as holder (authoritative)."""
+    kinds = ffi.new("int[256]")
+    ids = ffi.new("int[256]")
+    n = lib.smpvm_locks_owned_by(machine.base, tid, kinds, ids, 256)
+    return [(kinds[i], ids[i]) for i in range(n)]
+
+
+def thread_rows(machine):
+    """One dict per live thread slot."""
+    rows = []
+    td = threads(machine.base)
+    for tid in range(machine.config.maxthreads):
+        t = td[tid]
+        if t.state == lib.TDS_FREE:
+            continue
+        wait = ""
+        if t.state == lib.TDS_SLEEPING:
+            wait = f"tsleep '{cstr(t.wmesg)}' on {t.wchan:#x}"
+        elif t.state in (lib.TDS_SPINWAIT, lib.TDS_TOKWAIT) and t.wait_id >= 0:
+            holder = _holder(machine, t.wait_kind, t.wait_id)
+            wait = (f"{lock_name(machine, t.wait_kind, t.wait_id)}"
+                    + (f" (held by tid {holder})" if holder >= 0 else ""))
+        held = [lock_name(machine, k, i) for k, i in locks_owned_by(machine, tid)]
+        toks = [lock_name(machine, lib.LK_TOKEN, t.td_toks[i])
+                for i in range(t.td_toks_stop)]
+        rows.append({
+            "tid": tid, "name": cstr(t.name), "pid": t.pid, "cpu": t.cpu,
+            "kind": THREAD_KINDS.get(t.kind, "?"),
+            "state": THREAD_STATES.get(t.state, "?"), "waiting": wait,
+            "holds": held, "token_stack": toks, "critcount": t.td_critcount,
+            "spinlocks": t.gd_spinlocks_wr, "sleeps": t.n_sleeps,
+            "switches": t.n_switches})
+    return rows
+
+
+def _holder(machine, kind, lid):
+    if kind == lib.LK_SPIN:
+        v = spinlocks(machine.base)[lid].counta
+    else:
+        v = tokens(machine.base)[lid].t_ref
+    return int(v) - 1
+
+
+def format_threads(machine):
+    """The `show threads` text: one line per thread, then its locks."""
+    lines = [f"{'tid':>3} {'name':<14} {'kind':<7} {'cpu':>3} {'pid':>7} "
+             f"{'state':<9} waiting / holding"]
+    for r in thread_rows(machine):
+        lines.append(f"{r['tid']:>3} {r['name']:<14} {r['kind']:<7} "
+                     f"{r['cpu']:>3} {r['pid']:>7} {r['state']:<9} "
+                     f"{r['waiting']}")
+        if r["holds"]:
+            lines.append(f"{'':>4}holds: {', '.join(r['holds'])}")
+        if r["token_stack"]:
+            lines.append(f"{'':>4}token stack: {', '.join(r['token_stack'])}")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Kernel processes: CPU processes and kproc_start'ed kernel threads, each a
+real OS process forked with multiprocess, and the supervisor that watches them.
+
+The supervisor notices a dead child at once (process sentinels).  A child
+that dies before the machine shuts down -- killed, crashed, or panicked --
+is a panic: the report names the thread, how it died, the spinlocks and
+tokens whose lock words still name it, and every thread's state.
+"""
+import os
+import signal
+import sys
+import time
+import traceback
+
+import multiprocess
+import multiprocess.connection
+
+from smpvm import machine as machine_mod
+from smpvm.errors import Panic, SmpvmError
+from smpvm.kern import ddb
+from smpvm.kern.thread import panic, thread_attach, thread_exit
+from smpvm.layout import cstr, lib, threads
+
+# fork: ~2 ms a process and the mapping is inherited (measured-costs.md 6)
+CTX = multiprocess.get_context("fork")
+EXIT_PANIC = 70
+
+
+def _thread_main(machine, tid, parent_pid, fn, args):
+    """Entry of every kernel process.  Never returns (os._exit)."""
+    code = 0
+    try:
+        lib.smpvm_set_pdeathsig(signal.SIGKILL)     # die with the supervisor
+        if os.getppid() != parent_pid:
+            os._exit(EXIT_PANIC)
+        for fd in list(machine_mod.janitor_fds):    # janitors must see EOF
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        machine_mod.janitor_fds.clear()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        thread_attach(machine, tid)
+        try:
+            fn(machine, *args)
+            thread_exit()
+        except Panic:
+            code = EXIT_PANIC
+        except BaseException as e:  # a kernel thread may not die: panic
+            traceback.print_exc()
+            code = EXIT_PANIC
+            try:
+                panic(f"{cstr(threads(machine.base)[tid].name)}: unhandled "
+                      f"{type(e).__name__}: {e}")
+            except Panic:
+                pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class Supervisor:
+    """Starts and watches the kernel processes of one machine."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.procs = {}             # tid -> Process
+        self.report = ""
+        if lib.smpvm_curtid() < 0:
+            lib.smpvm_bind(machine.base, -1)
+
+    def kproc_start(self, name, fn, *args, cpu=-1, kind=lib.TDK_KTHREAD):
+        """Run fn(machine, *args) as kernel thread `name` in its own process.
+
+        Returns the thread id.  fn must return when machine.shutting_down().
+        """
+        tid = lib.smpvm_thread_alloc(self.machine.base, kind, cpu,
+                                     name.encode())
+        if tid < 0:
+            raise SmpvmError(
+                f"machine {self.machine.name}: no free thread slot for {name}")
+        p = CTX.Process(target=_thread_main, name=name,
+                        args=(self.machine, tid, os.getpid(), fn, args))
+        p.start()
+        self.procs[tid] = p
+        return tid
+
+    def start_cpus(self, fn, *args):
+        """One CPU process per configured CPU, each running fn(machine, *args)."""
+        return [self.kproc_start(f"cpu{c}", fn, *args, cpu=c, kind=lib.TDK_CPU)
+                for c in range(self.machine.config.ncpus)]
+
+    def live(self):
+        return {tid: p for tid, p in self.procs.items() if p.exitcode is None}
+
+    def wait(self, seconds=None):
+        """Watch until `seconds` pass ('timeout'), every child has exited
+        cleanly ('exited'), or the machine panics ('panic')."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
+            if self.machine.panicked:
+                return self._panicked()
+            live = self.live()
+            if not live:
+                return "exited"
+            timeout = 0.05
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    return "timeout"
+            by_sentinel = {p.sentinel: tid for tid, p in live.items()}
+            for s in multiprocess.connection.wait(list(by_sentinel), timeout):
+                tid = by_sentinel[s]
+                p = self.procs[tid]
+                p.join()
+                if p.exitcode != 0 and not self.machine.shutting_down():
+                    self._child_died(tid, p)
+                    return self._panicked()
+
+    def _child_died(self, tid, p):
+        name = p.name
+        if p.exitcode < 0:
+            how = f"killed by {signal.Signals(-p.exitcode).name}"
+        else:
+            how = f"exited with status {p.exitcode}"
+        held = [ddb.lock_name(self.machine, k, i)
+                for k, i in ddb.locks_owned_by(self.machine, tid)]
+        msg = f"{name} (tid {tid}, pid {p.pid}) {how}"
+        if held:
+            msg += " holding " + ", ".join(held)
+        self.machine.record_panic(msg)
+
+    def _panicked(self):
+        m = self.machine
+        self.report = (f"panic: {m.panicstr}\n"
+                       f"machine {m.name}, panicking thread tid "
+                       f"{m.hdr.panic_tid} pid {m.hdr.panic_pid}\n"
+                       + ddb.format_threads(m))
+        return "panic"
+
+    def shutdown(self, grace=3.0):
+        """Ask every thread to stop, wait up to grace seconds, then kill.
+        Returns the tids that had to be killed."""
+        self.machine.request_shutdown()
+        deadline = time.monotonic() + grace
+        for p in self.procs.values():
+            p.join(max(0.0, deadline - time.monotonic()))
+        return self.kill_all()
+
+    def kill_all(self):
+        """SIGKILL every child still running and reap them all."""
+        killed = []
+        for tid, p in self.procs.items():
+            if p.exitcode is None:
+                killed.append(tid)
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs.values():
+            p.join()
+        return killed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill_all()
+        return False

@@ -1,0 +1,402 @@
+"""Create, attach and destroy one machine: a named POSIX shared-memory segment
+(mode 0600, exclusive create) plus a private data directory.
+
+Leak-proofing, by exit path:
+  * normal exit, exception, Ctrl-C: Machine.destroy() runs from the context
+    manager / finally, and unlinks the segment and removes the data directory;
+  * a CPU process killed: the supervisor (kern/kproc.py) notices and destroys;
+  * the creating process killed (even by SIGKILL): a janitor process forked at
+    creation waits for EOF on a pipe whose only write end the creator holds;
+    the kernel closes it when the creator dies, and the janitor unlinks the
+    segment and removes the data directory.  CPU processes die with their
+    parent (PR_SET_PDEATHSIG), so nothing keeps running;
+  * the janitor killed too: the next create and `smpvm clean` sweep names
+    whose creator pid is dead (names are smpvm-<creator pid>-<n>).
+No SysV object and no named semaphore is used: waits are futexes inside the
+segment, which vanish with it.
+"""
+import itertools
+import mmap
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+import posix_ipc
+
+from smpvm import layout
+from smpvm.config import MachineConfig
+from smpvm.errors import AttachError
+from smpvm.layout import ffi, lib
+
+SHM_DIR = "/dev/shm"
+NAME_PREFIX = "smpvm-"
+NAME_RE = re.compile(r"^smpvm-(\d+)-(\d+)$")
+DATADIR_RE = re.compile(r"^smpvm-(\d+)-(\d+)-")
+
+_counter = itertools.count()
+# write ends of janitor pipes held by this process; fork children close them
+janitor_fds = set()
+
+
+def _posix_name(name):
+    return "/" + name.lstrip("/")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Machine:
+    """One machine, created by this process or attached by name.
+
+    The object keeps the mapping alive: cdata pointers into the segment
+    (base, hdr) are valid exactly as long as the Machine is open.
+    """
+
+    def __init__(self, name, mm, creator):
+        self.name = name
+        self._mm = mm
+        self._buf = ffi.from_buffer(mm)
+        self.base = ffi.cast("char *", self._buf)
+        self.hdr = layout.header(self.base)
+        self.creator = creator
+        self.janitor_pid = 0
+        self.janitor_fd = -1
+        self.closed = False
+
+    # ---- creation -----------------------------------------------------------
+    @classmethod
+    def create(cls, config=None):
+        """Create a machine from config (defaults if None) and return it.
+
+        Sweeps this user's leftovers of dead creators first.
+        """
+        cfg = (config or MachineConfig()).validate()
+        sweep()
+        name = f"{NAME_PREFIX}{os.getpid()}-{next(_counter)}"
+        ccfg = ffi.new("struct smpvm_config *", {
+            "ncpus": cfg.ncpus, "maxthreads": cfg.maxthreads,
+            "npages": cfg.npages, "nobjects": cfg.nobjects,
+            "nvnodes": cfg.nvnodes, "nswap": cfg.nswap,
+            "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
+            "nsleepq": cfg.nsleepq, "hz": cfg.hz})
+        proto = ffi.new("struct smpvm_header *")
+        if lib.smpvm_layout(ccfg, proto) != 0:
+            raise AttachError(f"smpvm_layout refused the config {cfg}")
+        size = proto.segment_size
+        datadir = tempfile.mkdtemp(prefix=name + "-",
+                                   dir=cfg.datadir_base or None)
+        shm = None
+        try:
+            shm = posix_ipc.SharedMemory(_posix_name(name), posix_ipc.O_CREX,
+                                         mode=0o600, size=size)
+            mm = mmap.mmap(shm.fd, size)
+            shm.close_fd()
+            m = cls(name, mm, creator=True)
+            ffi.memmove(m.base, proto, ffi.sizeof("struct smpvm_header"))
+            h = m.hdr
+            h.owner_uid = os.getuid()
+            h.creator_pid = os.getpid()
+            h.created_ns = time.time_ns()
+            h.boot_mono_ns = lib.smpvm_nanotime()
+            h.tsc_ns_q32 = lib.smpvm_tsc_calibrate(5)
+            h.state = lib.MS_BOOTING
+            h.name = name.encode()
+            h.datadir = datadir.encode()
+            _register_lock_classes(h)
+            _set_kern_defaults(h)
+            lib.smpvm_init(m.base)
+            m._start_janitor()
+            h.state = lib.MS_RUNNING
+            return m
+        except BaseException:
+            if shm is not None:
+                _unlink(name)
+            shutil.rmtree(datadir, ignore_errors=True)
+            raise
+
+    def _start_janitor(self):
+        r, w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _janitor_main(r, self.name, self.datadir, self.hdr)
+        os.close(r)
+        self.janitor_pid = pid
+        self.janitor_fd = w
+        janitor_fds.add(w)
+
+    # ---- attaching ----------------------------------------------------------
+    @classmethod
+    def attach(cls, name):
+        """Map an existing machine by name; AttachError if that is not sound."""
+        name = name.lstrip("/")
+        try:
+            shm = posix_ipc.SharedMemory(_posix_name(name))
+        except posix_ipc.ExistentialError:
+            raise AttachError(f"no machine named {name!r} "
+                              "(`smpvm ps` lists running machines)") from None
+        except posix_ipc.PermissionsError:
+            raise AttachError(
+                f"machine {name!r} belongs to another user") from None
+        try:
+            hsize = ffi.sizeof("struct smpvm_header")
+            if shm.size < 16:
+                raise AttachError(f"{name!r} is not an smpvm machine "
+                                  f"(segment of {shm.size} bytes)")
+            mm = mmap.mmap(shm.fd, shm.size)
+        finally:
+            shm.close_fd()
+        m = cls(name, mm, creator=False)
+        h = m.hdr
+        try:
+            if h.magic != lib.SMPVM_MAGIC:
+                raise AttachError(f"{name!r} is not an smpvm machine "
+                                  "(bad magic)")
+            if h.layout_version != lib.SMPVM_LAYOUT_VERSION:
+                raise AttachError(
+                    f"machine {name!r} has layout version {h.layout_version};"
+                    f" this smpvm speaks version {lib.SMPVM_LAYOUT_VERSION}")
+            if h.header_size != hsize or h.segment_size != len(mm):
+                raise AttachError(f"machine {name!r} has a header of "
+                                  f"{h.header_size} bytes and a segment of "
+                                  f"{len(mm)}; expected {hsize} and "
+                                  f"{h.segment_size}")
+            if h.owner_uid != os.getuid():
+                raise AttachError(f"machine {name!r} belongs to uid "
+                                  f"{h.owner_uid}, not {os.getuid()}")
+            if h.state == lib.MS_DESTROYED:
+                raise AttachError(f"machine {name!r} is being destroyed")
+        except AttachError:
+            m.close()
+            raise
+        return m
+
+    # ---- state ----------------------------------------------------------------
+    @property
+    def datadir(self):
+        return layout.cstr(self.hdr.datadir)
+
+    @property
+    def config(self):
+        return self.hdr.cfg
+
+    @property
+    def state(self):
+        return self.hdr.state
+
+    @property
+    def panicked(self):
+        return self.hdr.panicking != 0
+
+    @property
+    def panicstr(self):
+        return layout.cstr(self.hdr.panicstr)
+
+    def shutting_down(self):
+        return self.hdr.shutdown != 0
+
+    def request_shutdown(self):
+        """Set the shutdown flag and wake every thread sleeping on it."""
+        lib.atomic_set_int(ffi.addressof(self.hdr, "shutdown"), 1)
+        lib.atomic_cmpset_int(ffi.addressof(self.hdr, "state"),
+                              lib.MS_RUNNING, lib.MS_SHUTDOWN)
+        if lib.smpvm_curtid() < 0:      # a process binds one machine at a time
+            lib.smpvm_bind(self.base, -1)
+        lib.wakeup(lib.IDENT_SHUTDOWN)
+
+    def record_panic(self, msg):
+        """Record msg as the machine's panic unless another came first.
+
+        For the supervisor, which is not a thread of the machine and so must
+        not take the C panic path (that signals the caller).
+        """
+        if lib.atomic_cmpset_int(ffi.addressof(self.hdr, "panicking"), 0, 1):
+            self.hdr.panicstr = msg.encode()[:511]
+            self.hdr.panic_tid = -1
+            self.hdr.panic_pid = os.getpid()
+            self.hdr.state = lib.MS_PANIC
+            return True
+        return False
+
+    # ---- teardown -----------------------------------------------------------
+    def close(self):
+        """Unmap (the machine lives on unless we created and destroy it)."""
+        if self.closed:
+            return
+        self.closed = True
+        lib.smpvm_unbind(self.base)     # C must not keep a dangling base
+        del self.hdr
+        del self.base
+        ffi.release(self._buf)
+        del self._buf
+        try:
+            self._mm.close()
+        except BufferError:
+            # cdata views still alive elsewhere: the mapping goes at exit
+            pass
+
+    def destroy(self):
+        """Unlink the segment and remove the data directory (creator only).
+
+        Idempotent.  Processes still attached keep their mapping until they
+        exit; CPU processes must have been stopped first (the supervisor
+        does that).
+        """
+        if self.closed:
+            return
+        if self.creator:
+            self.hdr.state = lib.MS_DESTROYED
+            _unlink(self.name)
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            if self.janitor_fd >= 0:
+                janitor_fds.discard(self.janitor_fd)
+                os.close(self.janitor_fd)
+                self.janitor_fd = -1
+                try:
+                    os.waitpid(self.janitor_pid, 0)
+                except ChildProcessError:
+                    pass
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.creator:
+            self.destroy()
+        else:
+            self.close()
+        return False
+
+    def __repr__(self):
+        return f"<Machine {self.name} {'creator' if self.creator else ''}>"
+
+
+def _register_lock_classes(h):
+    """Lock classes: contiguous id ranges, named for reports."""
+    classes = [("spin_pool", lib.LK_SPIN, 0, h.cfg.spin_pool)]
+    for tid in sorted(layout.GLOBAL_TOKENS):
+        classes.append((layout.GLOBAL_TOKENS[tid], lib.LK_TOKEN, tid, 1))
+    classes.append(("pool_token", lib.LK_TOKEN, lib.SMPVM_NGLOBAL_TOKENS,
+                    h.cfg.token_pool))
+    for i, (name, kind, first, count) in enumerate(classes):
+        c = h.classes[i]
+        c.name = name.encode()
+        c.kind = kind
+        c.first = first
+        c.count = count
+    h.nclasses = len(classes)
+
+
+def _set_kern_defaults(h):
+    k = h.kern
+    k.lwkt_token_spin = lib.LWKT_TOKEN_SPIN
+    k.lwkt_yield_switch = 1
+    k.spin_yield_spins = lib.SPIN_YIELD_SPINS_DEFAULT
+    k.spin_warn_ms = lib.SPIN_WARN_MS_DEFAULT
+    k.spin_backtrace_ms = lib.SPIN_BACKTRACE_MS_DEFAULT
+    k.spin_panic_ms = lib.SPIN_PANIC_MS_DEFAULT
+
+
+def _unlink(name):
+    try:
+        posix_ipc.unlink_shared_memory(_posix_name(name))
+    except posix_ipc.ExistentialError:
+        pass
+
+
+def _janitor_main(rfd, name, datadir, hdr):
+    """Forked at creation; cleans up if the creator dies without destroying."""
+    try:
+        os.setsid()                 # Ctrl-C goes to the creator, not here
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        # drop every other inherited descriptor (test runners' pipes too)
+        os.closerange(3, rfd)
+        os.closerange(rfd + 1, 1 << 16)
+        while os.read(rfd, 64):
+            pass
+        if hdr.state != lib.MS_DESTROYED:
+            _unlink(name)
+            shutil.rmtree(datadir, ignore_errors=True)
+            os.write(2, f"smpvm: creator of {name} died; janitor removed "
+                        "its segment and data directory\n".encode())
+    finally:
+        os._exit(0)
+
+
+def list_machines():
+    """Names of this user's machines in /dev/shm, with creator pid."""
+    out = []
+    try:
+        entries = os.listdir(SHM_DIR)
+    except FileNotFoundError:
+        return out
+    uid = os.getuid()
+    for e in sorted(entries):
+        mo = NAME_RE.match(e)
+        if not mo:
+            continue
+        try:
+            if os.stat(os.path.join(SHM_DIR, e)).st_uid != uid:
+                continue
+        except FileNotFoundError:
+            continue
+        out.append((e, int(mo.group(1))))
+    return out
+
+
+def sweep(verbose=False):
+    """Remove this user's segments and data directories whose creator is
+    dead.  Returns what was removed (names and paths)."""
+    removed = []
+    for name, pid in list_machines():
+        if _pid_alive(pid):
+            continue
+        try:
+            m = Machine.attach(name)
+        except AttachError:
+            m = None
+        if m is not None:
+            d = m.datadir
+            m.close()
+            if d and os.path.basename(d).startswith(name + "-"):
+                shutil.rmtree(d, ignore_errors=True)
+        _unlink(name)
+        removed.append(name)
+    base = tempfile.gettempdir()
+    uid = os.getuid()
+    try:
+        entries = os.listdir(base)
+    except FileNotFoundError:
+        entries = []
+    for e in entries:
+        mo = DATADIR_RE.match(e)
+        if not mo or _pid_alive(int(mo.group(1))):
+            continue
+        p = os.path.join(base, e)
+        try:
+            if os.stat(p).st_uid != uid:
+                continue
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    if verbose:
+        for r in removed:
+            print(f"removed {r}")
+    return removed
