@@ -565,7 +565,7 @@ spin_lock_contested(struct spinlock *sp, int id)
 {
 	uint64_t spins = 0, t0 = rdtsc(), t0ns = smpvm_nanotime(), now, el;
 	uint64_t next_warn, yield_every;
-	int bt_done = 0, secs = 0;
+	int bt_done = 0;
 
 	td->state = TDS_SPINWAIT;
 	td->wait_kind = LK_SPIN;
@@ -594,10 +594,11 @@ spin_lock_contested(struct spinlock *sp, int id)
 		now = smpvm_nanotime();
 		el = now - t0ns;
 		if (next_warn && el >= next_warn) {
-			secs = (int)(el / 1000000000ull);
 			fprintf(stderr, "spin_lock: %d (holder tid %d pid %d), "
-			    "indefinite wait (%d secs)!\n", id,
-			    (int)sp->counta - 1, sp->owner_pid, secs);
+			    "indefinite wait (%d.%03d secs)!\n", id,
+			    (int)sp->counta - 1, sp->owner_pid,
+			    (int)(el / 1000000000ull),
+			    (int)(el / 1000000ull % 1000));
 			fflush(stderr);
 			next_warn += (uint64_t)H->kern.spin_warn_ms * 1000000ull;
 		}

@@ -262,7 +262,7 @@ struct smpvm_header {
 	struct smpvm_kern_sysctl kern;
 	uint32_t shutdown;              /* futex word, 1 once shutdown      */
 	uint32_t pad1;
-	uint64_t pad2[6];
+	uint64_t scratch[6];            /* free words for tests and tools   */
 };
 
 /* ---- the C entry points (one per kernel operation) ---------------------- */

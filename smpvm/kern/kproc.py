@@ -69,6 +69,7 @@ class Supervisor:
     def __init__(self, machine):
         self.machine = machine
         self.procs = {}             # tid -> Process
+        self._reaped = set()        # tids whose exit was looked at
         self.report = ""
         if lib.smpvm_curtid() < 0:
             lib.smpvm_bind(machine.base, -1)
@@ -99,11 +100,19 @@ class Supervisor:
 
     def wait(self, seconds=None):
         """Watch until `seconds` pass ('timeout'), every child has exited
-        cleanly ('exited'), or the machine panics ('panic')."""
+        cleanly ('exited'), or the machine panics ('panic').  A child that
+        exits non-zero before shutdown is a panic."""
         deadline = None if seconds is None else time.monotonic() + seconds
         while True:
             if self.machine.panicked:
                 return self._panicked()
+            for tid, p in self.procs.items():
+                if tid in self._reaped or p.exitcode is None:
+                    continue
+                self._reaped.add(tid)
+                if p.exitcode != 0 and not self.machine.shutting_down():
+                    self._child_died(tid, p)
+                    return self._panicked()
             live = self.live()
             if not live:
                 return "exited"
@@ -112,14 +121,8 @@ class Supervisor:
                 timeout = min(timeout, deadline - time.monotonic())
                 if timeout <= 0:
                     return "timeout"
-            by_sentinel = {p.sentinel: tid for tid, p in live.items()}
-            for s in multiprocess.connection.wait(list(by_sentinel), timeout):
-                tid = by_sentinel[s]
-                p = self.procs[tid]
-                p.join()
-                if p.exitcode != 0 and not self.machine.shutting_down():
-                    self._child_died(tid, p)
-                    return self._panicked()
+            multiprocess.connection.wait([p.sentinel for p in live.values()],
+                                         timeout)
 
     def _child_died(self, tid, p):
         name = p.name

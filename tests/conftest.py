@@ -1,0 +1,71 @@
+"""Fixtures: a fresh machine per test, this process bound as a thread, and a
+leak check after every test (no segment, data directory or child process
+of this process survives a test)."""
+import os
+import tempfile
+import time
+
+import pytest
+
+from smpvm.config import MachineConfig
+from smpvm.kern.thread import bound_thread
+from smpvm.machine import Machine
+
+
+def _children(pid):
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(e))
+    return out
+
+
+def _leftovers(pid):
+    shm = [e for e in os.listdir("/dev/shm") if e.startswith(f"smpvm-{pid}-")]
+    tmp = [e for e in os.listdir(tempfile.gettempdir())
+           if e.startswith(f"smpvm-{pid}-")]
+    return shm + tmp
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    before = set(_children(os.getpid()))
+    yield
+    pid = os.getpid()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        left = _leftovers(pid)
+        kids = set(_children(pid)) - before
+        if not left and not kids:
+            return
+        time.sleep(0.05)
+    assert not left, f"left behind: {left}"
+    assert not kids, f"child processes left running: {kids}"
+
+
+@pytest.fixture
+def machine():
+    with Machine.create(MachineConfig(ncpus=4)) as m:
+        yield m
+
+
+@pytest.fixture
+def host(machine):
+    """This test process as thread 'host' of the machine; yields the tid."""
+    with bound_thread(machine, "host") as tid:
+        yield tid
+
+
+def wait_for(cond, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
