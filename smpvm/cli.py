@@ -83,7 +83,8 @@ def cmd_boot(a):
                 sys.stderr.write(sup.report + "\n")
                 rc = EXIT_PANIC
             elif not a.quiet:
-                print(f"{m.name}: {outcome}, shut down cleanly", flush=True)
+                print(f"{m.name}: {outcome}, shut down cleanly")
+                print(ddb.lock_summary(m), flush=True)
     finally:
         m.destroy()
     return rc
@@ -159,8 +160,9 @@ def build_parser():
     _config_args(b)
     b.add_argument("--seconds", type=float, default=None,
                    help="run this long (default: until Ctrl-C)")
-    b.add_argument("--workload", choices=sorted(WORKLOADS), default="idle",
-                   help="what the CPU processes run (default idle)")
+    b.add_argument("--workload", choices=sorted(WORKLOADS), default="locks",
+                   help="what the CPU processes run: random lock traffic "
+                        "(locks, the default) or nothing (idle)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(fn=cmd_boot)
 

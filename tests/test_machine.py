@@ -169,8 +169,9 @@ def test_thread_exit_with_lock_held_panics(machine):
 # ---- the command line -------------------------------------------------------
 
 def _run(args, **kw):
+    # cwd=/ so that -m finds the installed package, not a source checkout
     return subprocess.run(SMPVM + args, capture_output=True, text=True,
-                          timeout=60, **kw)
+                          timeout=60, cwd="/", **kw)
 
 
 def test_cli_boot_runs_and_leaves_nothing():
@@ -201,7 +202,7 @@ def test_cli_bad_input_is_one_line_exit_2(args, msg):
 def _boot(seconds=30, cpus=2):
     p = subprocess.Popen(SMPVM + ["boot", "--cpus", str(cpus), "--seconds",
                                   str(seconds)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, cwd="/")
     name = p.stdout.readline().strip()
     assert name.startswith("smpvm-"), p.stderr.read()
     m = Machine.attach(name)

@@ -72,3 +72,30 @@ def format_threads(machine):
         if r["token_stack"]:
             lines.append(f"{'':>4}token stack: {', '.join(r['token_stack'])}")
     return "\n".join(lines)
+
+
+def lock_summary(machine, top=5):
+    """A few lines: totals and the locks that cost the most wait time.
+    (The full profiler is `smpvm lockstat`; this is the boot epilogue.)"""
+    rows = []
+    tot_acq = tot_cont = 0
+    for kind, arr, n in ((lib.LK_SPIN, spinlocks(machine.base),
+                          machine.config.nspinlocks),
+                         (lib.LK_TOKEN, tokens(machine.base),
+                          machine.config.ntokens)):
+        for i in range(n):
+            s = arr[i]
+            if s.st_acquisitions == 0:
+                continue
+            tot_acq += s.st_acquisitions
+            tot_cont += s.st_contended
+            if s.st_contended:
+                rows.append((s.st_wait_ns, lock_name(machine, kind, i),
+                             s.st_acquisitions, s.st_contended,
+                             s.st_wait_max_ns))
+    rows.sort(reverse=True)
+    lines = [f"locks: {tot_acq} acquisitions, {tot_cont} contended"]
+    for wait, name, acq, cont, wmax in rows[:top]:
+        lines.append(f"  {name:<20} acq {acq:>9} contended {cont:>7} "
+                     f"wait {wait / 1e6:9.3f} ms (max {wmax / 1e3:.1f} us)")
+    return "\n".join(lines)

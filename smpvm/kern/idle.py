@@ -47,7 +47,7 @@ def lock_exercise_loop(machine, seed=0):
             else:
                 tsleep(0x1000 + rng.randrange(8), 0, "exer", 1)
         n += 1
-        if n % 8 == 0:
+        if n % 64 == 0:
             tsleep(lib.IDENT_SHUTDOWN, 0, "breathe", max(1, hz // 100))
 
 
