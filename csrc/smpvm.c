@@ -44,6 +44,8 @@ static uint32_t curref;                 /* curtid + 1: the value locks hold */
 static smpvm_hook_fn hook;
 static volatile int panic_pending;
 
+static inline struct smpvm_sleepq *sleepq_bucket(uint64_t ident);
+
 #define PREEMPT_POINT(op, id) do {                                      \
 	if (__builtin_expect(hook != NULL, 0))                          \
 		hook((op), (id));                                       \
@@ -341,6 +343,11 @@ smpvm_thread_exit(void)
 		panicf("thread %s exiting with %d spinlocks and %d tokens held",
 		    td->name, td->nspins, td->td_toks_stop);
 		return -1;
+	}
+	if (td->wchan) {        /* an interlock never followed by tsleep */
+		__atomic_fetch_and(&sleepq_bucket(td->wchan)->mask,
+		    ~(1ull << curtid), __ATOMIC_SEQ_CST);
+		td->wchan = 0;
 	}
 	td->pid = 0;
 	__atomic_store_n(&td->state, TDS_FREE, __ATOMIC_SEQ_CST);
@@ -1155,6 +1162,12 @@ wakeup_common(uint64_t ident, int one)
 
 	if (H == NULL)
 		return;
+	/*
+	 * Callers publish their condition with plain stores (from Python too)
+	 * and then wake; the fence orders those stores before the mask read,
+	 * pairing with tsleep_interlock's seq_cst mask update.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	sq = sleepq_bucket(ident);
 	mask = __atomic_load_n(&sq->mask, __ATOMIC_SEQ_CST);
 

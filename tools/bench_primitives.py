@@ -151,15 +151,10 @@ def measure(fn, iters, reps):
 
 
 # ---- ping-pong --------------------------------------------------------------
-_HDR_FIELDS = {f for f, _ in ffi.typeof("struct smpvm_header").fields}
-# free uint64 words of the header: `scratch` (was `pad2`)
-SEQ_FIELD = "scratch" if "scratch" in _HDR_FIELDS else "pad2"
-
-
 def seq_words(machine):
     """hdr.scratch[0] (ping: this process) and [1] (pong: the kernel
     thread): shared uint64 words the machine does not use."""
-    return ffi.cast("uint64_t *", ffi.addressof(machine.hdr, SEQ_FIELD))
+    return ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "scratch"))
 
 
 def pong_main(machine, ident_ping, ident_pong):
@@ -254,7 +249,6 @@ def measure_pingpong(machine, rounds, reps):
         "timeouts": timeouts,
         "ping_sleeps": sleeps[0],
         "pong_sleeps": sleeps[1],
-        "seq_field": SEQ_FIELD,
         "warmup_timeouts": warm_to,
         "killed_at_shutdown": killed,
     }
