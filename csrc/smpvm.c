@@ -24,7 +24,7 @@
 #include <x86intrin.h>
 #endif
 
-#include "smpvm.h"
+#include "smpvm_priv.h"
 
 _Static_assert(sizeof(struct spinlock) == 2 * SMPVM_CACHELINE, "spinlock pad");
 _Static_assert(sizeof(struct lwkt_token) == 2 * SMPVM_CACHELINE, "token pad");
@@ -32,24 +32,19 @@ _Static_assert(sizeof(struct smpvm_sleepq) == SMPVM_CACHELINE, "sleepq pad");
 _Static_assert(sizeof(struct smpvm_thread) % SMPVM_CACHELINE == 0, "thread pad");
 _Static_assert(SMPVM_MAXTHREADS <= 64, "sleep-queue masks are 64 bits");
 
-/* ---- process-local state ------------------------------------------------ */
-static struct smpvm_header *H;
-static struct smpvm_thread *T;          /* thread table                     */
-static struct spinlock *SL;             /* all spinlocks, pool first        */
-static struct lwkt_token *TK;           /* all tokens, globals first        */
-static struct smpvm_sleepq *SQ;
-static struct smpvm_thread *td;         /* curthread                        */
-static int curtid = -1;
-static uint32_t curref;                 /* curtid + 1: the value locks hold */
-static smpvm_hook_fn hook;
+/* ---- process-local state (declared in smpvm_priv.h) --------------------- */
+HIDDEN struct smpvm_header *H;
+HIDDEN struct smpvm_thread *T;          /* thread table                     */
+HIDDEN struct spinlock *SL;             /* all spinlocks, pool first        */
+HIDDEN struct lwkt_token *TK;           /* all tokens, globals first        */
+HIDDEN struct smpvm_sleepq *SQ;
+HIDDEN struct smpvm_thread *td;         /* curthread                        */
+HIDDEN int curtid = -1;
+HIDDEN uint32_t curref;                 /* curtid + 1: the value locks hold */
+HIDDEN smpvm_hook_fn hook;
 static volatile int panic_pending;
 
 static inline struct smpvm_sleepq *sleepq_bucket(uint64_t ident);
-
-#define PREEMPT_POINT(op, id) do {                                      \
-	if (__builtin_expect(hook != NULL, 0))                          \
-		hook((op), (id));                                       \
-} while (0)
 
 /* ---- time ----------------------------------------------------------------- */
 uint64_t
@@ -126,7 +121,7 @@ futex_wake(volatile uint32_t *w, int n)
 }
 
 /* ---- panic ----------------------------------------------------------------- */
-static void
+HIDDEN void
 panicf(const char *fmt, ...)
 {
 	char buf[480];
@@ -206,6 +201,7 @@ smpvm_layout(struct smpvm_config *cfg, struct smpvm_header *hdr)
 	len[REG_SPINLOCKS] = (uint64_t)cfg->nspinlocks * sizeof(struct spinlock);
 	len[REG_TOKENS] = (uint64_t)cfg->ntokens * sizeof(struct lwkt_token);
 	len[REG_SLEEPQ] = (uint64_t)cfg->nsleepq * sizeof(struct smpvm_sleepq);
+	vm_layout(cfg, len);
 
 	hdr->magic = SMPVM_MAGIC;
 	hdr->layout_version = SMPVM_LAYOUT_VERSION;
@@ -229,6 +225,7 @@ bind_regions(void *base)
 	SL = (struct spinlock *)((char *)base + H->region_off[REG_SPINLOCKS]);
 	TK = (struct lwkt_token *)((char *)base + H->region_off[REG_TOKENS]);
 	SQ = (struct smpvm_sleepq *)((char *)base + H->region_off[REG_SLEEPQ]);
+	vm_bind(base);
 }
 
 /* Initialise the regions of a segment whose header smpvm_layout() filled. */
@@ -251,6 +248,7 @@ smpvm_init(void *base)
 		SL[i].last_tid = -1;
 	for (i = 0; i < H->cfg.ntokens; i++)
 		TK[i].last_tid = -1;
+	vm_init();
 	return 0;
 }
 
@@ -281,6 +279,13 @@ smpvm_unbind(void *base)
 	SL = NULL;
 	TK = NULL;
 	SQ = NULL;
+	VMG = NULL;
+	PG = NULL;
+	PHYS = NULL;
+	OBJ = NULL;
+	VN = NULL;
+	SWB = NULL;
+	BL = NULL;
 	td = NULL;
 	curtid = -1;
 	curref = 0;

@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    1
+#define SMPVM_LAYOUT_VERSION    2
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -64,8 +64,14 @@
 #define TOK_DEV                 4       /* dev_token   */
 #define SMPVM_NGLOBAL_TOKENS    5
 
-/* ---- spinlock ids: pool spinlocks are 0..spin_pool-1; named ones follow -- */
-#define SMPVM_NNAMED_SPINLOCKS  0
+/*
+ * ---- spinlock ids: pool spinlocks are 0..spin_pool-1; named ones follow ----
+ * Named spinlock k has id spin_pool + k.  The first PQ_COUNT are the page
+ * queue spinlocks (vm_page_queues[q].spin, k = q).
+ */
+#define SPIN_NAMED_QUEUE0       0       /* + queue index                     */
+#define SPIN_NAMED_SWAPZONE     516     /* swblock zone free list            */
+#define SMPVM_NNAMED_SPINLOCKS  517
 
 /* ---- machine state (hdr.state) ------------------------------------------ */
 #define MS_BOOTING              0
@@ -106,6 +112,10 @@
 #define REG_SPINLOCKS           1
 #define REG_TOKENS              2
 #define REG_SLEEPQ              3
+#define REG_VM                  4       /* struct vm_globals                 */
+#define REG_PAGES               5       /* struct vm_page[npages + markers]  */
+#define REG_PHYS                6       /* page contents, npages * PAGE_SIZE */
+#define REG_OBJECTS             7       /* objects, vnodes, swblocks, blist  */
 
 /*
  * Sizes of one machine.  Filled by Python from its config, completed and
@@ -123,6 +133,7 @@ struct smpvm_config {
 	uint32_t token_pool;    /* pool tokens                        */
 	uint32_t nsleepq;       /* sleep-queue hash buckets (pow2)    */
 	uint32_t hz;
+	uint32_t nmeta;         /* VCHR meta-data device, in pages    */
 	uint32_t nspinlocks;    /* derived: spin_pool + named         */
 	uint32_t ntokens;       /* derived: globals + token_pool      */
 };
@@ -265,6 +276,298 @@ struct smpvm_header {
 	uint64_t scratch[6];            /* free words for tests and tools   */
 };
 
+
+/* ======================================================================== */
+/*                       the emulated VM (sys/vm, vfs)                      */
+/* ======================================================================== */
+
+#define PAGE_SIZE               4096
+#define PAGE_SHIFT              12
+#define DEV_BSIZE               512
+#define VM_PAGE_BITS_ALL        0xff
+
+/* page flags (sys/vm/vm_page.h @seed) */
+#define PG_BUSY                 0x00000001
+#define PG_WANTED               0x00000002
+#define PG_WINATCFLS            0x00000004
+#define PG_FICTITIOUS           0x00000008
+#define PG_WRITEABLE            0x00000010
+#define PG_MAPPED               0x00000020
+#define PG_ZERO                 0x00000040
+#define PG_REFERENCED           0x00000080
+#define PG_CLEANCHK             0x00000100
+#define PG_SWAPINPROG           0x00000200
+#define PG_NOSYNC               0x00000400
+#define PG_UNMANAGED            0x00000800
+#define PG_MARKER               0x00001000
+#define PG_RAM                  0x00002000
+#define PG_SWAPPED              0x00004000
+#define PG_NOTMETA              0x00008000
+#define PG_ACTIONLIST           0x00010000
+#define PG_SBUSY                0x00020000
+
+/* queues (@seed: INACTIVE, ACTIVE, HOLD single; FREE, CACHE coloured) */
+#define PQ_L2_SIZE              64
+#define PQ_MAXL2_SIZE           256
+#define PQ_NONE                 0
+#define PQ_FREE                 1
+#define PQ_INACTIVE             257
+#define PQ_ACTIVE               258
+#define PQ_CACHE                259
+#define PQ_HOLD                 515
+#define PQ_COUNT                516
+
+#define ACT_DECLINE             1
+#define ACT_ADVANCE             3
+#define ACT_INIT                5
+#define ACT_MAX                 64
+
+/* object types and flags (sys/vm/vm_object.h @seed) */
+#define OBJT_DEFAULT            0
+#define OBJT_SWAP               1
+#define OBJT_VNODE              2
+#define OBJT_DEVICE             3
+#define OBJT_PHYS               4
+#define OBJT_DEAD               5
+#define OBJT_MARKER             6
+#define OBJ_DEAD                0x0008
+#define OBJ_WRITEABLE           0x0080
+#define OBJ_MIGHTBEDIRTY        0x0100
+#define REFCNTF_WAITING         0x40000000
+
+/* vnodes (sys/sys/vnode.h, sys/sys/stat.h) */
+#define VNON                    0
+#define VREG                    1
+#define VCHR                    4
+#define VSWAPCACHE              0x01000000
+#define UF_CACHE                0x00000080
+#define SF_NOCACHE              0x00800000
+
+/* pager results (sys/vm/vm_pager.h), protections (sys/vm/vm.h) */
+#define VM_PAGER_OK             0
+#define VM_PAGER_BAD            1
+#define VM_PAGER_FAIL           2
+#define VM_PAGER_PEND           3
+#define VM_PAGER_ERROR          4
+#define VM_PAGER_AGAIN          5
+#define VM_PROT_NONE            0
+#define VM_PROT_READ            1
+#define VM_PROT_WRITE           2
+
+/* vm_page_alloc requests */
+#define VM_ALLOC_NORMAL         0x01
+#define VM_ALLOC_SYSTEM         0x02
+#define VM_ALLOC_NULL_OK        0x40
+
+/* swap (sys/sys/blist.h, swap_pager.c @seed) */
+#define SWAPBLK_NONE            -2147483648
+#define SWAP_META_PAGES         32      /* inside swap_pager.c              */
+#define SWAP_META_MASK          31
+#define SWAPCACHE_META_PAGES    16      /* SWAP_META_PAGES as vm_swapcache.c sees it */
+#define SWAPCACHE_META_MASK     15
+#define SWB_DMMAX               32      /* swap stripe; first dmmax blocks reserved */
+#define NSW_CLUSTER_MAX         16
+#define SWM_FREE                0x02
+#define SWM_POP                 0x04
+
+/* the kernel variant's defects, as bits of vm_globals.bugs (seed = all) */
+#define BUG_SWBLOCK_LEAK        0x0001  /* meta_free leaks an emptied swblock's last block */
+#define BUG_CONDFREE_NEG        0x0002  /* condfree returns -1 when the swblock budget runs out */
+#define BUG_WRITE_IGNORES_SWAPINPROG 0x0004  /* H1: a buffer write does not wait
+                                              * for an in-flight swap write */
+
+/* per-thread markers: page indices npages + tid * VM_MARKERS_PER_THREAD + k */
+#define VM_MARKERS_PER_THREAD   2
+/* object slots: nobjects + tid for each thread's object marker */
+
+/* emulated kernel addresses (pool hashes and sleep idents derive from them) */
+#define KVA_PAGES               0xffffffe000000000
+#define KVA_PAGE_STRIDE         128     /* the kernel's sizeof(struct vm_page) */
+#define KVA_OBJECTS             0xffffffd000000000
+#define KVA_OBJECT_STRIDE       256     /* the kernel's sizeof(struct vm_object) */
+#define IDENT_VM_FREE           2       /* &vmstats.v_free_count (vm_wait)  */
+#define IDENT_PAGEDAEMON        3       /* &vm_pages_needed                 */
+
+#define OBJ_PGHASH              64      /* per-object resident-page hash    */
+#define OBJ_SWBHASH             16      /* per-object swblock hash          */
+
+/*
+ * struct vm_page, addressed by index.  Protection (reference 3): pq links
+ * by the queue spinlock of `queue`; `queue` by the page spinlock and the
+ * queue spinlock; object/pindex/hnext by the object token + page spinlock +
+ * PG_BUSY; flags atomic; busy only by the PG_BUSY holder; wire_count atomic
+ * (0<->1 under PG_BUSY); hold_count atomic under the page spinlock;
+ * valid/dirty under PG_BUSY; md_modified (the emulated pte modified bit)
+ * under the page spinlock.
+ */
+struct vm_page {
+	uint32_t flags;
+	uint16_t queue;
+	uint16_t pc;
+	int32_t  object;        /* object index, -1 for none            */
+	int32_t  hnext;         /* next page in the object's hash chain */
+	uint64_t pindex;
+	int32_t  pq_next;       /* queue links (page indices, -1 end)   */
+	int32_t  pq_prev;
+	int32_t  hold_count;
+	uint32_t wire_count;
+	uint8_t  busy;          /* soft-busy count                      */
+	uint8_t  act_count;
+	uint8_t  valid;
+	uint8_t  dirty;
+	uint8_t  md_modified;   /* pmap: some pte has the modified bit  */
+	uint8_t  md_referenced; /* pmap: some pte has the accessed bit  */
+	uint8_t  pad0[2];
+	uint64_t swap_writes;   /* times written to the swapcache       */
+	uint32_t gen;           /* bumped at every (re)allocation       */
+	uint32_t pad1;
+};
+
+/* struct vpgqueues: one per queue index; its lock is named spinlock q */
+struct vpgqueues {
+	int32_t  head;
+	int32_t  tail;
+	int32_t  lcnt;
+	uint32_t flipflop;
+	uint64_t pad0[6];
+};
+
+struct vm_object {
+	uint32_t state;         /* 0 free slot, 1 allocated             */
+	uint32_t type;
+	uint32_t flags;         /* atomic                               */
+	int32_t  ref_count;
+	int32_t  hold_count;    /* atomic                               */
+	uint32_t paging_in_progress;    /* atomic, REFCNTF_WAITING      */
+	uint64_t size;          /* pages                                */
+	int32_t  handle;        /* vnode index, -1 for none             */
+	int32_t  list_next;     /* vm_object_list (vmobj_token)         */
+	int32_t  list_prev;
+	int32_t  backing_object;        /* the cleaning marker's cursor owner */
+	uint64_t generation;
+	uint32_t resident_page_count;
+	uint32_t swblock_count;
+	uint32_t alloc_gen;     /* bumped at every allocation of the slot */
+	uint32_t pad0;
+	int32_t  pghash[64];    /* OBJ_PGHASH chain heads (page index)  */
+	int32_t  swbhash[16];   /* OBJ_SWBHASH chain heads (swblock idx)*/
+	uint64_t pad1[4];
+};
+
+struct swblock {
+	int32_t  swb_next;      /* hash chain, or zone free list        */
+	int32_t  swb_object;
+	uint64_t swb_index;
+	int32_t  swb_count;
+	int32_t  swb_pages[32]; /* SWAP_META_PAGES                      */
+	int32_t  pad0;
+};
+
+struct vnode {
+	uint32_t state;         /* 0 free slot, 1 allocated             */
+	uint32_t v_type;
+	uint32_t v_flag;        /* atomic (VSWAPCACHE)                  */
+	int32_t  v_object;
+	uint32_t file_flags;    /* UF_CACHE / SF_NOCACHE (chflags)      */
+	int32_t  usecount;
+	uint64_t size;          /* file size in bytes (vnode token)     */
+	uint32_t generation;    /* bumped when the slot is reused       */
+	uint32_t unlinked;
+	char     name[48];
+	uint64_t pad0[1];
+};
+
+/* vmstats (atomic counters, unlocked reads) and pageout targets */
+struct vmstats {
+	uint32_t v_page_count;
+	uint32_t v_free_count;
+	uint32_t v_cache_count;
+	uint32_t v_inactive_count;
+	uint32_t v_active_count;
+	uint32_t v_wire_count;
+	uint32_t v_free_min;
+	uint32_t v_free_target;
+	uint32_t v_free_reserved;
+	uint32_t v_cache_min;
+	uint32_t v_inactive_target;
+	uint32_t v_pdwakeups;
+	uint64_t v_reactivated;
+	uint64_t pad0[4];
+};
+
+/* counters smpvm keeps for tests and reports (atomic) */
+struct vm_counters {
+	uint64_t swap_write_pages;      /* pages written to the SSD       */
+	uint64_t swap_write_clusters;
+	uint64_t swap_write_errors;
+	uint64_t swap_alloc_fail;
+	uint64_t unswapped;             /* swap_pager_unswapped releases  */
+	uint64_t range_freed;           /* blocks freed by range frees    */
+	uint64_t diverted_reads;        /* buffers served from the SSD    */
+	uint64_t diverted_pages;
+	uint64_t zero_fills;            /* diverted page with no block (!)*/
+	uint64_t vnode_reads;           /* buffers read from their file   */
+	uint64_t vnode_writes;          /* pages written to their file    */
+	uint64_t page_allocs;
+	uint64_t page_frees;
+	uint64_t page_caches;
+	uint64_t pageout_scans;
+	uint64_t pad0[1];
+};
+
+/*
+ * vm.swapcache.* (sys/vm/vm_swapcache.c @seed): read and written racily, as
+ * in the kernel; curburst and write_count are written only by swapcached
+ * (and sysctl).  The state words are smpvm's, for `smpvm stat`.
+ */
+struct vm_swapcache_sysctl {
+	int64_t  read_enable;
+	int64_t  data_enable;
+	int64_t  meta_enable;
+	int64_t  maxlaunder;
+	int64_t  maxswappct;
+	int64_t  hysteresis;
+	int64_t  use_chflags;
+	int64_t  minburst;
+	int64_t  curburst;
+	int64_t  maxburst;
+	int64_t  accrate;
+	int64_t  write_count;
+	int64_t  maxfilesize;
+	int64_t  state;         /* 0 WRITING, 1 CLEANING (smpvm export)  */
+	int64_t  burst;         /* 0 BURSTING, 1 RECOVERING              */
+	int64_t  pad0[1];
+};
+
+struct vm_globals {
+	struct vmstats vmstats;
+	struct vm_swapcache_sysctl swapcache;
+	struct vm_counters cnt;
+	/* swap accounting: vm_token */
+	int64_t  vm_swap_max;
+	int64_t  vm_swap_size;
+	int64_t  vm_swap_cache_use;
+	int64_t  vm_swap_anon_use;
+	int64_t  sw_nused;
+	int32_t  swap_pager_full;
+	int32_t  swb_free_head;         /* swblock zone (SPIN_NAMED_SWAPZONE) */
+	uint32_t nswblocks;
+	uint32_t nmarkers;
+	uint32_t bugs;                  /* BUG_* of the kernel variant    */
+	int32_t  vm_object_list_head;   /* vmobj_token                    */
+	int32_t  vm_object_list_tail;
+	uint32_t vm_object_count;
+	int32_t  vm_swapcache_inactive_heuristic;  /* unlocked, racy      */
+	uint32_t vm_pages_needed;
+	uint64_t off_vnodes;            /* offsets inside REG_OBJECTS     */
+	uint64_t off_swblocks;
+	uint64_t off_blist;
+	uint32_t nobjslots;             /* nobjects + one marker per thread */
+	uint32_t pad1;
+	uint64_t pad0[3];
+	struct vpgqueues vm_page_queues[PQ_COUNT];
+};
+
 /* ---- the C entry points (one per kernel operation) ---------------------- */
 
 typedef void (*smpvm_hook_fn)(int op, int id);
@@ -320,6 +623,87 @@ void     tsleep_interlock(uint64_t ident);
 int      tsleep(uint64_t ident, int flags, const char *wmesg, int timo);
 void     wakeup(uint64_t ident);
 void     wakeup_one(uint64_t ident);
+
+/* vm pages (sys/vm/vm_page.c) */
+int      vm_page_spin_index(int m);
+uint64_t vm_page_kva(int m);
+uint64_t vm_object_kva(int o);
+uint64_t vm_page_phys(int m);
+void     vm_page_spin_lock(int m);
+void     vm_page_spin_unlock(int m);
+void     vm_page_queues_spin_lock(int q);
+void     vm_page_queues_spin_unlock(int q);
+int      vm_page_busy_try(int m, int also_m_busy);
+void     vm_page_busy_wait(int m, int also_m_busy, const char *wmesg);
+int      vm_page_sleep_busy(int m, int also_m_busy, const char *wmesg);
+void     vm_page_wakeup(int m);
+void     vm_page_flash(int m);
+void     vm_page_io_start(int m);
+void     vm_page_io_finish(int m);
+void     vm_page_hold(int m);
+void     vm_page_unhold(int m);
+void     vm_page_wire(int m);
+void     vm_page_unwire(int m, int activate);
+void     vm_page_deactivate(int m);
+void     vm_page_deactivate_head(int m);
+void     vm_page_activate(int m);
+void     vm_page_requeue(int m);
+void     vm_page_unqueue_nowakeup(int m);
+void     vm_page_unqueue(int m);
+void     vm_page_dirty(int m);
+void     vm_page_undirty(int m);
+void     vm_page_protect(int m, int prot);
+void     vm_page_test_dirty(int m);
+void     pmap_clear_modify(int m);
+void     pmap_enter(int m, int writable);
+int      pmap_store(int m, int o, uint64_t pindex, uint32_t off, const char *src, uint32_t len);
+int      pmap_load(int m, int o, uint64_t pindex, uint32_t off, char *dst, uint32_t len);
+int      vm_page_lookup(int o, uint64_t pindex);
+int      vm_page_lookup_busy_try(int o, uint64_t pindex, int also_m_busy, int *error);
+int      vm_page_lookup_busy_wait(int o, uint64_t pindex, int also_m_busy, const char *wmesg);
+int      vm_page_insert(int m, int o, uint64_t pindex);
+void     vm_page_remove(int m);
+void     vm_page_free(int m);
+void     vm_page_cache(int m);
+int      vm_page_alloc(int o, uint64_t pindex, int req);
+int      vm_page_marker(int k);
+int      vm_page_queue_first(int q);
+int      vm_page_queue_next(int q, int m);
+void     vm_page_marker_insert_head(int q, int marker);
+void     vm_page_marker_insert_tail(int q, int marker);
+void     vm_page_marker_move_after(int q, int marker, int after);
+void     vm_page_marker_remove(int q, int marker);
+
+/* vm objects (sys/vm/vm_object.c) */
+int      vm_object_token(int o);
+void     vm_object_hold(int o);
+void     vm_object_drop(int o);
+int      vm_object_allocate(int type, uint64_t size);
+int      vm_object_marker(void);
+int      vm_object_list_first(void);
+int      vm_object_list_next(int o);
+void     vm_object_list_remove(int o);
+void     vm_object_list_insert_head(int o);
+void     vm_object_list_insert_after(int after, int o);
+void     vm_object_list_insert_before(int before, int o);
+void     vm_object_pip_add(int o, int n);
+void     vm_object_pip_wakeup(int o);
+void     vm_object_pip_wakeup_n(int o, int n);
+void     vm_object_pip_wait(int o, const char *wmesg);
+int      vm_object_pages(int o, uint64_t start, uint64_t end, int *out, int max);
+
+/* swap pager (sys/vm/swap_pager.c) */
+int      swp_pager_getswapspace(int o, int n);
+void     swp_pager_freeswapspace(int o, int blk, int n);
+void     swp_pager_meta_build(int o, uint64_t pindex, int blk);
+int      swp_pager_meta_ctl(int o, uint64_t pindex, int flags);
+void     swp_pager_meta_free(int o, uint64_t start, uint64_t count);
+void     swp_pager_meta_free_all(int o);
+void     swap_pager_freespace(int o, uint64_t start, uint64_t n);
+void     swap_pager_freespace_all(int o);
+int      swap_pager_meta_lookup(int o, uint64_t pindex);
+void     swap_pager_unswapped(int m);
+int      swap_pager_condfree(int o, uint64_t *basei, int count);
 
 /* benchmarks: the same loops entirely in C */
 uint64_t smpvm_bench_spin_loop(int id, uint64_t n);

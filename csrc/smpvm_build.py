@@ -11,7 +11,7 @@ import cffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "smpvm.h")
-SOURCES = ["smpvm.c"]
+SOURCES = ["smpvm.c", "vm.c"]
 
 
 def cdef_text():
@@ -31,7 +31,8 @@ ffibuilder.set_source(
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra",
                         "-Wno-unused-parameter"],
-    depends=[HEADER] + [os.path.join(HERE, s) for s in SOURCES],
+    depends=[HEADER, os.path.join(HERE, "smpvm_priv.h")]
+    + [os.path.join(HERE, s) for s in SOURCES],
 )
 
 if __name__ == "__main__":

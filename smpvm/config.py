@@ -23,6 +23,7 @@ class MachineConfig:
     nobjects: int = 1024
     nvnodes: int = 256
     nswap: int = 16384          # 64 MiB swap (SSD) device
+    nmeta: int = 1024           # 4 MiB VCHR meta-data device
     spin_pool: int = lib.SPINLOCK_NUM_POOL
     token_pool: int = lib.LWKT_NUM_POOL_TOKENS
     nsleepq: int = 1024
@@ -40,7 +41,8 @@ class MachineConfig:
             return v >= 1 and v & (v - 1) == 0
 
         for f in ("ncpus", "maxthreads", "npages", "nobjects", "nvnodes",
-                  "nswap", "spin_pool", "token_pool", "nsleepq", "hz"):
+                  "nswap", "nmeta", "spin_pool", "token_pool", "nsleepq",
+                  "hz"):
             need(isinstance(getattr(self, f), int)
                  and not isinstance(getattr(self, f), bool), f,
                  "must be an integer")
@@ -49,8 +51,9 @@ class MachineConfig:
         need(self.ncpus < self.maxthreads <= lib.SMPVM_MAXTHREADS,
              "maxthreads",
              f"must exceed ncpus and be at most {lib.SMPVM_MAXTHREADS}")
-        for f in ("npages", "nobjects", "nvnodes"):
+        for f in ("npages", "nobjects", "nvnodes", "nmeta"):
             need(1 <= getattr(self, f) <= 1 << 24, f, "must be 1..16777216")
+        need(self.npages >= 64, "npages", "must be at least 64")
         # blocks 0..31 are never allocated (swaponvp keeps the first dmmax)
         need(64 <= self.nswap <= 1 << 30, "nswap", "must be 64..2^30 pages")
         need(pow2(self.spin_pool) and self.spin_pool <= 1 << 20, "spin_pool",

@@ -45,3 +45,30 @@ def tokens(base):
 def cstr(chararray):
     """A NUL-terminated char[] field as str."""
     return ffi.string(chararray).decode("utf-8", "replace")
+
+
+def vm_globals(base):
+    return region(base, lib.REG_VM, "struct vm_globals")
+
+
+def pages(base):
+    """The page array (markers follow the npages real pages)."""
+    return region(base, lib.REG_PAGES, "struct vm_page")
+
+
+def objects(base):
+    return region(base, lib.REG_OBJECTS, "struct vm_object")
+
+
+def vnodes(base):
+    hdr = header(base)
+    return ffi.cast("struct vnode *", ffi.cast("char *", base)
+                    + hdr.region_off[lib.REG_OBJECTS]
+                    + vm_globals(base).off_vnodes)
+
+
+def swblocks(base):
+    hdr = header(base)
+    return ffi.cast("struct swblock *", ffi.cast("char *", base)
+                    + hdr.region_off[lib.REG_OBJECTS]
+                    + vm_globals(base).off_swblocks)

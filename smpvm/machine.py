@@ -73,6 +73,7 @@ class Machine:
         self.janitor_pid = 0
         self.janitor_fd = -1
         self.closed = False
+        self._views = []
 
     # ---- creation -----------------------------------------------------------
     @classmethod
@@ -87,7 +88,7 @@ class Machine:
         ccfg = ffi.new("struct smpvm_config *", {
             "ncpus": cfg.ncpus, "maxthreads": cfg.maxthreads,
             "npages": cfg.npages, "nobjects": cfg.nobjects,
-            "nvnodes": cfg.nvnodes, "nswap": cfg.nswap,
+            "nvnodes": cfg.nvnodes, "nswap": cfg.nswap, "nmeta": cfg.nmeta,
             "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
             "nsleepq": cfg.nsleepq, "hz": cfg.hz})
         proto = ffi.new("struct smpvm_header *")
@@ -184,6 +185,13 @@ class Machine:
         return m
 
     # ---- state ----------------------------------------------------------------
+    def view(self, reg):
+        """A memoryview of region reg of the segment (page contents...)."""
+        off = self.hdr.region_off[reg]
+        v = memoryview(self._mm)[off:off + self.hdr.region_len[reg]]
+        self._views.append(v)
+        return v
+
     @property
     def datadir(self):
         return layout.cstr(self.hdr.datadir)
@@ -237,6 +245,13 @@ class Machine:
             return
         self.closed = True
         lib.smpvm_unbind(self.base)     # C must not keep a dangling base
+        self.__dict__.pop("_vmview", None)
+        for v in self._views:
+            try:
+                v.release()
+            except BufferError:
+                pass
+        self._views = []
         del self.hdr
         del self.base
         ffi.release(self._buf)

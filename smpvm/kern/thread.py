@@ -85,6 +85,11 @@ def curthread():
     return threads(m.base) + tid
 
 
+def curmachine():
+    """The machine this process is a thread of (None if unbound)."""
+    return _bound["machine"]
+
+
 def curthread_name():
     td = curthread()
     return cstr(td.name) if td is not None else None

@@ -1,0 +1,41 @@
+/*
+ * smpvm_priv.h - what the C files of the machine share and Python does not
+ * see: the process-local binding and a few inline helpers.
+ */
+#ifndef SMPVM_PRIV_H
+#define SMPVM_PRIV_H
+#include "smpvm.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+
+/* the process-local binding (smpvm_bind) */
+extern HIDDEN struct smpvm_header *H;
+extern HIDDEN struct smpvm_thread *T;
+extern HIDDEN struct spinlock *SL;
+extern HIDDEN struct lwkt_token *TK;
+extern HIDDEN struct smpvm_sleepq *SQ;
+extern HIDDEN struct smpvm_thread *td;
+extern HIDDEN int curtid;
+extern HIDDEN uint32_t curref;
+extern HIDDEN smpvm_hook_fn hook;
+
+/* the VM's regions (vm.c, bound by vm_bind) */
+extern HIDDEN struct vm_globals *VMG;
+extern HIDDEN struct vm_page *PG;
+extern HIDDEN char *PHYS;
+extern HIDDEN struct vm_object *OBJ;
+extern HIDDEN struct vnode *VN;
+extern HIDDEN struct swblock *SWB;
+extern HIDDEN uint32_t *BL;
+
+HIDDEN void panicf(const char *fmt, ...);
+HIDDEN void vm_layout(struct smpvm_config *cfg, uint64_t *len);
+HIDDEN void vm_bind(void *base);
+HIDDEN void vm_init(void);
+
+#define PREEMPT_POINT(op, id) do {                                      \
+	if (__builtin_expect(hook != NULL, 0))                          \
+		hook((op), (id));                                       \
+} while (0)
+
+#endif
