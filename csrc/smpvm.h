@@ -375,6 +375,11 @@ struct smpvm_header {
 #define BUG_CONDFREE_NEG        0x0002  /* condfree returns -1 when the swblock budget runs out */
 #define BUG_WRITE_IGNORES_SWAPINPROG 0x0004  /* H1: a buffer write does not wait
                                               * for an in-flight swap write */
+#define BUG_YIELD_BEFORE_HOLD   0x0008  /* cleaning: lwkt_yield before the hold (7.4 a) */
+#define BUG_CLEAN_MARKERS       0x0010  /* cleaning: holds other markers, re-inserts
+                                         * before an object reached after blocking (b-d) */
+#define BUGS_SEED               0x001f  /* every defect above: the seed kernel */
+#define IDENT_SWAPCACHE         4       /* &vm_swapcache_sleep              */
 
 /* per-thread markers: page indices npages + tid * VM_MARKERS_PER_THREAD + k */
 #define VM_MARKERS_PER_THREAD   2

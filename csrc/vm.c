@@ -926,6 +926,11 @@ void
 vm_object_hold(int o)
 {
 	CHECK_OBJ("vm_object_hold", o, NORV);
+	if (__builtin_expect(OBJ[o].state == 0, 0)) {
+		/* the kernel would be using freed memory: crash */
+		panicf("vm_object_hold: object %d is free (use after free)", o);
+		return;
+	}
 	__atomic_fetch_add(&OBJ[o].hold_count, 1, __ATOMIC_SEQ_CST);
 	lwkt_gettoken(vm_object_token(o));
 }
@@ -1566,6 +1571,11 @@ void
 vm_page_marker_insert_head(int q, int marker)
 {
 	NEED_QLOCK("vm_page_marker_insert_head", q, NORV);
+	if (!(PG[marker].flags & PG_MARKER) || PG[marker].queue != PQ_NONE) {
+		panicf("vm_page_marker_insert_head: page %d is no free marker",
+		    marker);
+		return;
+	}
 	PG[marker].queue = (uint16_t)q;
 	pq_insert_head(q, marker);
 }
@@ -1574,6 +1584,11 @@ void
 vm_page_marker_insert_tail(int q, int marker)
 {
 	NEED_QLOCK("vm_page_marker_insert_tail", q, NORV);
+	if (!(PG[marker].flags & PG_MARKER) || PG[marker].queue != PQ_NONE) {
+		panicf("vm_page_marker_insert_tail: page %d is no free marker",
+		    marker);
+		return;
+	}
 	PG[marker].queue = (uint16_t)q;
 	pq_insert_tail(q, marker);
 }
@@ -1583,7 +1598,8 @@ void
 vm_page_marker_move_after(int q, int marker, int after)
 {
 	NEED_QLOCK("vm_page_marker_move_after", q, NORV);
-	if (!(PG[marker].flags & PG_MARKER) || PG[after].queue != q) {
+	if (!(PG[marker].flags & PG_MARKER) || PG[after].queue != q ||
+	    PG[marker].queue != q) {
 		panicf("vm_page_marker_move_after: %d is no marker or %d not "
 		    "on queue %d", marker, after, q);
 		return;
@@ -1596,6 +1612,11 @@ void
 vm_page_marker_remove(int q, int marker)
 {
 	NEED_QLOCK("vm_page_marker_remove", q, NORV);
+	if (PG[marker].queue != q) {
+		panicf("vm_page_marker_remove: page %d is not on queue %d",
+		    marker, q);
+		return;
+	}
 	pq_remove(q, marker);
 	PG[marker].queue = PQ_NONE;
 }

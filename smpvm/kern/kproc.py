@@ -145,10 +145,13 @@ class Supervisor:
                        + ddb.format_threads(m))
         return "panic"
 
-    def shutdown(self, grace=3.0):
-        """Ask every thread to stop, wait up to grace seconds, then kill.
-        Returns the tids that had to be killed."""
+    def shutdown(self, grace=3.0, hooks=()):
+        """Ask every thread to stop, run the shutdown hooks (each
+        hook(machine), as shutdown_pre_sync handlers), wait up to grace
+        seconds, then kill.  Returns the tids that had to be killed."""
         self.machine.request_shutdown()
+        for hook in hooks:
+            hook(self.machine)
         deadline = time.monotonic() + grace
         for p in self.procs.values():
             p.join(max(0.0, deadline - time.monotonic()))

@@ -105,3 +105,12 @@ def pmap_load(m, obj, pindex, off, n):
     if _pmap_load(m, obj, pindex, off, buf, n) != 0:
         return None
     return ffi.buffer(buf, n)[:]
+
+
+def vm_wait():
+    """Wait for free memory: wake the pagedaemon and sleep on the free count
+    (every token is lost while asleep; callers look again)."""
+    from smpvm.kern.kern_synch import tsleep
+    from smpvm.kern.thread import curmachine
+    lib.wakeup(lib.IDENT_PAGEDAEMON)
+    tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, curmachine().config.hz // 10))

@@ -1,0 +1,223 @@
+"""Vnodes (sys/kern/vfs_*.c): a flat namespace of VREG files, each backed by
+a real file in the machine's data directory, plus the VCHR meta-data device.
+
+A vnode slot is allocated by CAS on its state word; the namespace (names,
+unlink, reclaim) is protected by vnode_token.  Each vnode has a VNODE
+object (vnode_pager_alloc) whose handle is the vnode.  VSWAPCACHE is
+recomputed at every open from the file's own flags: set when UF_CACHE is
+present and SF_NOCACHE is not (NOCACHE beats CACHE).  smpvm has no
+directories, so nothing is inherited from a parent (reference 2.4).
+"""
+import os
+
+from smpvm.errors import SmpvmError
+from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken
+from smpvm.layout import cstr, ffi, lib
+from smpvm.vm.vm_object import (vm_object_allocate, vm_object_drop,
+                                vm_object_hold, vm_object_terminate)
+from smpvm.vm.vmview import vmview
+
+META_NAME = "/dev/meta"
+META_IMAGE = "meta.img"
+FILES_DIR = "files"
+NAME_MAX = 47
+
+
+class VfsError(SmpvmError):
+    """ENOENT, EEXIST, ENOSPC... of the emulated file system."""
+
+    def __init__(self, err, what):
+        super().__init__(f"{what}: {os.strerror(err)}")
+        self.errno = err
+
+
+def backing_path(machine, vp):
+    """The real file behind vnode vp (unique per incarnation of the slot)."""
+    vn = vmview(machine).vnodes[vp]
+    if vn.v_type == lib.VCHR:
+        return os.path.join(machine.datadir, META_IMAGE)
+    return os.path.join(machine.datadir, FILES_DIR, f"{vp}.{vn.generation}")
+
+
+_fds = {}
+
+
+def backing_fd(machine, vp):
+    """This process's descriptor of vp's backing file (cached per
+    incarnation)."""
+    gen = vmview(machine).vnodes[vp].generation
+    key = (id(machine), vp, gen)
+    fd = _fds.get(key)
+    if fd is None:
+        fd = os.open(backing_path(machine, vp), os.O_RDWR | os.O_CLOEXEC)
+        _fds[key] = fd
+    return fd
+
+
+def _forget_fd(machine, vp, gen):
+    fd = _fds.pop((id(machine), vp, gen), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _lookup_locked(v, name):
+    for vp in range(v.machine.config.nvnodes):
+        vn = v.vnodes[vp]
+        if vn.state == 1 and not vn.unlinked and cstr(vn.name) == name:
+            return vp
+    return -1
+
+
+def _alloc_locked(v, name, vtype, size):
+    """A vnode slot and its object; vnode_token held."""
+    for vp in range(v.machine.config.nvnodes):
+        vn = v.vnodes[vp]
+        if vn.state != 0:
+            continue
+        if not lib.atomic_cmpset_int(ffi.addressof(vn, "state"), 0, 1):
+            continue
+        vn.generation += 1
+        vn.v_type = vtype
+        vn.v_flag = 0
+        vn.file_flags = 0
+        vn.usecount = 0
+        vn.unlinked = 0
+        vn.size = size
+        vn.name = name.encode()
+        obj = vm_object_allocate(lib.OBJT_VNODE, (size + 4095) // 4096)
+        if obj < 0:
+            vn.state = 0
+            raise VfsError(28, f"{name}: no free vm_object")
+        vm_object_hold(obj)
+        v.objects[obj].handle = vp
+        vm_object_drop(obj)
+        vn.v_object = obj
+        return vp
+    raise VfsError(23, f"{name}: no free vnode")   # ENFILE
+
+
+def vfs_boot(machine):
+    """Create the machine's files: the SSD, the meta-data device image and
+    its VCHR vnode.  Called once, by the creator, as a thread."""
+    from smpvm.vm.swap_pager import swapdev_create
+    os.makedirs(os.path.join(machine.datadir, FILES_DIR), mode=0o700)
+    swapdev_create(machine)
+    size = machine.config.nmeta * lib.PAGE_SIZE
+    fd = os.open(os.path.join(machine.datadir, META_IMAGE),
+                 os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.ftruncate(fd, size)
+    os.close(fd)
+    v = vmview(machine)
+    lwkt_gettoken(lib.TOK_VNODE)
+    try:
+        _alloc_locked(v, META_NAME, lib.VCHR, size)
+    finally:
+        lwkt_reltoken(lib.TOK_VNODE)
+
+
+def vn_open(name, create=False):
+    """Open name (creating an empty VREG file if asked); returns the vnode.
+    usecount++, and VSWAPCACHE is recomputed from the file's flags."""
+    if not name or len(name.encode()) > NAME_MAX:
+        raise VfsError(36, f"bad file name {name!r}")    # ENAMETOOLONG
+    v = vmview()
+    lwkt_gettoken(lib.TOK_VNODE)
+    try:
+        vp = _lookup_locked(v, name)
+        if vp < 0:
+            if not create:
+                raise VfsError(2, name)
+            vp = _alloc_locked(v, name, lib.VREG, 0)
+            fd = os.open(backing_path(v.machine, vp),
+                         os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                         0o600)
+            os.close(fd)
+        vn = v.vnodes[vp]
+        vn.usecount += 1
+        flag = ffi.addressof(vn, "v_flag")
+        if (vn.file_flags & lib.UF_CACHE) and not (vn.file_flags
+                                                   & lib.SF_NOCACHE):
+            lib.atomic_set_int(flag, lib.VSWAPCACHE)
+        else:
+            lib.atomic_clear_int(flag, lib.VSWAPCACHE)
+        return vp
+    finally:
+        lwkt_reltoken(lib.TOK_VNODE)
+
+
+def vn_close(vp):
+    """usecount--; the last close of an unlinked file reclaims it."""
+    v = vmview()
+    lwkt_gettoken(lib.TOK_VNODE)
+    try:
+        vn = v.vnodes[vp]
+        vn.usecount -= 1
+        if vn.usecount == 0 and vn.unlinked:
+            _reclaim_locked(v, vp)
+    finally:
+        lwkt_reltoken(lib.TOK_VNODE)
+
+
+def vn_unlink(name):
+    """Remove name; the vnode is reclaimed at its last close."""
+    v = vmview()
+    lwkt_gettoken(lib.TOK_VNODE)
+    try:
+        vp = _lookup_locked(v, name)
+        if vp < 0 or v.vnodes[vp].v_type != lib.VREG:
+            raise VfsError(2, name)
+        vn = v.vnodes[vp]
+        vn.unlinked = 1
+        if vn.usecount == 0:
+            _reclaim_locked(v, vp)
+    finally:
+        lwkt_reltoken(lib.TOK_VNODE)
+
+
+def _reclaim_locked(v, vp):
+    """vgone: terminate the object (its pages and all its swap go), free
+    the slot, remove the backing file.  vnode_token held."""
+    vn = v.vnodes[vp]
+    obj = vn.v_object
+    gen = vn.generation
+    path = backing_path(v.machine, vp)
+    vm_object_hold(obj)
+    try:
+        vm_object_terminate(obj)
+    finally:
+        vm_object_drop(obj)
+    vn.v_object = -1
+    vn.name = b""
+    _forget_fd(v.machine, vp, gen)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    lib.atomic_cmpset_int(ffi.addressof(vn, "state"), 1, 0)
+
+
+def vn_chflags(name, flags):
+    """chflags: set the file's UF_CACHE / SF_NOCACHE.  A vnode keeps the
+    VSWAPCACHE of its most recent open (the kernel's behaviour)."""
+    v = vmview()
+    lwkt_gettoken(lib.TOK_VNODE)
+    try:
+        vp = _lookup_locked(v, name)
+        if vp < 0:
+            raise VfsError(2, name)
+        v.vnodes[vp].file_flags = flags & (lib.UF_CACHE | lib.SF_NOCACHE)
+    finally:
+        lwkt_reltoken(lib.TOK_VNODE)
+
+
+def vn_meta():
+    """The VCHR meta-data device's vnode."""
+    v = vmview()
+    lwkt_gettoken(lib.TOK_VNODE)
+    try:
+        vp = _lookup_locked(v, META_NAME)
+    finally:
+        lwkt_reltoken(lib.TOK_VNODE)
+    if vp < 0:
+        raise VfsError(2, META_NAME)
+    return vp

@@ -1,0 +1,225 @@
+"""The swap pager's I/O (sys/vm/swap_pager.c) over the SSD file.
+
+Metadata, the block allocator and the accounting are C (csrc/vm.c): the
+kernel names below are those entries.  This module does the I/O: putpages
+(always synchronous here, as for every thread but pageout, with the
+completion run inline) and the read strategy that serves diverted reads.
+
+The swap device is the file `swap.ssd` in the machine's data directory,
+nswap pages, created sparse with mode 0600 when the VM boots.
+"""
+import errno
+import os
+
+from smpvm.layout import ffi, lib
+from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
+from smpvm.vm.vm_page import vm_page_busy_wait
+from smpvm.vm.vmview import vmview
+
+swp_pager_getswapspace = lib.swp_pager_getswapspace
+swp_pager_freeswapspace = lib.swp_pager_freeswapspace
+swp_pager_meta_build = lib.swp_pager_meta_build
+swp_pager_meta_ctl = lib.swp_pager_meta_ctl
+swap_pager_meta_lookup = lib.swap_pager_meta_lookup
+swap_pager_unswapped = lib.swap_pager_unswapped
+swap_pager_freespace = lib.swap_pager_freespace
+swap_pager_freespace_all = lib.swap_pager_freespace_all
+
+SWAPDEV_NAME = "swap.ssd"
+_NONE = lib.SWAPBLK_NONE
+_PAGE = lib.PAGE_SIZE
+
+# Fault injection for the SSD (set by the stress harness): a callable
+# (op, blk, npages) -> None | errno | ("short", nbytes) | ("delay", s).
+swap_io_fault = {"fn": None}
+
+
+def swapdev_path(machine):
+    return os.path.join(machine.datadir, SWAPDEV_NAME)
+
+
+def swapdev_create(machine):
+    """Create the sparse SSD file (mode 0600) of nswap pages."""
+    fd = os.open(swapdev_path(machine), os.O_RDWR | os.O_CREAT | os.O_EXCL,
+                 0o600)
+    try:
+        os.ftruncate(fd, machine.config.nswap * _PAGE)
+    finally:
+        os.close(fd)
+
+
+_fds = {}
+
+
+def swapdev_fd(machine):
+    """This process's descriptor of the machine's SSD file."""
+    key = (machine.name, id(machine))
+    fd = _fds.get(key)
+    if fd is None:
+        fd = os.open(swapdev_path(machine), os.O_RDWR | os.O_CLOEXEC)
+        _fds[key] = fd
+    return fd
+
+
+def _fault(op, blk, n):
+    fn = swap_io_fault["fn"]
+    return fn(op, blk, n) if fn is not None else None
+
+
+def _swap_write(v, run, blk):
+    """pwritev the pages of run to blocks blk..; 0 or an errno."""
+    f = _fault("write", blk, len(run))
+    bufs = [v.page_bytes(m) for m in run]
+    want = len(run) * _PAGE
+    try:
+        if isinstance(f, int):
+            raise OSError(f, os.strerror(f))
+        if isinstance(f, tuple) and f[0] == "short":
+            n = os.pwritev(swapdev_fd(v.machine), bufs, blk * _PAGE)
+            n = min(n, f[1])
+        else:
+            if isinstance(f, tuple) and f[0] == "delay":
+                import time
+                time.sleep(f[1])
+            n = os.pwritev(swapdev_fd(v.machine), bufs, blk * _PAGE)
+    except OSError as e:
+        return e.errno or errno.EIO
+    return 0 if n == want else errno.EIO
+
+
+def swap_pager_putpages(obj, marray, sync, rtvals):
+    """Write the pages of marray (all in obj) to newly assigned swap.
+
+    Caller's duties (reference 5.2): every page is in obj and soft-busied
+    (vm_page_io_start), its hard busy released, and vm_object_pip_add(obj,
+    count) taken.  Every caller but pageout is synchronous, so the
+    completion runs inline.  rtvals[i] becomes VM_PAGER_PEND for every page
+    whose I/O was issued and VM_PAGER_FAIL for pages that got no swap (the
+    caller finishes those: busy, io_finish, wakeup, pip_wakeup).
+    """
+    v = vmview()
+    o = v.objects[obj]
+    vm_object_hold(obj)
+    if o.type == lib.OBJT_DEFAULT:
+        o.type = lib.OBJT_SWAP
+    count = len(marray)
+    i = 0
+    while i < count:
+        n = min(lib.SWAP_META_PAGES, count - i, lib.NSW_CLUSTER_MAX)
+        blk = swp_pager_getswapspace(obj, n)
+        while blk == _NONE and n > 4:
+            n >>= 1
+            blk = swp_pager_getswapspace(obj, n)
+        if blk == _NONE:
+            for j in range(i, i + n):
+                rtvals[j] = lib.VM_PAGER_FAIL
+            i += n
+            continue
+        # a run may not cross a dmmax stripe: give back the tail
+        inside = blk & (lib.SWB_DMMAX - 1)
+        if inside + n > lib.SWB_DMMAX:
+            j = lib.SWB_DMMAX - inside
+            swp_pager_freeswapspace(obj, blk + j, n - j)
+            n = j
+        run = marray[i:i + n]
+        for j, m in enumerate(run):
+            pg = v.pages[m]
+            # frees the page's previous block at once, if it had one
+            swp_pager_meta_build(obj, pg.pindex, blk + j)
+            if o.type == lib.OBJT_SWAP:
+                lib.vm_page_dirty(m)
+            lib.atomic_set_int(ffi.addressof(pg, "flags"), lib.PG_SWAPINPROG)
+        error = _swap_write(v, run, blk)
+        for j in range(i, i + n):
+            rtvals[j] = lib.VM_PAGER_PEND
+        swp_pager_async_iodone(obj, run, error)
+        i += n
+    vm_object_drop(obj)
+
+
+def swp_pager_async_iodone(obj, run, error):
+    """Completion of a swap write of run (reference 5.2).
+
+    Success: PG_SWAPPED set (SWAP objects undirtied).  Error: the
+    assignment is destroyed (SWM_FREE), PG_SWAPPED cleared; a vnode page is
+    not dirtied, its file is the backing store.  Then io_finish, wakeup,
+    and one pip release per page.
+    """
+    v = vmview()
+    o = v.objects[obj]
+    vm_object_hold(obj)
+    for m in run:
+        pg = v.pages[m]
+        flags = ffi.addressof(pg, "flags")
+        vm_page_busy_wait(m, False, "swpio")
+        if error:
+            swp_pager_meta_ctl(obj, pg.pindex, lib.SWM_FREE)
+            lib.atomic_clear_int(flags, lib.PG_SWAPPED)
+            if o.type == lib.OBJT_SWAP:
+                lib.vm_page_dirty(m)
+                lib.vm_page_activate(m)
+        else:
+            if o.type == lib.OBJT_SWAP:
+                lib.vm_page_undirty(m)
+            lib.atomic_set_int(flags, lib.PG_SWAPPED)
+            pg.swap_writes += 1
+        lib.atomic_clear_int(flags, lib.PG_SWAPINPROG)
+        lib.vm_page_io_finish(m)
+        lib.vm_page_wakeup(m)
+    cnt = v.cnt
+    if error:
+        lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_errors"), 1)
+    else:
+        lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_pages"),
+                                 len(run))
+        lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_clusters"), 1)
+    lib.vm_object_pip_wakeup_n(obj, len(run))
+    vm_object_drop(obj)
+
+
+def swap_pager_strategy_read(obj, marray):
+    """Read the pages of marray (busied, consecutive pindexes of obj) from
+    swap: the read half of swap_pager_strategy.
+
+    Holds obj while it looks up each page's block.  Contiguous blocks are
+    read with one preadv.  A page with no block is zero-filled silently,
+    as the kernel does -- and smpvm counts it (vm_counters.zero_fills) and
+    returns the pindexes so that the stress verifier reports it.  Returns
+    (zero_filled_pindexes, error).
+    """
+    v = vmview()
+    vm_object_hold(obj)
+    try:
+        pidx = [v.pages[m].pindex for m in marray]
+        blks = [swap_pager_meta_lookup(obj, p) for p in pidx]
+    finally:
+        vm_object_drop(obj)
+    zeroed = []
+    error = 0
+    i = 0
+    fd = swapdev_fd(v.machine)
+    while i < len(marray):
+        if blks[i] == _NONE:
+            v.page_bytes(marray[i])[:] = bytes(_PAGE)
+            zeroed.append(pidx[i])
+            i += 1
+            continue
+        j = i + 1
+        while (j < len(marray) and blks[j] == blks[j - 1] + 1
+               and blks[j] & (lib.SWB_DMMAX - 1)):
+            j += 1
+        f = _fault("read", blks[i], j - i)
+        try:
+            if isinstance(f, int):
+                raise OSError(f, os.strerror(f))
+            n = os.preadv(fd, [v.page_bytes(m) for m in marray[i:j]],
+                          blks[i] * _PAGE)
+            if n != (j - i) * _PAGE:
+                error = errno.EINVAL
+        except OSError as e:
+            error = e.errno or errno.EIO
+        i = j
+    if zeroed:
+        lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "zero_fills"),
+                                 len(zeroed))
+    return zeroed, error
