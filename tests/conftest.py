@@ -69,3 +69,20 @@ def wait_for(cond, timeout=10.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.001)
+
+
+@pytest.fixture
+def vm(request):
+    """A booted VM (fixed kernel, demo sysctls) with this process as thread
+    'host'; no kernel threads unless the test starts them."""
+    from smpvm.vm.vm_init import vm_boot
+    marker = request.node.get_closest_marker("vmconfig")
+    kw = dict(ncpus=4, npages=256, nswap=2048, nmeta=64)
+    kernel = "fixed"
+    if marker:
+        kernel = marker.kwargs.pop("kernel", "fixed")
+        kw.update(marker.kwargs)
+    with Machine.create(MachineConfig(**kw)) as m:
+        with bound_thread(m, "host"):
+            vm_boot(m, kernel)
+            yield m
