@@ -45,6 +45,7 @@ HIDDEN smpvm_hook_fn hook;
 static volatile int panic_pending;
 
 static inline struct smpvm_sleepq *sleepq_bucket(uint64_t ident);
+static void futex_wake(volatile uint32_t *w, int n);
 
 /* ---- time ----------------------------------------------------------------- */
 uint64_t
@@ -54,6 +55,39 @@ smpvm_nanotime(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The machine's clock in ticks: virtual, or hz of the monotonic clock
+ * since boot (times clock_speedup). */
+uint64_t
+smpvm_ticks(void)
+{
+	uint64_t speed;
+
+	if (H == NULL)
+		return 0;
+	if (H->clock_mode == CLOCK_VIRTUAL)
+		return __atomic_load_n(&H->ticks, __ATOMIC_SEQ_CST);
+	speed = H->clock_speedup ? H->clock_speedup : 1;
+	return (smpvm_nanotime() - H->boot_mono_ns) * H->cfg.hz * speed /
+	    1000000000ull;
+}
+
+/*
+ * Advance the virtual clock by n ticks and let every sleeper whose tsleep
+ * timeout has come re-check (they return EWOULDBLOCK).
+ */
+void
+smpvm_clock_advance(uint64_t n)
+{
+	uint32_t i;
+
+	if (H == NULL || H->clock_mode != CLOCK_VIRTUAL)
+		return;
+	__atomic_fetch_add(&H->ticks, n, __ATOMIC_SEQ_CST);
+	for (i = 0; i < H->cfg.maxthreads; i++)
+		if (T[i].wake_tick && T[i].wake_tick <= H->ticks)
+			futex_wake(&T[i].woken, INT_MAX);
 }
 
 static inline uint64_t
@@ -1121,9 +1155,14 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 	if (!(flags & PINTERLOCKED) || td->wchan != ident)
 		tsleep_interlock(ident);
 	snprintf(td->wmesg, sizeof(td->wmesg), "%s", wmesg ? wmesg : "");
-	if (timo > 0)
+	if (timo > 0 && H->clock_mode == CLOCK_VIRTUAL) {
+		td->wake_tick = H->ticks + (uint64_t)timo;
+	} else if (timo > 0) {
+		uint64_t speed = H->clock_speedup ? H->clock_speedup : 1;
+
 		deadline = smpvm_nanotime() +
-		    (uint64_t)timo * 1000000000ull / H->cfg.hz;
+		    (uint64_t)timo * 1000000000ull / (H->cfg.hz * speed);
+	}
 	td->n_sleeps++;
 	td->state = TDS_SLEEPING;
 	td->wait_start_ns = smpvm_nanotime();
@@ -1135,6 +1174,11 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 		if (__atomic_load_n(&td->woken, __ATOMIC_SEQ_CST))
 			break;
 		if (__atomic_load_n(&H->panicking, __ATOMIC_RELAXED)) {
+			result = SMPVM_EWOULDBLOCK;
+			break;
+		}
+		if (td->wake_tick &&
+		    __atomic_load_n(&H->ticks, __ATOMIC_SEQ_CST) >= td->wake_tick) {
 			result = SMPVM_EWOULDBLOCK;
 			break;
 		}
@@ -1152,6 +1196,7 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 	__atomic_fetch_and(&sleepq_bucket(ident)->mask, ~(1ull << curtid),
 	    __ATOMIC_SEQ_CST);
 	__atomic_store_n(&td->wchan, 0, __ATOMIC_SEQ_CST);
+	td->wake_tick = 0;
 	td->wmesg[0] = 0;
 	td->state = TDS_RUNNING;
 	if (td->td_toks_stop)

@@ -47,6 +47,10 @@
 #define SPIN_BACKTRACE_MS_DEFAULT  11000   /* backtraces of waiter and holder  */
 #define SPIN_PANIC_MS_DEFAULT      60000   /* then panic                       */
 
+/* the machine clock (hdr.clock_mode) */
+#define CLOCK_WALL              0       /* hz ticks of CLOCK_MONOTONIC (x speedup) */
+#define CLOCK_VIRTUAL           1       /* ticks advance only by smpvm_clock_advance */
+
 /* well-known sleep idents (emulated addresses below any object's) */
 #define IDENT_SHUTDOWN          1       /* woken when the machine shuts down */
 
@@ -215,7 +219,8 @@ struct smpvm_thread {
 	uint64_t n_wakeups;     /* times this thread was woken            */
 	uint64_t n_switches;    /* token-loss points actually taken       */
 	uint64_t n_hooks;       /* preemption points seen (count hook)    */
-	uint64_t pad0[3];
+	uint64_t wake_tick;     /* virtual clock: tsleep timeout tick, 0 none */
+	uint64_t pad0[2];
 };
 
 /* one sleep-queue hash bucket: which threads sleep on idents hashing here */
@@ -272,7 +277,9 @@ struct smpvm_header {
 	struct smpvm_lockclass classes[SMPVM_MAXCLASSES];
 	struct smpvm_kern_sysctl kern;
 	uint32_t shutdown;              /* futex word, 1 once shutdown      */
-	uint32_t pad1;
+	uint32_t clock_mode;            /* CLOCK_WALL or CLOCK_VIRTUAL      */
+	uint64_t ticks;                 /* the virtual clock                */
+	uint64_t clock_speedup;         /* wall clock: ticks run N x faster */
 	uint64_t scratch[6];            /* free words for tests and tools   */
 };
 
@@ -517,7 +524,12 @@ struct vm_counters {
 	uint64_t page_frees;
 	uint64_t page_caches;
 	uint64_t pageout_scans;
-	uint64_t pad0[1];
+	uint64_t swapcache_loops;       /* swapcached main-loop iterations */
+	uint64_t writing_passes;
+	uint64_t cleaning_passes;
+	uint64_t pages_scanned;         /* by the writing pass            */
+	uint64_t pages_rejected;        /* busy, or failing a test/gate   */
+	uint64_t pad0[3];
 };
 
 /*
@@ -591,6 +603,8 @@ void     smpvm_set_count_hook(int on);
 int      smpvm_locks_owned_by(void *base, int tid, int *kinds, int *ids, int max);
 void     smpvm_stats_reset(void *base);
 uint64_t smpvm_nanotime(void);
+uint64_t smpvm_ticks(void);
+void     smpvm_clock_advance(uint64_t n);
 uint64_t smpvm_tsc_calibrate(int ms);
 int      smpvm_set_pdeathsig(int sig);
 int      smpvm_panic_pending(void);

@@ -29,6 +29,8 @@ class MachineConfig:
     nsleepq: int = 1024
     hz: int = lib.HZ_DEFAULT
     datadir_base: str = ""      # where the machine's data directory goes
+    clock: str = "wall"         # wall (hz of real time) or virtual
+    speedup: int = 1            # wall clock: ticks run this many times faster
 
     def validate(self):
         """Raise ConfigError naming the first field that is out of range."""
@@ -63,6 +65,10 @@ class MachineConfig:
         need(pow2(self.nsleepq) and self.nsleepq <= 1 << 16, "nsleepq",
              "must be a power of two up to 65536")
         need(1 <= self.hz <= 10000, "hz", "must be 1..10000")
+        need(self.clock in ("wall", "virtual"), "clock",
+             "must be wall or virtual")
+        need(isinstance(self.speedup, int) and 1 <= self.speedup <= 1000,
+             "speedup", "must be 1..1000")
         if self.datadir_base:
             need(os.path.isdir(self.datadir_base), "datadir_base",
                  "must be an existing directory")

@@ -112,6 +112,9 @@ class Machine:
             h.boot_mono_ns = lib.smpvm_nanotime()
             h.tsc_ns_q32 = lib.smpvm_tsc_calibrate(5)
             h.state = lib.MS_BOOTING
+            h.clock_mode = (lib.CLOCK_VIRTUAL if cfg.clock == "virtual"
+                            else lib.CLOCK_WALL)
+            h.clock_speedup = cfg.speedup
             h.name = name.encode()
             h.datadir = datadir.encode()
             _register_lock_classes(h)

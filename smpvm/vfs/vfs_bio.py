@@ -183,11 +183,21 @@ def vnode_pager_putpage(vp, m):
 
 
 def extend_size(vp, end):
-    """vn.size = max(vn.size, end), atomically (concurrent appends)."""
-    p = ffi.addressof(vmview().vnodes[vp], "size")
+    """vn.size = max(vn.size, end), atomically (concurrent appends); the
+    object's size in pages follows (vnode_pager_setsize)."""
+    v = vmview()
+    p = ffi.addressof(v.vnodes[vp], "size")
     while True:
         cur = p[0]
-        if end <= cur or lib.atomic_cmpset_long(p, cur, end):
+        if end <= cur:
+            return
+        if lib.atomic_cmpset_long(p, cur, end):
+            break
+    o = ffi.addressof(v.objects[v.vnodes[vp].v_object], "size")
+    pages = (end + _PAGE - 1) // _PAGE
+    while True:
+        cur = o[0]
+        if pages <= cur or lib.atomic_cmpset_long(o, cur, pages):
             return
 
 

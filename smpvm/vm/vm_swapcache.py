@@ -175,6 +175,7 @@ def vm_swapcached_thread(machine):
 
         # Polling rate when enabled is approximately 10 hz.
         tsleep(lib.IDENT_SWAPCACHE, 0, "csleep", hz // 10)
+        v.cnt.swapcache_loops += 1              # smpvm's counter
 
         # State hysteresis.  Generate write activity up to 75% of swap,
         # then clean out swap assignments down to 70%, then repeat.

@@ -1,0 +1,546 @@
+"""Scenario tests of the swapcached port (reference 6), deterministic: the
+passes are called directly by this thread, and the daemon loop runs in its
+own process on the virtual clock, advanced iteration by iteration."""
+import pytest
+
+from conftest import wait_for
+from smpvm.errors import Panic
+from smpvm.kern.kproc import Supervisor
+from smpvm.kern import sysctl
+from smpvm.layout import ffi, lib, threads
+from smpvm.vfs import syscalls as sc
+from smpvm.vm import vm_page as P
+from smpvm.vm import vm_swapcache as S
+from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
+                                vm_object_hold)
+from smpvm.vm.vmview import vmview
+
+PAGE = lib.PAGE_SIZE
+INACT = lib.PQ_INACTIVE
+
+
+def swc():
+    return vmview().vmg.swapcache
+
+
+def open_gate():
+    """Heuristic gate open, hysteresis 0, plenty of burst."""
+    v = vmview()
+    swc().hysteresis = 0
+    v.vmg.vm_swapcache_inactive_heuristic = 0
+    swc().curburst = 1 << 40
+
+
+def make_file(name, npages, cache_flag=False):
+    """A file of npages clean, valid pages, all on the INACTIVE tail."""
+    vp = sc.sys_open(name, create=True)
+    if cache_flag:
+        sc.sys_chflags(name, lib.UF_CACHE)
+        sc.sys_close(vp)
+        vp = sc.sys_open(name)
+    sc.sys_write(vp, 0, bytes(range(256)) * (npages * PAGE // 256))
+    return vp
+
+
+def pages_of(vp):
+    v = vmview()
+    obj = v.vnodes[vp].v_object
+    vm_object_hold(obj)
+    try:
+        ms = resident_pages(obj)
+    finally:
+        vm_object_drop(obj)
+    return {v.pages[m].pindex: m for m in ms}
+
+
+def swapped(vp):
+    v = vmview()
+    return sorted(p for p, m in pages_of(vp).items()
+                  if v.pages[m].flags & lib.PG_SWAPPED)
+
+
+def marker_at_head():
+    mk = P.vm_page_marker(0)
+    P.vm_page_queues_spin_lock(INACT)
+    P.vm_page_marker_insert_head(INACT, mk)
+    P.vm_page_queues_spin_unlock(INACT)
+    return mk
+
+
+def marker_next(mk):
+    P.vm_page_queues_spin_lock(INACT)
+    try:
+        return P.vm_page_queue_next(INACT, mk)
+    finally:
+        P.vm_page_queues_spin_unlock(INACT)
+
+
+# ---- the writing pass -----------------------------------------------------------
+
+def test_writing_pass_writes_clean_inactive_vnode_pages(vm):
+    vp = make_file("w", 16)
+    open_gate()
+    mk = marker_at_head()
+    S.vm_swapcache_writing(mk)
+    assert swapped(vp) == list(range(16))
+    assert swc().write_count == 16 * PAGE
+
+
+def test_heuristic_gate_and_clamp(vm):
+    v = vmview()
+    vp = make_file("g", 4)
+    mk = marker_at_head()
+    swc().curburst = 1 << 40
+    swc().hysteresis = 10
+    v.vmg.vm_swapcache_inactive_heuristic = -1000      # overflowed
+    S.vm_swapcache_writing(mk)
+    assert v.vmg.vm_swapcache_inactive_heuristic == -10   # clamped
+    assert swapped(vp) == []                               # negative: no scan
+    v.vmg.vm_swapcache_inactive_heuristic = 0
+    S.vm_swapcache_writing(mk)
+    assert swapped(vp) == [0, 1, 2, 3]
+    # the pass reached the end of the queue: heuristic reset
+    assert v.vmg.vm_swapcache_inactive_heuristic == -10
+
+
+def test_maxlaunder_budget_not_charged_for_swapped_pages_or_markers(vm):
+    a = make_file("a", 4)
+    open_gate()
+    mk = marker_at_head()
+    S.vm_swapcache_writing(mk)                 # a: 4 pages now PG_SWAPPED
+    assert swapped(a) == [0, 1, 2, 3]
+    # requeue a's pages ahead of b's; then a budget of 1 cluster
+    for m in pages_of(a).values():
+        P.vm_page_requeue(m)
+    b = make_file("b", 4)
+    for m in pages_of(a).values():
+        P.vm_page_deactivate_head(m)
+    P.vm_page_queues_spin_lock(INACT)
+    P.vm_page_marker_remove(INACT, mk)
+    P.vm_page_marker_insert_head(INACT, mk)
+    P.vm_page_queues_spin_unlock(INACT)
+    swc().maxlaunder = 4
+    vmview().vmg.vm_swapcache_inactive_heuristic = 0
+    S.vm_swapcache_writing(mk)
+    # a's four swapped pages cost nothing: the budget still wrote b
+    assert swapped(b) == [0, 1, 2, 3]
+
+
+def test_rejects_cost_budget_and_marker_keeps_its_place(vm):
+    v = vmview()
+    dirty = make_file("d", 3)
+    good = make_file("ok", 3)
+    for m in pages_of(dirty).values():       # dirty: rejected by the test
+        P.vm_page_busy_wait(m, False, "t")
+        P.vm_page_dirty(m)
+        P.vm_page_wakeup(m)
+    open_gate()
+    swc().maxlaunder = 2
+    mk = marker_at_head()
+    S.vm_swapcache_writing(mk)
+    assert swapped(good) == []               # budget spent on rejects
+    assert marker_next(mk) == pages_of(dirty)[2]   # stopped after 2
+    assert v.vmg.vm_swapcache_inactive_heuristic == 0  # not at the end
+    swc().maxlaunder = 256
+    S.vm_swapcache_writing(mk)               # resumes from the marker
+    assert swapped(good) == [0, 1, 2] and swapped(dirty) == []
+    assert marker_next(mk) == -1             # at the end, stays there
+
+
+def test_curburst_negative_stops_the_pass(vm):
+    vp = make_file("cb", 40)
+    open_gate()
+    swc().curburst = 1                        # one cluster, then < 0
+    mk = marker_at_head()
+    S.vm_swapcache_writing(mk)
+    assert swapped(vp) == list(range(16))
+    assert swc().curburst == 1 - 16 * PAGE
+
+
+@pytest.mark.parametrize("what", ["data_enable", "use_chflags", "maxfilesize",
+                                  "notmeta", "held", "wired", "invalid",
+                                  "dirty", "pmap_modified", "dead"])
+def test_each_eligibility_clause_rejects(vm, what):
+    v = vmview()
+    vp = make_file("e", 4)
+    open_gate()
+    ms = pages_of(vp)
+    m = ms[0]
+    if what == "data_enable":
+        swc().data_enable = 0
+    elif what == "use_chflags":
+        swc().use_chflags = 1                 # and no chflags cache
+    elif what == "maxfilesize":
+        swc().maxfilesize = 2 * PAGE
+    else:
+        for m in ms.values():
+            P.vm_page_busy_wait(m, False, "t")
+            pg = v.pages[m]
+            if what == "notmeta":
+                lib.atomic_set_int(ffi.addressof(pg, "flags"), lib.PG_NOTMETA)
+            elif what == "held":
+                P.vm_page_hold(m)
+            elif what == "wired":
+                pg.wire_count = 1            # as a buffer would leave it
+            elif what == "invalid":
+                pg.valid = 0x0f
+            elif what == "dirty":
+                P.vm_page_dirty(m)
+            elif what == "pmap_modified":
+                pg.md_modified = 1           # only the pte says so
+            elif what == "dead":
+                lib.atomic_set_int(
+                    ffi.addressof(v.objects[pg.object], "flags"), lib.OBJ_DEAD)
+            P.vm_page_wakeup(m)
+    S.vm_swapcache_writing(marker_at_head())
+    assert swapped(vp) == []
+    if what == "pmap_modified":
+        assert v.pages[ms[0]].dirty == lib.VM_PAGE_BITS_ALL  # test_dirty
+
+
+def test_use_chflags_with_cache_flag_is_eligible(vm):
+    vp = make_file("c", 2, cache_flag=True)
+    open_gate()
+    swc().use_chflags = 1
+    S.vm_swapcache_writing(marker_at_head())
+    assert swapped(vp) == [0, 1]
+
+
+def test_meta_enable_gates_the_vchr_device(vm):
+    from smpvm.vfs.vnode import vn_meta
+    meta = vn_meta()
+    sc.sys_write(meta, 0, b"M" * 4 * PAGE)
+    open_gate()
+    swc().meta_enable = 0
+    S.vm_swapcache_writing(marker_at_head())
+    assert swapped(meta) == []
+    swc().meta_enable = 1
+    swc().data_enable = 0                     # VCHR ignores data_enable
+    vmview().vmg.vm_swapcache_inactive_heuristic = 0
+    P.vm_page_queues_spin_lock(INACT)
+    P.vm_page_marker_remove(INACT, P.vm_page_marker(0))
+    P.vm_page_queues_spin_unlock(INACT)
+    S.vm_swapcache_writing(marker_at_head())
+    assert swapped(meta) == [0, 1, 2, 3]
+
+
+# ---- the flush and its clustering ----------------------------------------------
+
+def _flush_page(vp, pindex, isblkdev=0):
+    v = vmview()
+    m = pages_of(vp)[pindex]
+    obj = v.pages[m].object
+    P.vm_page_busy_wait(m, True, "t")
+    vm_object_hold(obj)
+    try:
+        return S.vm_swapcached_flush(m, isblkdev)
+    finally:
+        vm_object_drop(obj)
+
+
+def test_cluster_stays_in_the_aligned_16_page_window(vm):
+    vp = make_file("k", 40)
+    n = _flush_page(vp, 20)
+    assert n == 16
+    assert swapped(vp) == list(range(16, 32))
+    v = vmview()
+    obj = v.vnodes[vp].v_object
+    vm_object_hold(obj)
+    blks = [lib.swap_pager_meta_lookup(obj, p) for p in range(16, 32)]
+    vm_object_drop(obj)
+    assert blks == list(range(blks[0], blks[0] + 16))   # one contiguous run
+
+
+def test_cluster_stops_at_the_first_ineligible_neighbour(vm):
+    v = vmview()
+    vp = make_file("s", 16)
+    ms = pages_of(vp)
+    for p in (3, 12):
+        P.vm_page_busy_wait(ms[p], False, "t")
+        P.vm_page_dirty(ms[p])
+        P.vm_page_wakeup(ms[p])
+    P.vm_page_busy_wait(ms[9], False, "t")   # busy: stops the forward scan
+    try:
+        assert _flush_page(vp, 6) == 5
+    finally:
+        P.vm_page_wakeup(ms[9])
+    assert swapped(vp) == [4, 5, 6, 7, 8]
+    assert v.cnt.swap_write_clusters == 1
+
+
+def test_cache_neighbours_are_deactivated(vm):
+    v = vmview()
+    vp = make_file("q", 4)
+    ms = pages_of(vp)
+    P.vm_page_busy_wait(ms[1], False, "t")
+    P.vm_page_cache(ms[1])
+    assert v.pages[ms[1]].queue - v.pages[ms[1]].pc == lib.PQ_CACHE
+    _flush_page(vp, 0)
+    assert v.pages[ms[1]].queue == INACT and 1 in swapped(vp)
+
+
+def test_write_count_and_curburst_charged_even_when_allocation_fails(vm):
+    v = vmview()
+    vp = make_file("f", 16)
+    obj = v.vnodes[vp].v_object
+    hog = []
+    while True:                               # exhaust swap
+        b = lib.swp_pager_getswapspace(obj, 16)
+        if b == lib.SWAPBLK_NONE:
+            b = lib.swp_pager_getswapspace(obj, 1)
+            if b == lib.SWAPBLK_NONE:
+                break
+            hog.append((b, 1))
+        else:
+            hog.append((b, 16))
+    swc().write_count = 0
+    swc().curburst = 1000000
+    assert _flush_page(vp, 0) == 16
+    assert swc().write_count == 16 * PAGE
+    assert swc().curburst == 1000000 - 16 * PAGE
+    assert swapped(vp) == []
+    # every FAIL page was finished: no busy, no soft busy, pip back to 0
+    for m in pages_of(vp).values():
+        assert not v.pages[m].flags & (lib.PG_BUSY | lib.PG_SBUSY)
+    assert v.objects[obj].paging_in_progress == 0
+    for b, n in hog:
+        lib.swp_pager_freeswapspace(obj, b, n)
+
+
+# ---- cleaning -----------------------------------------------------------------------
+
+def _cleaning_setup(nfiles=3, npages=32):
+    vps = [make_file(f"cl{i}", npages) for i in range(nfiles)]
+    open_gate()
+    swc().maxlaunder = 1 << 20
+    S.vm_swapcache_writing(marker_at_head())
+    for vp in vps:                            # recycle: swap outlives pages
+        obj = vmview().vnodes[vp].v_object
+        vm_object_hold(obj)
+        for m in resident_pages(obj):
+            P.vm_page_busy_wait(m, True, "t")
+            P.vm_page_protect(m, lib.VM_PROT_NONE)
+            P.vm_page_free(m)
+        vm_object_drop(obj)
+    return vps
+
+
+def _object_marker_on_list():
+    from smpvm.vm.vm_object import (vm_object_list_insert_head,
+                                    vm_object_marker)
+    om = vm_object_marker()
+    lib.lwkt_gettoken(lib.TOK_VMOBJ)
+    vm_object_list_insert_head(om)
+    lib.lwkt_reltoken(lib.TOK_VMOBJ)
+    return om
+
+
+def test_cleaning_frees_non_resident_swap_and_resumes(vm):
+    v = vmview()
+    vps = _cleaning_setup()
+    assert v.vmg.vm_swap_cache_use == 96
+    om = _object_marker_on_list()
+    swc().maxlaunder = 40                   # budget: about one object
+    S.vm_swapcache_cleaning(om)
+    first = v.vmg.vm_swap_cache_use
+    assert first < 96
+    S.vm_swapcache_cleaning(om)             # resumes past the marker
+    assert v.vmg.vm_swap_cache_use < first
+    for _ in range(4):
+        S.vm_swapcache_cleaning(om)
+    assert v.vmg.vm_swap_cache_use == 0
+    assert v.objects[om].type == lib.OBJT_MARKER
+
+
+def _condfree_minus_one_setup():
+    """A big object whose 9 swblocks all keep one resident page (condfree
+    skips them and runs its swblock budget out), then two small objects
+    with nothing resident."""
+    v = vmview()
+    big = make_file("big", 9 * 32)
+    small = _cleaning_setup(nfiles=2, npages=32)
+    obj = v.vnodes[big].v_object
+    vm_object_hold(obj)
+    for m in resident_pages(obj):
+        if v.pages[m].pindex % 32:
+            P.vm_page_busy_wait(m, True, "t")
+            P.vm_page_protect(m, lib.VM_PROT_NONE)
+            P.vm_page_free(m)
+    vm_object_drop(obj)
+    return big, small
+
+
+def _cache_use_of(vp):
+    v = vmview()
+    obj = v.vnodes[vp].v_object
+    vm_object_hold(obj)
+    try:
+        return sum(lib.swap_pager_meta_lookup(obj, p) != lib.SWAPBLK_NONE
+                   for p in range(int(v.objects[obj].size)))
+    finally:
+        vm_object_drop(obj)
+
+
+@pytest.mark.vmconfig(kernel="seed", npages=1024)
+def test_seed_condfree_minus_one_makes_cleaning_overrun_its_budget(vm):
+    """7.4 (e): the big object's scan runs out of swblock budget; the seed's
+    condfree returns -1, the pass budget GROWS, and the next object is
+    cleaned in the same pass."""
+    big, small = _condfree_minus_one_setup()
+    om = _object_marker_on_list()
+    swc().maxlaunder = 3
+    S.vm_swapcache_cleaning(om)
+    assert _cache_use_of(small[0]) == 0
+
+
+@pytest.mark.vmconfig(npages=1024)
+def test_fixed_condfree_stops_the_pass_at_its_budget(vm):
+    big, small = _condfree_minus_one_setup()
+    om = _object_marker_on_list()
+    swc().maxlaunder = 3
+    S.vm_swapcache_cleaning(om)
+    assert _cache_use_of(small[0]) == 32
+
+
+# ---- the daemon on the virtual clock -------------------------------------------
+
+class Daemon:
+    """swapcached in its own process; the test owns the clock."""
+
+    def __init__(self, machine, sup):
+        self.m = machine
+        self.tid = sup.kproc_start("swapcached", S.vm_swapcached_thread)
+        self.td = threads(machine.base)[self.tid]
+        self.settle()
+
+    def asleep(self):
+        td = self.td
+        return (td.state == lib.TDS_SLEEPING and
+                td.wchan == lib.IDENT_SWAPCACHE and
+                td.wake_tick > self.m.hdr.ticks)
+
+    def settle(self):
+        wait_for(self.asleep, what="swapcached asleep")
+
+    def iteration(self):
+        """Advance to the daemon's timeout and let one loop run."""
+        lib.smpvm_clock_advance(self.td.wake_tick - self.m.hdr.ticks)
+        wait_for(lambda: not self.asleep() or
+                 self.td.wake_tick > self.m.hdr.ticks)
+        self.settle()
+
+
+@pytest.mark.vmconfig(clock="virtual")
+def test_polls_at_10hz_enabled_and_5s_disabled_burst_accrual(vm):
+    hz = vm.config.hz
+    s = swc()
+    s.data_enable = s.meta_enable = 0
+    with Supervisor(vm) as sup:
+        d = Daemon(vm, sup)
+        assert d.td.wake_tick - vm.hdr.ticks == hz * 5     # disabled: 5 s
+        s.data_enable = 1
+        s.accrate = 1000
+        s.maxburst = 1_000_000
+        s.curburst = 2_000_000                # above maxburst: no accrual
+        d.iteration()                          # the 5 s sleep ends
+        assert d.td.wake_tick - vm.hdr.ticks == hz // 10  # enabled: 10 Hz
+        d.iteration()
+        assert s.curburst == 2_000_000
+        s.curburst = 999_950
+        d.iteration()
+        assert s.curburst == 1_000_000         # +accrate/10, capped
+        s.curburst = 0
+        for k in range(1, 4):
+            d.iteration()
+            assert s.curburst == 100 * k       # accrate/10 per iteration
+        sup.shutdown(hooks=[S.shutdown_swapcache])
+
+
+@pytest.mark.vmconfig(clock="virtual")
+def test_state_hysteresis_75_70(vm):
+    v = vmview()
+    vps = _cleaning_setup(nfiles=2, npages=32)   # 64 blocks of cache
+    s = swc()
+    s.accrate = 1
+    s.curburst = 0
+    s.minburst = 1 << 40
+    use = v.vmg.vm_swap_cache_use
+    with Supervisor(vm) as sup:
+        d = Daemon(vm, sup)
+        s.maxlaunder = 0                       # cleaning frees nothing
+        # ceiling just below the use: WRITING -> CLEANING
+        s.maxswappct = 100 * (use - 1) // v.vmg.vm_swap_max
+        d.iteration()
+        assert s.state == S.SWAPC_CLEANING
+        # use is not below SWAPMAX(-5) yet: stays CLEANING
+        s.maxswappct = 100 * use // v.vmg.vm_swap_max + 5
+        d.iteration()
+        assert s.state == S.SWAPC_CLEANING
+        s.maxswappct += 2                      # now below the -5 mark
+        d.iteration()
+        assert s.state == S.SWAPC_WRITING
+        sup.shutdown(hooks=[S.shutdown_swapcache])
+    assert vps
+
+
+@pytest.mark.vmconfig(clock="virtual")
+def test_bursting_recovering_and_minburst(vm):
+    vp = make_file("br", 64)
+    s = swc()
+    s.accrate = 10 * PAGE                      # a pass needs 10 pages worth
+    s.maxburst = 1 << 40
+    s.minburst = 30 * PAGE
+    s.curburst = 10 * PAGE                     # accrate: enough for a pass
+    with Supervisor(vm) as sup:
+        d = Daemon(vm, sup)
+        s.hysteresis = 0                       # the daemon set them at start
+        vmview().vmg.vm_swapcache_inactive_heuristic = 0
+        d.iteration()                          # writes one 16-page cluster
+        assert len(swapped(vp)) == 16
+        assert s.burst == S.SWAPB_RECOVERING   # curburst <= 0
+        got = len(swapped(vp))
+        vmview().vmg.vm_swapcache_inactive_heuristic = 0
+        before = s.curburst
+        while s.burst == S.SWAPB_RECOVERING:
+            before = s.curburst
+            d.iteration()
+            if s.burst == S.SWAPB_RECOVERING:
+                assert len(swapped(vp)) == got     # recovering: no writes
+                assert s.curburst == before + PAGE  # accrate/10 accrued
+        # the pass ran in the iteration whose accrual crossed minburst
+        assert before <= s.minburst < before + PAGE
+        assert s.burst == S.SWAPB_BURSTING     # wrote in the same iteration
+        assert len(swapped(vp)) > got
+        sup.shutdown(hooks=[S.shutdown_swapcache])
+
+
+@pytest.mark.vmconfig(clock="virtual")
+def test_shutdown_stops_the_daemon_at_once(vm):
+    s = swc()
+    with Supervisor(vm) as sup:
+        d = Daemon(vm, sup)
+        assert d.td.wake_tick - vm.hdr.ticks == vm.config.hz // 10
+        killed = sup.shutdown(grace=5, hooks=[S.shutdown_swapcache])
+        assert killed == []                    # it returned by itself
+    assert s.read_enable == s.data_enable == s.meta_enable == 0
+
+
+# ---- sysctls --------------------------------------------------------------------
+
+def test_sysctls_validate_and_mark_kernel_defaults(vm):
+    assert sysctl.sysctl_get(vm, "vm.swapcache.maxlaunder") == 256
+    with pytest.raises(Exception, match="out of range"):
+        sysctl.sysctl_set(vm, "vm.swapcache.maxswappct", "101")
+    with pytest.raises(Exception, match="out of range"):
+        sysctl.sysctl_set(vm, "vm.swapcache.read_enable", "2")
+    sysctl.sysctl_set(vm, "vm.swapcache.accrate", "12345")
+    assert swc().accrate == 12345
+    node = sysctl.lookup("vm.swapcache.accrate")
+    assert node.default == 100000
+
+
+@pytest.mark.vmconfig(kernel="seed")
+def test_kernel_profile_is_the_seed_exactly(vm):
+    S.vm_swapcache_boot(vm, "kernel")
+    for k, val in S.KERNEL_DEFAULTS.items():
+        assert getattr(swc(), k) == val
