@@ -527,9 +527,16 @@ struct vm_counters {
 	uint64_t swapcache_loops;       /* swapcached main-loop iterations */
 	uint64_t writing_passes;
 	uint64_t cleaning_passes;
-	uint64_t pages_scanned;         /* by the writing pass            */
-	uint64_t pages_rejected;        /* busy, or failing a test/gate   */
-	uint64_t pad0[3];
+	uint64_t pages_scanned;         /* pages the writing pass visited  */
+	uint64_t skip_free;             /* PG_SWAPPED or marker: free skip */
+	uint64_t skip_busy;             /* vm_page_busy_try failed         */
+	uint64_t skip_object;           /* no object / object changed / no vnode */
+	uint64_t skip_test;             /* vm_swapcache_test refused       */
+	uint64_t skip_notmeta;          /* PG_NOTMETA                      */
+	uint64_t skip_disabled;         /* data/meta_enable, chflags, type */
+	uint64_t skip_maxfilesize;
+	uint64_t heuristic_waits;       /* passes refused by the heuristic */
+	uint64_t pad0[2];
 };
 
 /*

@@ -1,9 +1,10 @@
-"""smpvm command line: boot, sysctl, ps, clean.
+"""smpvm command line: boot, sysctl, stat, ps, clean.
 
-Exit codes: 0 success, 2 bad input or a machine that cannot be used,
-3 panic.  Bad input is one line on stderr.
+Exit codes: 0 success, 1 a wrong byte was read, 2 bad input or a machine
+that cannot be used, 3 panic.  Bad input is one line on stderr.
 """
 import argparse
+import json
 import os
 import signal
 import sys
@@ -11,11 +12,20 @@ import sys
 from smpvm.config import MachineConfig
 from smpvm.errors import SmpvmError
 from smpvm.kern import ddb, sysctl
-from smpvm.kern.idle import WORKLOADS
+from smpvm.kern.idle import cpu_idle_loop, lock_exercise_loop
 from smpvm.kern.kproc import Supervisor
-from smpvm.layout import MACHINE_STATES
+from smpvm.kern.thread import bound_thread
+from smpvm.layout import MACHINE_STATES, lib
 from smpvm.machine import Machine, list_machines, sweep
+from smpvm.stress.workloads import files_workload, workload_counters
+from smpvm.vm import vm_swapcache  # noqa: F401  (registers vm.swapcache.*)
+from smpvm.vm.vm_init import KERNELS, start_kernel_threads, vm_boot, vm_shutdown
+from smpvm.vm.vm_meter import format_status, swapcache_status
 
+WORKLOADS = {"files": files_workload, "locks": lock_exercise_loop,
+             "idle": cpu_idle_loop}
+
+EXIT_DATA = 1
 EXIT_USAGE = 2
 EXIT_PANIC = 3
 
@@ -36,12 +46,21 @@ def _config_args(p):
     p.add_argument("--datadir", default="",
                    help="where the machine's data directory is made "
                         "(default: the temp directory)")
+    p.add_argument("--speedup", type=int, default=1,
+                   help="run the machine clock N times faster than real time")
+    p.add_argument("--kernel", choices=sorted(KERNELS), default="fixed",
+                   help="seed: the seed with its defects; fixed (default): "
+                        "the upstream fixes (see README)")
+    p.add_argument("--sysctl-defaults", choices=("demo", "kernel"),
+                   default="demo",
+                   help="vm.swapcache.* at boot: the kernel's exact defaults "
+                        "(swapcache off) or the demo set (default)")
 
 
 def _config(a):
     return MachineConfig(ncpus=a.cpus, npages=a.npages, nobjects=a.nobjects,
                          nvnodes=a.nvnodes, nswap=a.nswap, hz=a.hz,
-                         datadir_base=a.datadir)
+                         datadir_base=a.datadir, speedup=a.speedup)
 
 
 def _resolve_machine(name):
@@ -58,6 +77,18 @@ def _resolve_machine(name):
     return Machine.attach(live[0])
 
 
+def boot_machine(cfg, kernel, sysctl_defaults):
+    """Create a machine and bring its VM up (the creator plays 'init')."""
+    m = Machine.create(cfg)
+    try:
+        with bound_thread(m, "init", kind=lib.TDK_KTHREAD):
+            vm_boot(m, kernel, sysctl_defaults)
+    except BaseException:
+        m.destroy()
+        raise
+    return m
+
+
 def cmd_boot(a):
     cfg = _config(a).validate()
     if a.seconds is not None and a.seconds < 0:
@@ -65,29 +96,58 @@ def cmd_boot(a):
     # SIGTERM takes the same orderly path as Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
         KeyboardInterrupt()))
-    m = Machine.create(cfg)
+    m = boot_machine(cfg, a.kernel, a.sysctl_defaults)
     rc = 0
     try:
         with Supervisor(m) as sup:
-            sup.start_cpus(WORKLOADS[a.workload])
+            start_kernel_threads(sup)
+            if a.workload == "files":
+                # per CPU: enough files that the working set exceeds memory
+                per_cpu = max(4, 2 * cfg.npages // (cfg.ncpus * 256))
+                sup.start_cpus(files_workload, per_cpu, 256)
+            else:
+                sup.start_cpus(WORKLOADS[a.workload])
             print(m.name, flush=True)
             try:
                 outcome = sup.wait(a.seconds)
             except KeyboardInterrupt:
                 outcome = "interrupted"
             if outcome != "panic":
-                sup.shutdown()
+                sup.shutdown(hooks=[vm_shutdown])
                 if m.panicked:
                     outcome = sup._panicked()
             if outcome == "panic":
                 sys.stderr.write(sup.report + "\n")
                 rc = EXIT_PANIC
-            elif not a.quiet:
-                print(f"{m.name}: {outcome}, shut down cleanly")
-                print(ddb.lock_summary(m), flush=True)
+            else:
+                w = workload_counters(m)
+                if w["bad_reads"] or w["zero_fills_seen"]:
+                    rc = EXIT_DATA
+                if not a.quiet:
+                    print(f"{m.name}: {outcome}, shut down cleanly")
+                    print(format_status(swapcache_status(m)))
+                    if a.workload == "files":
+                        print("workload   " + ", ".join(
+                            f"{k} {v}" for k, v in w.items()))
+                    print(ddb.lock_summary(m), flush=True)
     finally:
         m.destroy()
     return rc
+
+
+def cmd_stat(a):
+    m = _resolve_machine(a.machine)
+    lib.smpvm_bind(m.base, -1)          # reads the machine's clock
+    try:
+        d = swapcache_status(m)
+        d["workload"] = workload_counters(m)
+        if a.json:
+            print(json.dumps(d, indent=2))
+        else:
+            print(format_status(d))
+    finally:
+        m.close()
+    return 0
 
 
 def cmd_sysctl(a):
@@ -160,9 +220,11 @@ def build_parser():
     _config_args(b)
     b.add_argument("--seconds", type=float, default=None,
                    help="run this long (default: until Ctrl-C)")
-    b.add_argument("--workload", choices=sorted(WORKLOADS), default="locks",
-                   help="what the CPU processes run: random lock traffic "
-                        "(locks, the default) or nothing (idle)")
+    b.add_argument("--workload", choices=sorted(WORKLOADS), default="files",
+                   help="what the CPU processes run: verified read-heavy "
+                        "file traffic over a working set larger than memory "
+                        "(files, the default), random lock traffic (locks) "
+                        "or nothing (idle)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(fn=cmd_boot)
 
@@ -174,6 +236,11 @@ def build_parser():
                         "the kernel's defaults")
     s.add_argument("names", nargs="*", metavar="name[=value]")
     s.set_defaults(fn=cmd_sysctl)
+
+    st = sub.add_parser("stat", help="swapcache status of a running machine")
+    st.add_argument("-m", "--machine", default="")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_stat)
 
     ps = sub.add_parser("ps", help="running machines, their threads and "
                         "the locks they hold or wait for")
@@ -198,6 +265,9 @@ def main(argv=None):
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:             # `smpvm stat | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ class MachineConfig:
     npages: int = 4096          # 16 MiB of emulated physical memory
     nobjects: int = 1024
     nvnodes: int = 256
-    nswap: int = 16384          # 64 MiB swap (SSD) device
+    nswap: int = 8192           # 32 MiB swap (SSD) device
     nmeta: int = 1024           # 4 MiB VCHR meta-data device
     spin_pool: int = lib.SPINLOCK_NUM_POOL
     token_pool: int = lib.LWKT_NUM_POOL_TOKENS

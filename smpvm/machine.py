@@ -304,7 +304,16 @@ class Machine:
 
 def _register_lock_classes(h):
     """Lock classes: contiguous id ranges, named for reports."""
-    classes = [("spin_pool", lib.LK_SPIN, 0, h.cfg.spin_pool)]
+    named = h.cfg.spin_pool     # named spinlocks follow the pool
+    classes = [("spin_pool", lib.LK_SPIN, 0, h.cfg.spin_pool),
+               ("pq_free", lib.LK_SPIN, named + lib.PQ_FREE,
+                lib.PQ_MAXL2_SIZE),
+               ("pq_inactive", lib.LK_SPIN, named + lib.PQ_INACTIVE, 1),
+               ("pq_active", lib.LK_SPIN, named + lib.PQ_ACTIVE, 1),
+               ("pq_cache", lib.LK_SPIN, named + lib.PQ_CACHE,
+                lib.PQ_MAXL2_SIZE),
+               ("pq_hold", lib.LK_SPIN, named + lib.PQ_HOLD, 1),
+               ("swap_zone", lib.LK_SPIN, named + lib.SPIN_NAMED_SWAPZONE, 1)]
     for tid in sorted(layout.GLOBAL_TOKENS):
         classes.append((layout.GLOBAL_TOKENS[tid], lib.LK_TOKEN, tid, 1))
     classes.append(("pool_token", lib.LK_TOKEN, lib.SMPVM_NGLOBAL_TOKENS,

@@ -1,6 +1,7 @@
 """Machine lifecycle: create/attach/destroy, attach errors, config errors,
 panics (a dead holder, an indefinite spin), and every exit path leaving
 nothing behind -- including the CLI killed by SIGKILL."""
+import json
 import os
 import signal
 import subprocess
@@ -199,16 +200,20 @@ def test_cli_bad_input_is_one_line_exit_2(args, msg):
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def _boot(seconds=30, cpus=2):
+def _boot(seconds=30, cpus=2, workload="idle"):
     p = subprocess.Popen(SMPVM + ["boot", "--cpus", str(cpus), "--seconds",
-                                  str(seconds)], stdout=subprocess.PIPE,
+                                  str(seconds), "--workload", workload],
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd="/")
     name = p.stdout.readline().strip()
     assert name.startswith("smpvm-"), p.stderr.read()
     m = Machine.attach(name)
-    wait_for(lambda: sum(threads(m.base)[i].pid > 0 for i in range(cpus))
-             == cpus, what="cpus up")
-    pids = [threads(m.base)[i].pid for i in range(cpus)]
+    def cpu_pids():
+        td = threads(m.base)
+        return [td[i].pid for i in range(m.config.maxthreads)
+                if td[i].kind == lib.TDK_CPU and td[i].pid > 0]
+    wait_for(lambda: len(cpu_pids()) == cpus, what="cpus up")
+    pids = cpu_pids()
     return p, m, name, pids
 
 
@@ -251,7 +256,7 @@ def test_cli_cpu_killed_is_a_panic_and_leaves_nothing():
     err = p.stderr.read()
     p.stdout.close()
     p.stderr.close()
-    assert "panic: cpu1" in err and "killed by SIGKILL" in err
+    assert "panic: cpu" in err and "killed by SIGKILL" in err
     assert _gone(name, pids)
 
 
@@ -282,3 +287,39 @@ def test_clean_sweeps_dead_creators_leftovers(tmp_path):
             shm.unlink()
         except posix_ipc.ExistentialError:
             pass
+
+
+def test_cli_boot_default_workload_serves_reads_from_the_ssd():
+    r = _run(["boot", "--cpus", "2", "--seconds", "6", "--npages", "512",
+              "--nswap", "2048"])
+    assert r.returncode == 0, r.stderr
+    assert "bad_reads 0" in r.stdout and "zero_fills_seen 0" in r.stdout
+    diverted = int(r.stdout.split("reads      ")[1].split()[0])
+    assert diverted > 0, r.stdout
+
+
+def test_cli_kernel_defaults_leave_swapcache_off():
+    p, m, name, pids = _boot()
+    m.close()
+    try:
+        r = _run(["sysctl", "-m", name, "-a"])
+        assert "vm.swapcache.data_enable: 1  # kernel default 0" in r.stdout
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(20)
+        p.stdout.close()
+        p.stderr.close()
+    p = subprocess.Popen(SMPVM + ["boot", "--cpus", "2", "--workload", "idle",
+                                  "--sysctl-defaults", "kernel"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/")
+    name = p.stdout.readline().strip()
+    try:
+        r = _run(["sysctl", "-m", name, "-a"])
+        swc = [l for l in r.stdout.splitlines() if "vm.swapcache." in l]
+        assert swc and not [l for l in swc if "kernel default" in l]
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(20)
+        p.stdout.close()
+        p.stderr.close()

@@ -93,12 +93,14 @@ def demo_sysctls(machine):
     """The default boot set: enables on, and rates scaled to the machine so
     that a 30 s run shows writing, cleaning and diverted reads (the kernel's
     defaults wait minutes and write nothing -- reference 8 items 8-9).
-    Burst: accrate = 1/8 of swap per second, curburst starts at maxburst."""
+    Burst: accrate = 1/8 of swap per second, curburst starts at maxburst.
+    maxswappct 40: cleaning starts above 40 % of swap and writing resumes
+    below 35 % (swap fragments long before it is 75 % used)."""
     swap_bytes = machine.config.nswap * PAGE_SIZE
     accrate = max(PAGE_SIZE * SWAP_META_PAGES, swap_bytes // 8)
     return {
         "data_enable": 1, "meta_enable": 1, "read_enable": 1,
-        "use_chflags": 0, "maxlaunder": 256, "maxswappct": 75,
+        "use_chflags": 0, "maxlaunder": 256, "maxswappct": 40,
         "accrate": accrate, "minburst": accrate, "maxburst": accrate * 4,
         "curburst": accrate * 4, "maxfilesize": 0, "write_count": 0,
     }
@@ -201,13 +203,16 @@ def vm_swapcached_thread(machine):
         if state == SWAPC_WRITING:
             if sc.curburst >= sc.accrate:
                 if burst == SWAPB_BURSTING:
+                    v.cnt.writing_passes += 1           # smpvm's counter
                     vm_swapcache_writing(page_marker)
                     if sc.curburst <= 0:
                         burst = SWAPB_RECOVERING
                 elif sc.curburst > sc.minburst:
+                    v.cnt.writing_passes += 1
                     vm_swapcache_writing(page_marker)
                     burst = SWAPB_BURSTING
         else:
+            v.cnt.cleaning_passes += 1
             vm_swapcache_cleaning(object_marker)
         sc.burst = burst
 
@@ -226,6 +231,7 @@ def vm_swapcache_writing(marker):
     v = vmview()
     sc = v.vmg.swapcache
     vmg = v.vmg
+    cnt = v.cnt                 # smpvm's counters (`smpvm stat`), not the seed's
 
     # Deal with an overflow of the heuristic counter or if the user
     # manually changes the hysteresis.
@@ -237,6 +243,7 @@ def vm_swapcache_writing(marker):
     if vmg.vm_swapcache_inactive_heuristic < -sc.hysteresis:
         vmg.vm_swapcache_inactive_heuristic = -sc.hysteresis
     if vmg.vm_swapcache_inactive_heuristic < 0:
+        cnt.heuristic_waits += 1
         return
 
     # Scan the inactive queue from our marker to locate suitable pages to
@@ -264,25 +271,31 @@ def vm_swapcache_writing(marker):
         if sc.curburst < 0:
             break
         vm_page_marker_move_after(PQ_INACTIVE, marker, m)
+        cnt.pages_scanned += 1
         if pg.flags & (PG_MARKER | PG_SWAPPED):
             count += 1
+            cnt.skip_free += 1
             continue
         if vm_page_busy_try(m, True):
+            cnt.skip_busy += 1
             continue
         vm_page_queues_spin_unlock(PQ_INACTIVE)
 
         object = pg.object
         if object == NULL:
+            cnt.skip_object += 1
             vm_page_wakeup(m)
             vm_page_queues_spin_lock(PQ_INACTIVE)
             continue
         vm_object_hold(object)
         if pg.object != object:
+            cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
             vm_page_queues_spin_lock(PQ_INACTIVE)
             continue
         if vm_swapcache_test(m):
+            cnt.skip_test += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
             vm_page_queues_spin_lock(PQ_INACTIVE)
@@ -290,6 +303,7 @@ def vm_swapcache_writing(marker):
 
         vp = v.objects[object].handle
         if vp == NULL:
+            cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
             vm_page_queues_spin_lock(PQ_INACTIVE)
@@ -299,6 +313,7 @@ def vm_swapcache_writing(marker):
         if vn.v_type == lib.VREG:
             # PG_NOTMETA generically means 'don't swapcache this'.
             if pg.flags & PG_NOTMETA:
+                cnt.skip_notmeta += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
                 vm_page_queues_spin_lock(PQ_INACTIVE)
@@ -308,12 +323,14 @@ def vm_swapcache_writing(marker):
             # marked vnodes, otherwise any vnode.
             if sc.data_enable == 0 or \
                     ((vn.v_flag & lib.VSWAPCACHE) == 0 and sc.use_chflags):
+                cnt.skip_disabled += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
                 vm_page_queues_spin_lock(PQ_INACTIVE)
                 continue
             if sc.maxfilesize and \
                     v.objects[object].size > (sc.maxfilesize >> PAGE_SHIFT):
+                cnt.skip_maxfilesize += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
                 vm_page_queues_spin_lock(PQ_INACTIVE)
@@ -321,17 +338,20 @@ def vm_swapcache_writing(marker):
             isblkdev = 0
         elif vn.v_type == lib.VCHR:
             if pg.flags & PG_NOTMETA:
+                cnt.skip_notmeta += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
                 vm_page_queues_spin_lock(PQ_INACTIVE)
                 continue
             if sc.meta_enable == 0:
+                cnt.skip_disabled += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
                 vm_page_queues_spin_lock(PQ_INACTIVE)
                 continue
             isblkdev = 1
         else:
+            cnt.skip_disabled += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
             vm_page_queues_spin_lock(PQ_INACTIVE)

@@ -1,0 +1,1 @@
+"""The stress harness: workloads for CPU processes and their verification."""
