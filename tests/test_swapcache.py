@@ -544,3 +544,118 @@ def test_kernel_profile_is_the_seed_exactly(vm):
     S.vm_swapcache_boot(vm, "kernel")
     for k, val in S.KERNEL_DEFAULTS.items():
         assert getattr(swc(), k) == val
+
+
+# ---- the seed's cleaning defects, provoked at its own preemption point ----------
+
+def _object_of(vp):
+    return vmview().vnodes[vp].v_object
+
+
+def _marker_after_meta():
+    """The cleaning marker placed right after the meta device's object, so
+    the next object the pass reaches is the first file's."""
+    from smpvm.vfs.vnode import vn_meta
+    from smpvm.vm.vm_object import (vm_object_list_insert_after,
+                                    vm_object_marker)
+    om = vm_object_marker()
+    lib.lwkt_gettoken(lib.TOK_VMOBJ)
+    vm_object_list_insert_after(_object_of(vn_meta()), om)
+    lib.lwkt_reltoken(lib.TOK_VMOBJ)
+    return om
+
+
+class KillAtFirstYield:
+    """A preemption hook: at the pass's first lwkt_yield -- a point where
+    the kernel may switch -- another thread unlinks file `name`, whose
+    object is then terminated (and freed at its last drop)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.fired = False
+        self.cb = ffi.callback("void(int, int)", self.hook)
+
+    def hook(self, op, lid):
+        if op != lib.HOOK_YIELD or self.fired:
+            return
+        self.fired = True
+        lib.smpvm_set_hook(ffi.NULL)            # no nested hooks
+        sc.sys_unlink(self.name)
+
+    def __enter__(self):
+        lib.smpvm_set_hook(self.cb)
+        return self
+
+    def __exit__(self, *exc):
+        lib.smpvm_set_hook(ffi.NULL)
+
+
+def _object_list():
+    from smpvm.vm.vm_object import vm_object_list_first, vm_object_list_next
+    out = []
+    lib.lwkt_gettoken(lib.TOK_VMOBJ)
+    o = vm_object_list_first()
+    while o >= 0 and len(out) < 10000:
+        out.append(o)
+        o = vm_object_list_next(o)
+    lib.lwkt_reltoken(lib.TOK_VMOBJ)
+    return out
+
+
+def _victim_setup():
+    vps = _cleaning_setup(nfiles=2, npages=32)
+    for vp in vps:
+        sc.sys_close(vp)            # unlink reclaims at once
+    return vps
+
+
+@pytest.mark.vmconfig(kernel="seed")
+def test_seed_yield_before_hold_uses_a_freed_object(vm):
+    """7.4 (a), the crash fixed by 739be60bf6: the object reached by the
+    pass is freed during the yield that precedes the hold."""
+    _victim_setup()
+    om = _marker_after_meta()
+    with KillAtFirstYield("cl0") as k:
+        with pytest.raises(Panic, match="use after free"):
+            S.vm_swapcache_cleaning(om)
+    assert k.fired
+
+
+def test_fixed_holds_the_object_across_the_yield(vm):
+    v = vmview()
+    vps = _victim_setup()
+    om = _marker_after_meta()
+    with KillAtFirstYield("cl0") as k:
+        S.vm_swapcache_cleaning(om)
+    assert k.fired
+    assert _object_of(vps[1]) in _object_list()        # the list is whole
+    assert v.vmg.vm_swap_cache_use == 0                 # cl1 was cleaned
+
+
+@pytest.mark.vmconfig(kernel="seed")
+def test_seed_reinserts_the_marker_before_an_unlinked_object(vm):
+    """7.4 (b): the budget runs out right after the yield; the marker goes
+    back in before the object that was unlinked meanwhile, and everything
+    before it falls off vm_object_list."""
+    from smpvm.vfs.vnode import vn_meta
+    vps = _victim_setup()
+    om = _marker_after_meta()
+    meta_obj = _object_of(vn_meta())
+    keep = _object_of(vps[1])
+    swc().maxlaunder = 1
+    with KillAtFirstYield("cl0"):
+        S.vm_swapcache_cleaning(om)
+    objs = _object_list()
+    assert meta_obj not in objs or keep not in objs     # the list is broken
+
+
+def test_fixed_reinserts_the_marker_safely(vm):
+    from smpvm.vfs.vnode import vn_meta
+    vps = _victim_setup()
+    om = _marker_after_meta()
+    swc().maxlaunder = 1
+    with KillAtFirstYield("cl0"):
+        S.vm_swapcache_cleaning(om)
+    objs = _object_list()
+    assert _object_of(vn_meta()) in objs and _object_of(vps[1]) in objs
+    assert om in objs
