@@ -111,6 +111,23 @@
 #define HOOK_YIELD              7
 #define HOOK_ATOMIC             8
 
+/* ---- workload counters (hdr.stress[], atomic adds by CPU processes) ---- */
+#define ST_OPS                  0
+#define ST_READS                1       /* reads verified against the truth */
+#define ST_READ_PAGES           2
+#define ST_DIVERTED             3       /* pages of those served by the SSD */
+#define ST_FAILURES             4       /* wrong bytes (and zero fills)     */
+#define ST_WRITES               5
+#define ST_MMAP                 6
+#define ST_TRUNCATES            7
+#define ST_UNLINKS              8
+#define ST_CHFLAGS              9
+#define ST_SYSCTLS              10
+#define ST_META                 11
+#define ST_XREADS               12      /* reads of other CPUs' files       */
+#define ST_ZERO_FILLS           13
+#define ST_NCOUNTERS            16
+
 /* ---- regions of the segment (hdr.region_off[]) -------------------------- */
 #define REG_THREADS             0
 #define REG_SPINLOCKS           1
@@ -280,6 +297,9 @@ struct smpvm_header {
 	uint32_t clock_mode;            /* CLOCK_WALL or CLOCK_VIRTUAL      */
 	uint64_t ticks;                 /* the virtual clock                */
 	uint64_t clock_speedup;         /* wall clock: ticks run N x faster */
+	uint32_t park_request;          /* stop the world at safe points    */
+	uint32_t parked;                /* threads parked right now         */
+	uint64_t stress[16];            /* ST_* counters of the workloads   */
 	uint64_t scratch[6];            /* free words for tests and tools   */
 };
 
@@ -386,7 +406,10 @@ struct smpvm_header {
 #define BUG_CLEAN_MARKERS       0x0010  /* cleaning: holds other markers, re-inserts
                                          * before an object reached after blocking (b-d) */
 #define BUGS_SEED               0x001f  /* every defect above: the seed kernel */
+/* broken on purpose (never in seed or fixed): for testing the checkers */
+#define BUG_SKIP_UNSWAP_ON_WRITE 0x0100 /* a buffer write keeps the stale swap copy */
 #define IDENT_SWAPCACHE         4       /* &vm_swapcache_sleep              */
+#define IDENT_PARK              5       /* threads parked for a stop-the-world check */
 
 /* per-thread markers: page indices npages + tid * VM_MARKERS_PER_THREAD + k */
 #define VM_MARKERS_PER_THREAD   2
@@ -563,8 +586,21 @@ struct vm_swapcache_sysctl {
 	int64_t  pad0[1];
 };
 
+/* SSD fault injection (the stress harness); rates in parts per million */
+struct vm_faults {
+	uint64_t seed;
+	uint32_t eio_ppm;       /* a swap write or read fails with EIO    */
+	uint32_t short_ppm;     /* a swap write is short                  */
+	uint32_t enospc_ppm;    /* a swap write fails with ENOSPC         */
+	uint32_t delay_ppm;     /* an I/O is delayed by delay_us          */
+	uint32_t delay_us;
+	uint32_t pad0;
+	uint64_t injected;      /* faults injected so far                 */
+};
+
 struct vm_globals {
 	struct vmstats vmstats;
+	struct vm_faults faults;
 	struct vm_swapcache_sysctl swapcache;
 	struct vm_counters cnt;
 	/* swap accounting: vm_token */

@@ -121,7 +121,7 @@ def cmd_boot(a):
                 rc = EXIT_PANIC
             else:
                 w = workload_counters(m)
-                if w["bad_reads"] or w["zero_fills_seen"]:
+                if w["failures"] or w["zero_fills"]:
                     rc = EXIT_DATA
                 if not a.quiet:
                     print(f"{m.name}: {outcome}, shut down cleanly")

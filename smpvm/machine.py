@@ -74,6 +74,7 @@ class Machine:
         self.janitor_fd = -1
         self.closed = False
         self._views = []
+        self._close_hooks = []
 
     # ---- creation -----------------------------------------------------------
     @classmethod
@@ -188,6 +189,11 @@ class Machine:
         return m
 
     # ---- state ----------------------------------------------------------------
+    def on_close(self, fn):
+        """Call fn() when this process closes the machine (per-process
+        resources: cached descriptors of its files)."""
+        self._close_hooks.append(fn)
+
     def view(self, reg):
         """A memoryview of region reg of the segment (page contents...)."""
         off = self.hdr.region_off[reg]
@@ -247,6 +253,9 @@ class Machine:
         if self.closed:
             return
         self.closed = True
+        for fn in self._close_hooks:
+            fn()
+        self._close_hooks = []
         lib.smpvm_unbind(self.base)     # C must not keep a dangling base
         self.__dict__.pop("_vmview", None)
         for v in self._views:

@@ -293,7 +293,7 @@ def test_cli_boot_default_workload_serves_reads_from_the_ssd():
     r = _run(["boot", "--cpus", "2", "--seconds", "6", "--npages", "512",
               "--nswap", "2048"])
     assert r.returncode == 0, r.stderr
-    assert "bad_reads 0" in r.stdout and "zero_fills_seen 0" in r.stdout
+    assert "failures 0" in r.stdout and "zero_fills 0" in r.stdout
     diverted = int(r.stdout.split("reads      ")[1].split()[0])
     assert diverted > 0, r.stdout
 

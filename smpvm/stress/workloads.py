@@ -1,86 +1,315 @@
-"""Workloads CPU processes run.
+"""What CPU processes run in `smpvm stress` and `smpvm boot`.
 
-files_workload: each CPU owns `files` files of `file_pages` pages; it
-reads them (mostly) and writes them (sometimes), and checks every read
-against what it wrote -- one writer per file, so the truth is exact.  The
-working set is sized by the caller to exceed memory, so pages cycle
-through INACTIVE, the SSD and back.  Machine-wide counters of the workload
-live in the header's scratch words, added atomically once per 64 ops.
+stress_worker: a seeded, weighted mix of operations on this CPU's own
+files (exact truth: one writer per file) and reads of other CPUs' files
+(stamp sanity).  Every write is stamped (stamps.py), every read compared
+with the truth at that moment; a mismatch is written as one JSON line to
+<datadir>/failures/cpuN.jsonl with the file, offset, the expected and found
+stamps, whether the read was served from the SSD, and this CPU's last ops
+(an fsx-style op log).  The op sequence depends only on the seed and the
+CPU, so the seed replays it (the interleaving is the host's).
+
+Ops: read (random), seqread (whole file), write (write(2)), mmap (stores
+through a mapping, sometimes msync), truncate (shrink, then sometimes grow
+back), unlink (and recreate), chflags (cache/noscache, then reopen),
+sysctl (flip vm.swapcache.* mid-run), meta (this CPU's slice of the VCHR
+meta-data device), xread (another CPU's file: memory pressure and
+cross-file integrity).
 """
+import collections
+import json
 import os
 import random
-import time
 
+from smpvm.kern import sysctl
+from smpvm.kern.safepoint import safepoint
 from smpvm.kern.thread import curthread
 from smpvm.layout import ffi, lib
+from smpvm.stress import stamps
 from smpvm.vfs import syscalls as sc
+from smpvm.vfs.vnode import VfsError, vn_meta
 
 PAGE = lib.PAGE_SIZE
-# header scratch words used by the workload's machine-wide counters
-READS, BAD, DIVERTED, WRITES, ZERO_FILLS = range(5)
+UNIT = stamps.UNIT
+OPS = ("read", "seqread", "write", "mmap", "truncate", "unlink", "chflags",
+       "sysctl", "meta", "xread")
+STRESS_MIX = {"read": 45, "seqread": 5, "write": 15, "mmap": 6,
+              "truncate": 3, "unlink": 1, "chflags": 2, "sysctl": 1,
+              "meta": 8, "xread": 14}
+READ_HEAVY_MIX = {"read": 85, "write": 5, "seqread": 5, "xread": 5}
+# the sysctl flipper's menu: (name, values) -- all valid, swapcache stays
+# mostly on so that it keeps being exercised
+SYSCTL_MENU = (("vm.swapcache.read_enable", (1, 1, 1, 0)),
+               ("vm.swapcache.data_enable", (1, 1, 1, 0)),
+               ("vm.swapcache.meta_enable", (1, 0)),
+               ("vm.swapcache.use_chflags", (0, 0, 1)),
+               ("vm.swapcache.maxswappct", (20, 40, 60, 75)),
+               ("vm.swapcache.maxlaunder", (64, 256, 1024)))
 
 
 def counter(machine, k):
-    return ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "scratch")) + k
+    return ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "stress")) + k
 
 
-def _add(machine, k, n):
+def bump(machine, k, n=1):
     if n:
         lib.atomic_fetchadd_long(counter(machine, k), n)
 
 
 def workload_counters(machine):
-    s = machine.hdr.scratch
-    return {"reads": s[READS], "bad_reads": s[BAD],
-            "diverted_pages": s[DIVERTED], "writes": s[WRITES],
-            "zero_fills_seen": s[ZERO_FILLS]}
+    s = machine.hdr.stress
+    return {"ops": s[lib.ST_OPS], "reads_verified": s[lib.ST_READS],
+            "pages_read": s[lib.ST_READ_PAGES],
+            "ssd_pages": s[lib.ST_DIVERTED], "failures": s[lib.ST_FAILURES],
+            "zero_fills": s[lib.ST_ZERO_FILLS], "writes": s[lib.ST_WRITES],
+            "mmap_ops": s[lib.ST_MMAP], "truncates": s[lib.ST_TRUNCATES],
+            "unlinks": s[lib.ST_UNLINKS], "chflags": s[lib.ST_CHFLAGS],
+            "sysctl_flips": s[lib.ST_SYSCTLS], "meta_ops": s[lib.ST_META],
+            "cross_reads": s[lib.ST_XREADS]}
 
 
-def files_workload(machine, files=8, file_pages=256, write_pct=5,
-                   seed=0, seconds=None):
-    """Read-heavy verified traffic on this CPU's own files until shutdown
-    (or `seconds`)."""
-    me = curthread().tid
-    rng = random.Random(seed * 1000 + me)
-    truth = {}
-    for k in range(files):
-        name = f"cpu{me}.{k}"
-        vp = sc.sys_open(name, create=True)
-        block = rng.randbytes(PAGE)
-        data = bytearray(block * file_pages)
-        sc.sys_write(vp, 0, bytes(data))
-        truth[vp] = data
-        if machine.shutting_down():
+class File:
+    __slots__ = ("name", "vp", "fid", "inc", "truth")
+
+
+class Worker:
+    def __init__(self, machine, seed, mix, files, file_pages, log_len=64):
+        self.m = machine
+        self.me = curthread().tid
+        self.cpu = curthread().cpu
+        self.ncpus = machine.config.ncpus
+        self.rng = random.Random(seed * 7919 + self.cpu)
+        self.mix = [(k, w) for k, w in mix.items() if w > 0]
+        self.kinds = [k for k, _ in self.mix]
+        self.weights = [w for _, w in self.mix]
+        self.file_pages = file_pages
+        self.op = 0
+        self.log = collections.deque(maxlen=log_len)
+        self.files = []
+        self.fail_path = os.path.join(machine.datadir, "failures",
+                                      f"cpu{self.cpu}.jsonl")
+        for k in range(files):
+            f = File()
+            f.name, f.inc, f.vp = f"cpu{self.cpu}.{k}", 0, -1
+            f.fid = self.cpu * 1000 + k
+            self.files.append(f)
+            self._create(f)
+        self.meta_vp = vn_meta()
+        slice_pages = machine.config.nmeta // self.ncpus
+        self.meta_off = self.cpu * slice_pages * PAGE
+        self.meta_len = slice_pages * PAGE
+        self.meta_truth = None
+
+    # ---- helpers -----------------------------------------------------------
+    def _create(self, f):
+        f.inc += 1
+        f.vp = sc.sys_open(f.name, create=True)
+        size = self.file_pages * PAGE
+        data = stamps.stamp(f.fid, 0, size, f.inc, self.cpu, self.op)
+        sc.sys_write(f.vp, 0, data)
+        f.truth = bytearray(data)
+
+    def _note(self, kind, *args):
+        self.op += 1
+        self.log.append((self.op, kind) + args)
+
+    def _fail(self, what, f_name, offset, expected, got, st):
+        mm = stamps.first_mismatch(expected, got, offset)
+        off, exp_u, got_u = mm if mm else (offset, b"", b"")
+        pindex = off // PAGE
+        rec = {
+            "cpu": self.cpu, "op": self.op, "what": what, "file": f_name,
+            "offset": off, "expected": stamps.describe(exp_u),
+            "found": stamps.describe(got_u),
+            "served_from_ssd": pindex in (st.diverted if st else []),
+            "zero_filled": list(st.zero_filled) if st else [],
+            "recent_ops": [list(x) for x in self.log],
+        }
+        os.makedirs(os.path.dirname(self.fail_path), exist_ok=True)
+        with open(self.fail_path, "a") as fp:
+            fp.write(json.dumps(rec) + "\n")
+        bump(self.m, lib.ST_FAILURES)
+
+    def _verify_read(self, f, off, n, what="read"):
+        got, st = sc.sys_read(f.vp, off, n)
+        want = bytes(f.truth[off:off + n])
+        bump(self.m, lib.ST_READS)
+        bump(self.m, lib.ST_READ_PAGES, max(1, len(got) // PAGE))
+        bump(self.m, lib.ST_DIVERTED, len(st.diverted))
+        if st.zero_filled:
+            bump(self.m, lib.ST_ZERO_FILLS, len(st.zero_filled))
+        if got != want or st.zero_filled:
+            self._fail(what, f.name, off, want, got, st)
+
+    def _unit_off(self, limit):
+        return self.rng.randrange(max(1, limit // UNIT)) * UNIT
+
+    # ---- operations -----------------------------------------------------------
+    def op_read(self):
+        f = self.rng.choice(self.files)
+        size = len(f.truth)
+        if not size:
             return
-    vps = list(truth)
-    t_end = None if seconds is None else time.monotonic() + seconds
-    reads = bad = diverted = writes = zf = 0
-    while not machine.shutting_down():
-        if t_end is not None and time.monotonic() > t_end:
-            break
-        for _ in range(64):
-            vp = rng.choice(vps)
-            if rng.randrange(100) < write_pct:
-                off = rng.randrange(file_pages * PAGE - 512)
-                d = rng.randbytes(rng.randrange(1, 512))
-                sc.sys_write(vp, off, d)
-                truth[vp][off:off + len(d)] = d
-                writes += 1
-                continue
-            off = rng.randrange(file_pages) * PAGE
-            n = min(rng.randrange(1, 5) * PAGE, file_pages * PAGE - off)
-            got, st = sc.sys_read(vp, off, n)
-            reads += 1
-            diverted += len(st.diverted)
-            zf += len(st.zero_filled)
-            if got != bytes(truth[vp][off:off + n]):
-                bad += 1
-        _add(machine, READS, reads)
-        _add(machine, BAD, bad)
-        _add(machine, DIVERTED, diverted)
-        _add(machine, WRITES, writes)
-        _add(machine, ZERO_FILLS, zf)
-        reads = bad = diverted = writes = zf = 0
-    for vp in vps:
-        sc.sys_close(vp)
-    os.sched_yield()
+        off = self._unit_off(size)
+        n = self.rng.randrange(1, 5) * PAGE
+        self._note("read", f.name, off, n)
+        self._verify_read(f, off, n)
+
+    def op_seqread(self):
+        f = self.rng.choice(self.files)
+        self._note("seqread", f.name, len(f.truth))
+        for off in range(0, len(f.truth), 4 * PAGE):
+            self._verify_read(f, off, 4 * PAGE, "seqread")
+
+    def op_write(self):
+        f = self.rng.choice(self.files)
+        cap = self.file_pages * PAGE
+        off = self._unit_off(min(len(f.truth) + PAGE, cap))
+        n = min(self.rng.randrange(1, 129) * UNIT, cap - off)
+        if n <= 0:
+            return
+        self._note("write", f.name, off, n)
+        data = stamps.stamp(f.fid, off, n, f.inc, self.cpu, self.op)
+        sc.sys_write(f.vp, off, data)
+        if off > len(f.truth):
+            f.truth.extend(bytes(off - len(f.truth)))
+        f.truth[off:off + n] = data
+        bump(self.m, lib.ST_WRITES)
+
+    def op_mmap(self):
+        f = self.rng.choice(self.files)
+        size = len(f.truth)
+        if size < UNIT:
+            return
+        off = self._unit_off(size)
+        n = min(self.rng.randrange(1, 33) * UNIT, size - off)
+        self._note("mmap_store", f.name, off, n)
+        data = stamps.stamp(f.fid, off, n, f.inc, self.cpu, self.op)
+        sc.mmap_store(f.vp, off, data)
+        f.truth[off:off + n] = data
+        if self.rng.random() < 0.2:
+            self._note("msync", f.name)
+            sc.sys_msync(f.vp)
+        bump(self.m, lib.ST_MMAP)
+
+    def op_truncate(self):
+        f = self.rng.choice(self.files)
+        new = self.rng.randrange(len(f.truth) + 1)
+        self._note("truncate", f.name, new)
+        sc.sys_truncate(f.vp, new)
+        del f.truth[new:]
+        if self.rng.random() < 0.5:
+            grow = self.rng.randrange(new, self.file_pages * PAGE + 1)
+            self._note("truncate", f.name, grow)
+            sc.sys_truncate(f.vp, grow)
+            f.truth.extend(bytes(grow - new))
+        bump(self.m, lib.ST_TRUNCATES)
+
+    def op_unlink(self):
+        f = self.rng.choice(self.files)
+        self._note("unlink", f.name)
+        sc.sys_close(f.vp)
+        sc.sys_unlink(f.name)
+        self._create(f)
+        bump(self.m, lib.ST_UNLINKS)
+
+    def op_chflags(self):
+        f = self.rng.choice(self.files)
+        flags = self.rng.choice((0, lib.UF_CACHE, lib.SF_NOCACHE,
+                                 lib.UF_CACHE | lib.SF_NOCACHE))
+        self._note("chflags", f.name, flags)
+        sc.sys_chflags(f.name, flags)
+        sc.sys_close(f.vp)                  # VSWAPCACHE follows at open
+        f.vp = sc.sys_open(f.name)
+        bump(self.m, lib.ST_CHFLAGS)
+
+    def op_sysctl(self):
+        name, values = self.rng.choice(SYSCTL_MENU)
+        v = self.rng.choice(values)
+        self._note("sysctl", name, v)
+        sysctl.sysctl_set(self.m, name, str(v))
+        bump(self.m, lib.ST_SYSCTLS)
+
+    def op_meta(self):
+        if self.meta_truth is None:         # first use: stamp the slice
+            data = stamps.stamp(0xffff0000 + self.cpu, self.meta_off,
+                                self.meta_len, 1, self.cpu, self.op)
+            sc.sys_write(self.meta_vp, self.meta_off, data)
+            self.meta_truth = bytearray(data)
+        if self.rng.random() < 0.3:
+            off = self._unit_off(self.meta_len)
+            n = min(self.rng.randrange(1, 65) * UNIT, self.meta_len - off)
+            self._note("meta_write", off, n)
+            data = stamps.stamp(0xffff0000 + self.cpu, self.meta_off + off,
+                                n, 1, self.cpu, self.op)
+            sc.sys_write(self.meta_vp, self.meta_off + off, data)
+            self.meta_truth[off:off + n] = data
+        else:
+            off = self._unit_off(self.meta_len)
+            n = min(self.rng.randrange(1, 4) * PAGE, self.meta_len - off)
+            self._note("meta_read", off, n)
+            got, st = sc.sys_read(self.meta_vp, self.meta_off + off, n)
+            want = bytes(self.meta_truth[off:off + n])
+            bump(self.m, lib.ST_READS)
+            bump(self.m, lib.ST_DIVERTED, len(st.diverted))
+            if got != want or st.zero_filled:
+                self._fail("meta_read", "/dev/meta", self.meta_off + off,
+                           want, got, st)
+        bump(self.m, lib.ST_META)
+
+    def op_xread(self):
+        """Read another CPU's file: every unit must be a stamp of that file
+        at that offset (or zeros past a truncation/hole)."""
+        if self.ncpus < 2:
+            return self.op_read()
+        other = (self.cpu + self.rng.randrange(1, self.ncpus)) % self.ncpus
+        name = f"cpu{other}.{self.rng.randrange(len(self.files))}"
+        try:
+            vp = sc.sys_open(name)
+        except VfsError:
+            return
+        try:
+            off = self._unit_off(self.file_pages * PAGE)
+            self._note("xread", name, off, 4 * PAGE)
+            got, st = sc.sys_read(vp, off, 4 * PAGE)
+            bump(self.m, lib.ST_XREADS)
+            bump(self.m, lib.ST_DIVERTED, len(st.diverted))
+            fid = other * 1000 + int(name.rsplit(".", 1)[1])
+            for i in range(0, len(got), UNIT):
+                u = got[i:i + UNIT]
+                d = stamps.decode(u)
+                if d is None and not any(u) and not st.zero_filled:
+                    continue                # a hole or a truncated tail
+                if d is None or d["file"] != fid or \
+                        d["unit"] != (off + i) // UNIT:
+                    self._fail("xread", name, off + i, b"(a stamp of this "
+                               b"file at this offset)".ljust(UNIT), u, st)
+                    break
+        finally:
+            sc.sys_close(vp)
+
+    def run(self, op_budget=None):
+        ops = {k: getattr(self, "op_" + k) for k in OPS}
+        n = 0
+        while not self.m.shutting_down():
+            safepoint(self.m)
+            kind = self.rng.choices(self.kinds, self.weights)[0]
+            ops[kind]()
+            bump(self.m, lib.ST_OPS)
+            n += 1
+            if op_budget is not None and n >= op_budget:
+                break
+        for f in self.files:
+            sc.sys_close(f.vp)
+
+
+def stress_worker(machine, seed=0, mix=None, files=4, file_pages=64,
+                  op_budget=None):
+    """Entry of a CPU process: set up this CPU's files, then run the mix
+    until shutdown (or op_budget operations)."""
+    Worker(machine, seed, mix or STRESS_MIX, files, file_pages).run(op_budget)
+
+
+def files_workload(machine, files=8, file_pages=256, seed=0):
+    """`smpvm boot`'s default: the read-heavy mix."""
+    stress_worker(machine, seed, READ_HEAVY_MIX, files, file_pages)

@@ -171,7 +171,8 @@ def vnode_pager_putpage(vp, m):
     v = vmview()
     pg = v.pages[m]
     vm_page_protect(m, lib.VM_PROT_READ)
-    swap_pager_unswapped(m)
+    if not v.vmg.bugs & lib.BUG_SKIP_UNSWAP_ON_WRITE:
+        swap_pager_unswapped(m)
     size = v.vnodes[vp].size
     off = pg.pindex * _PAGE
     n = min(_PAGE, max(0, size - off))

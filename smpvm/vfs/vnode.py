@@ -49,9 +49,18 @@ def backing_fd(machine, vp):
     key = (id(machine), vp, gen)
     fd = _fds.get(key)
     if fd is None:
+        for old in [k for k in _fds if k[:2] == (id(machine), vp)]:
+            os.close(_fds.pop(old))         # an earlier incarnation's file
         fd = os.open(backing_path(machine, vp), os.O_RDWR | os.O_CLOEXEC)
+        if not any(k[0] == id(machine) for k in _fds):
+            machine.on_close(lambda: _forget_machine(machine))
         _fds[key] = fd
     return fd
+
+
+def _forget_machine(machine):
+    for key in [k for k in _fds if k[0] == id(machine)]:
+        os.close(_fds.pop(key))
 
 
 def _forget_fd(machine, vp, gen):

@@ -53,17 +53,46 @@ _fds = {}
 
 def swapdev_fd(machine):
     """This process's descriptor of the machine's SSD file."""
-    key = (machine.name, id(machine))
+    key = id(machine)
     fd = _fds.get(key)
     if fd is None:
         fd = os.open(swapdev_path(machine), os.O_RDWR | os.O_CLOEXEC)
         _fds[key] = fd
+        machine.on_close(lambda: os.close(_fds.pop(key)))
     return fd
 
 
+_fault_rng = {}
+
+
 def _fault(op, blk, n):
+    """The fault to inject into this SSD I/O, if any: from a test's
+    swap_io_fault hook, else from vm_globals.faults (seeded per thread)."""
     fn = swap_io_fault["fn"]
-    return fn(op, blk, n) if fn is not None else None
+    if fn is not None:
+        return fn(op, blk, n)
+    v = vmview()
+    f = v.vmg.faults
+    if not (f.eio_ppm or f.short_ppm or f.enospc_ppm or f.delay_ppm):
+        return None
+    key = (id(v.machine), lib.smpvm_curtid())
+    rng = _fault_rng.get(key)
+    if rng is None:
+        import random
+        rng = _fault_rng[key] = random.Random(f.seed * 1000003 + key[1])
+    r = rng.randrange(1000000)
+    out = None
+    if r < f.eio_ppm:
+        out = errno.EIO
+    elif op == "write" and r < f.eio_ppm + f.enospc_ppm:
+        out = errno.ENOSPC
+    elif op == "write" and r < f.eio_ppm + f.enospc_ppm + f.short_ppm:
+        out = ("short", rng.randrange(n * _PAGE))
+    elif rng.randrange(1000000) < f.delay_ppm:
+        out = ("delay", f.delay_us / 1e6)
+    if out is not None:
+        lib.atomic_fetchadd_long(ffi.addressof(f, "injected"), 1)
+    return out
 
 
 def _swap_write(v, run, blk):

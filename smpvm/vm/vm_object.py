@@ -32,9 +32,6 @@ vm_object_list_insert_before = lib.vm_object_list_insert_before
 swap_pager_freespace = lib.swap_pager_freespace
 swap_pager_freespace_all = lib.swap_pager_freespace_all
 
-_pages_buf = ffi.new("int[]", 4096)
-
-
 def vm_object_pip_wait(o, wmesg):
     """Sleep until o's paging_in_progress is 0 (tokens lost while asleep)."""
     lib.vm_object_pip_wait(o, wmesg.encode())
@@ -42,8 +39,10 @@ def vm_object_pip_wait(o, wmesg):
 
 def resident_pages(o, start=0, end=1 << 62):
     """Resident page indices of o with pindex in [start, end).  o held."""
-    n = lib.vm_object_pages(o, start, end, _pages_buf, len(_pages_buf))
-    return [_pages_buf[i] for i in range(n)]
+    size = vmview().objects[o].resident_page_count + 64
+    buf = ffi.new("int[]", size)
+    n = lib.vm_object_pages(o, start, end, buf, size)
+    return [buf[i] for i in range(n)]
 
 
 def vm_object_page_remove(o, start, end, clean_only=False):

@@ -111,6 +111,9 @@ def vm_wait():
     """Wait for free memory: wake the pagedaemon and sleep on the free count
     (every token is lost while asleep; callers look again)."""
     from smpvm.kern.kern_synch import tsleep
+    from smpvm.kern.safepoint import safepoint
     from smpvm.kern.thread import curmachine
+    m = curmachine()
     lib.wakeup(lib.IDENT_PAGEDAEMON)
-    tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, curmachine().config.hz // 10))
+    tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, m.config.hz // 10))
+    safepoint(m)        # the caller holds no busied page here

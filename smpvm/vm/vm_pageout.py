@@ -10,6 +10,7 @@ inactive heuristic exactly as the kernel's do (tail inserts).  The queue
 walks use this thread's markers, moved only under the queue spinlock.
 """
 from smpvm.kern.kern_synch import tsleep
+from smpvm.kern.safepoint import safepoint
 from smpvm.layout import ffi, lib
 from smpvm.vfs.vfs_bio import vnode_pager_putpage
 from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
@@ -200,6 +201,7 @@ def vm_pageout_thread(machine):
     hz = machine.config.hz
     while not machine.shutting_down():
         tsleep(lib.IDENT_PAGEDAEMON, 0, "psleep", max(1, hz // 10))
+        safepoint(machine)
         if machine.shutting_down():
             break
         if vm_paging_target() > 0 or \

@@ -27,6 +27,7 @@ Kernel variants (vm_globals.bugs, chosen at boot with --kernel):
 """
 from smpvm.kern.kern_synch import tsleep, wakeup
 from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken, lwkt_yield
+from smpvm.kern.safepoint import safepoint
 from smpvm.kern.sysctl import SysctlNode, register
 from smpvm.kern.thread import panic
 from smpvm.layout import ffi, lib
@@ -173,10 +174,12 @@ def vm_swapcached_thread(machine):
         if (sc.data_enable == 0 and sc.meta_enable == 0) or \
                 v.vmg.vm_swap_max == 0:
             tsleep(lib.IDENT_SWAPCACHE, 0, "csleep", hz * 5)
+            safepoint(machine)                  # smpvm: stop-the-world checks
             continue
 
         # Polling rate when enabled is approximately 10 hz.
         tsleep(lib.IDENT_SWAPCACHE, 0, "csleep", hz // 10)
+        safepoint(machine)                      # smpvm: stop-the-world checks
         v.cnt.swapcache_loops += 1              # smpvm's counter
 
         # State hysteresis.  Generate write activity up to 75% of swap,

@@ -1,0 +1,55 @@
+"""Stamped data, as fsx does: every 64-byte unit a writer puts in a file
+says who wrote it -- (file id, unit index, incarnation, cpu, op number) --
+so a wrong byte read later names the operation that wrote what was found.
+
+A unit is the 24-byte header repeated to 64 bytes.  Anything else (zeros
+from a lost swap block, a torn or misplaced unit) decodes as garbage.
+"""
+import struct
+
+UNIT = 64
+_HDR = struct.Struct("<IIIIQ")        # file, unit, incarnation, cpu, op
+
+
+def unit_bytes(file_id, unit, inc, cpu, op):
+    h = _HDR.pack(file_id & 0xffffffff, unit & 0xffffffff, inc, cpu, op)
+    return (h * 3)[:UNIT]
+
+
+def stamp(file_id, offset, length, inc, cpu, op):
+    """The bytes of a write of `length` at `offset` (both multiples of
+    UNIT) by op number `op` of `cpu`."""
+    first = offset // UNIT
+    return b"".join(unit_bytes(file_id, first + k, inc, cpu, op)
+                    for k in range(length // UNIT))
+
+
+def decode(unit):
+    """The stamp of a 64-byte unit as a dict, or None if it is no stamp."""
+    if len(unit) != UNIT:
+        return None
+    f, u, inc, cpu, op = _HDR.unpack_from(unit)
+    if unit_bytes(f, u, inc, cpu, op) != bytes(unit):
+        return None
+    return {"file": f, "unit": u, "inc": inc, "cpu": cpu, "op": op}
+
+
+def describe(unit):
+    d = decode(unit)
+    if d is None:
+        if not any(unit):
+            return "zeros (no stamp)"
+        return "garbage (no valid stamp)"
+    return (f"file {d['file']} offset {d['unit'] * UNIT} inc {d['inc']} "
+            f"written by cpu{d['cpu']} op {d['op']}")
+
+
+def first_mismatch(expected, found, base_offset):
+    """(offset, expected unit, found unit) of the first differing unit."""
+    n = min(len(expected), len(found))
+    for i in range(0, n, UNIT):
+        if expected[i:i + UNIT] != found[i:i + UNIT]:
+            return base_offset + i, expected[i:i + UNIT], found[i:i + UNIT]
+    if len(expected) != len(found):
+        return base_offset + n, expected[n:n + UNIT], found[n:n + UNIT]
+    return None
