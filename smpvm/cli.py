@@ -14,12 +14,12 @@ from smpvm.errors import SmpvmError
 from smpvm.kern import ddb, sysctl
 from smpvm.kern.idle import cpu_idle_loop, lock_exercise_loop
 from smpvm.kern.kproc import Supervisor
-from smpvm.kern.thread import bound_thread
 from smpvm.layout import MACHINE_STATES, lib
 from smpvm.machine import Machine, list_machines, sweep
 from smpvm.stress.workloads import files_workload, workload_counters
 from smpvm.vm import vm_swapcache  # noqa: F401  (registers vm.swapcache.*)
-from smpvm.vm.vm_init import KERNELS, start_kernel_threads, vm_boot, vm_shutdown
+from smpvm.vm.vm_init import (KERNELS, boot_machine, start_kernel_threads,
+                              vm_shutdown)
 from smpvm.vm.vm_meter import format_status, swapcache_status
 
 WORKLOADS = {"files": files_workload, "locks": lock_exercise_loop,
@@ -77,18 +77,6 @@ def _resolve_machine(name):
     return Machine.attach(live[0])
 
 
-def boot_machine(cfg, kernel, sysctl_defaults):
-    """Create a machine and bring its VM up (the creator plays 'init')."""
-    m = Machine.create(cfg)
-    try:
-        with bound_thread(m, "init", kind=lib.TDK_KTHREAD):
-            vm_boot(m, kernel, sysctl_defaults)
-    except BaseException:
-        m.destroy()
-        raise
-    return m
-
-
 def cmd_boot(a):
     cfg = _config(a).validate()
     if a.seconds is not None and a.seconds < 0:
@@ -133,6 +121,45 @@ def cmd_boot(a):
     finally:
         m.destroy()
     return rc
+
+
+def _mix(text):
+    mix = {}
+    for part in text.split(","):
+        k, sep, w = part.partition("=")
+        if not sep:
+            raise SmpvmError(f"--mix {text!r}: expected op=weight,...")
+        try:
+            mix[k.strip()] = int(w)
+        except ValueError:
+            raise SmpvmError(f"--mix: weight of {k!r} is not an integer") \
+                from None
+    return mix
+
+
+def cmd_stress(a):
+    from smpvm.stress.harness import StressOptions, format_summary, run
+    opts = StressOptions(
+        cpus=a.cpus, seconds=a.seconds, seed=a.seed, kernel=a.kernel,
+        npages=a.npages, nswap=a.nswap, nmeta=a.nmeta, files=a.files,
+        file_pages=a.file_pages, check_every=a.check_every,
+        eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
+        delay_ppm=a.delay_ppm, delay_us=a.delay_us,
+        kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=a.quiet,
+        json_path=a.json)
+    if a.mix:
+        opts.mix = _mix(a.mix)
+    opts.validate()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    code, result = run(opts)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+    text = format_summary(result)
+    if not a.quiet or code != 0:
+        print(text, flush=True)
+    return code
 
 
 def cmd_stat(a):
@@ -236,6 +263,42 @@ def build_parser():
                         "the kernel's defaults")
     s.add_argument("names", nargs="*", metavar="name[=value]")
     s.set_defaults(fn=cmd_sysctl)
+
+    from smpvm.stress.harness import BUGS, StressOptions
+    from smpvm.stress.workloads import OPS
+    d = StressOptions()
+    sx = sub.add_parser("stress", help="hammer the VM on every CPU and "
+                        "verify every byte (the main job)")
+    sx.add_argument("--cpus", type=int, default=d.cpus,
+                    help=f"CPU processes (default {d.cpus})")
+    sx.add_argument("--seconds", type=float, default=d.seconds)
+    sx.add_argument("--seed", type=int, default=d.seed)
+    sx.add_argument("--kernel", choices=sorted(KERNELS), default=d.kernel)
+    sx.add_argument("--mix", default="",
+                    help="op weights, e.g. read=50,write=10 (ops: "
+                         + ", ".join(OPS) + ")")
+    sx.add_argument("--swarm", action="store_true",
+                    help="let the seed pick a random subset of the ops")
+    for f, h in (("npages", "physical pages"), ("nswap", "SSD pages"),
+                 ("nmeta", "meta-data device pages"),
+                 ("files", "files per CPU"), ("file-pages", "pages per file")):
+        sx.add_argument("--" + f, type=int,
+                        default=getattr(d, f.replace("-", "_")),
+                        help=f"{h} (default "
+                             f"{getattr(d, f.replace('-', '_'))})")
+    sx.add_argument("--check-every", type=float, default=d.check_every,
+                    help="seconds between stop-the-world invariant checks")
+    for f in ("eio-ppm", "short-ppm", "enospc-ppm", "delay-ppm"):
+        sx.add_argument("--" + f, type=int, default=0,
+                        help="SSD fault rate, per million I/Os")
+    sx.add_argument("--delay-us", type=int, default=d.delay_us)
+    sx.add_argument("--kill-cpu-at", type=float, default=0.0,
+                    help="SIGKILL a CPU process at this second (a panic)")
+    sx.add_argument("--bug", default="", choices=[""] + sorted(BUGS),
+                    help="run a kernel broken on purpose")
+    sx.add_argument("--json", default="", help="write every metric here")
+    sx.add_argument("--quiet", action="store_true")
+    sx.set_defaults(fn=cmd_stress)
 
     st = sub.add_parser("stat", help="swapcache status of a running machine")
     st.add_argument("-m", "--machine", default="")

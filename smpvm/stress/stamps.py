@@ -26,8 +26,8 @@ def stamp(file_id, offset, length, inc, cpu, op):
 
 def decode(unit):
     """The stamp of a 64-byte unit as a dict, or None if it is no stamp."""
-    if len(unit) != UNIT:
-        return None
+    if len(unit) != UNIT or not any(unit):
+        return None                     # file ids start at 1: zeros are none
     f, u, inc, cpu, op = _HDR.unpack_from(unit)
     if unit_bytes(f, u, inc, cpu, op) != bytes(unit):
         return None

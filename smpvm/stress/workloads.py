@@ -45,6 +45,7 @@ SYSCTL_MENU = (("vm.swapcache.read_enable", (1, 1, 1, 0)),
                ("vm.swapcache.use_chflags", (0, 0, 1)),
                ("vm.swapcache.maxswappct", (20, 40, 60, 75)),
                ("vm.swapcache.maxlaunder", (64, 256, 1024)))
+SYSCTL_PERIOD = 5000
 
 
 def counter(machine, k):
@@ -84,6 +85,7 @@ class Worker:
         self.weights = [w for _, w in self.mix]
         self.file_pages = file_pages
         self.op = 0
+        self.last_flip = 0
         self.log = collections.deque(maxlen=log_len)
         self.files = []
         self.fail_path = os.path.join(machine.datadir, "failures",
@@ -91,7 +93,7 @@ class Worker:
         for k in range(files):
             f = File()
             f.name, f.inc, f.vp = f"cpu{self.cpu}.{k}", 0, -1
-            f.fid = self.cpu * 1000 + k
+            f.fid = self.cpu * 1000 + k + 1     # 0 is no file
             self.files.append(f)
             self._create(f)
         self.meta_vp = vn_meta()
@@ -194,12 +196,14 @@ class Worker:
 
     def op_truncate(self):
         f = self.rng.choice(self.files)
-        new = self.rng.randrange(len(f.truth) + 1)
+        # sizes stay whole stamp units (a partial unit would be no stamp);
+        # most are not page multiples, so the partial-page path runs
+        new = self._unit_off(len(f.truth) + UNIT)
         self._note("truncate", f.name, new)
         sc.sys_truncate(f.vp, new)
         del f.truth[new:]
         if self.rng.random() < 0.5:
-            grow = self.rng.randrange(new, self.file_pages * PAGE + 1)
+            grow = new + self._unit_off(self.file_pages * PAGE - new + UNIT)
             self._note("truncate", f.name, grow)
             sc.sys_truncate(f.vp, grow)
             f.truth.extend(bytes(grow - new))
@@ -224,6 +228,11 @@ class Worker:
         bump(self.m, lib.ST_CHFLAGS)
 
     def op_sysctl(self):
+        # at most one flip per CPU per SYSCTL_PERIOD ops: a flipper, not a
+        # storm that would keep swapcache from ever running
+        if self.op - self.last_flip < SYSCTL_PERIOD:
+            return self.op_read()
+        self.last_flip = self.op
         name, values = self.rng.choice(SYSCTL_MENU)
         v = self.rng.choice(values)
         self._note("sysctl", name, v)
@@ -274,19 +283,32 @@ class Worker:
             got, st = sc.sys_read(vp, off, 4 * PAGE)
             bump(self.m, lib.ST_XREADS)
             bump(self.m, lib.ST_DIVERTED, len(st.diverted))
-            fid = other * 1000 + int(name.rsplit(".", 1)[1])
-            for i in range(0, len(got), UNIT):
-                u = got[i:i + UNIT]
-                d = stamps.decode(u)
-                if d is None and not any(u) and not st.zero_filled:
-                    continue                # a hole or a truncated tail
-                if d is None or d["file"] != fid or \
-                        d["unit"] != (off + i) // UNIT:
-                    self._fail("xread", name, off + i, b"(a stamp of this "
-                               b"file at this offset)".ljust(UNIT), u, st)
-                    break
+            fid = other * 1000 + int(name.rsplit(".", 1)[1]) + 1
+            bad = self._foreign_bad(got, off, fid, st)
+            if bad is not None:
+                # the owner may be storing through a mapping right now
+                # (stores are not atomic, as on hardware): look again
+                got2, st2 = sc.sys_read(vp, off, 4 * PAGE)
+                if self._foreign_bad(got2, off, fid, st2) == bad:
+                    i = bad - off
+                    self._fail("xread", name, bad, b"(a stamp of this file "
+                               b"at this offset)".ljust(UNIT),
+                               got2[i:i + UNIT], st2)
         finally:
             sc.sys_close(vp)
+
+    @staticmethod
+    def _foreign_bad(got, off, fid, st):
+        """Offset of the first unit that is neither zeros (a hole, a
+        truncated tail) nor a stamp of file fid at that offset."""
+        for i in range(0, len(got), UNIT):
+            u = got[i:i + UNIT]
+            if not any(u) and not st.zero_filled:
+                continue
+            d = stamps.decode(u)
+            if d is None or d["file"] != fid or d["unit"] != (off + i) // UNIT:
+                return off + i
+        return None
 
     def run(self, op_budget=None):
         ops = {k: getattr(self, "op_" + k) for k in OPS}

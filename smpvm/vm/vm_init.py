@@ -1,6 +1,8 @@
 """Bringing the VM up on a machine: files, sysctls, the kernel variant,
 and the kernel threads (pagedaemon, swapcached) under a supervisor."""
+from smpvm.kern.thread import bound_thread
 from smpvm.layout import lib
+from smpvm.machine import Machine
 from smpvm.vfs.vnode import vfs_boot
 from smpvm.vm.vm_pageout import vm_pageout_thread
 from smpvm.vm.vm_swapcache import (shutdown_swapcache, vm_swapcache_boot,
@@ -19,6 +21,19 @@ def vm_boot(machine, kernel="fixed", sysctls="demo"):
     vmview(machine).vmg.bugs = KERNELS[kernel]
     vfs_boot(machine)
     vm_swapcache_boot(machine, sysctls)
+
+
+def boot_machine(cfg, kernel="fixed", sysctls="demo"):
+    """Create a machine and bring its VM up; the creator plays the thread
+    'init' for the duration.  Returns the Machine (destroy it when done)."""
+    m = Machine.create(cfg)
+    try:
+        with bound_thread(m, "init", kind=lib.TDK_KTHREAD):
+            vm_boot(m, kernel, sysctls)
+    except BaseException:
+        m.destroy()
+        raise
+    return m
 
 
 def start_kernel_threads(sup, swapcached=True, pageout=True):

@@ -1,0 +1,340 @@
+"""`smpvm stress`: hammer the VM on every CPU and prove no byte is wrong.
+
+One seed drives the run: each CPU's op sequence, the swarm choices, the
+SSD faults.  The supervisor shows a status line each second, stops the
+world every few seconds to check the structural invariants (reference
+7.1), watches for panics and hangs, and at the end reports every metric,
+every failure with its stamps and op log, and the command that replays the
+run.  Exit codes: 0 clean, 1 data or invariant failure, 2 usage, 3 panic
+or hang.
+"""
+import dataclasses
+import glob
+import json
+import os
+import random
+import signal
+import sys
+import time
+
+from smpvm.config import MachineConfig
+from smpvm.errors import SmpvmError
+from smpvm.kern import ddb
+from smpvm.kern.kproc import Supervisor
+from smpvm.kern.safepoint import restart_the_world, stop_the_world
+from smpvm.layout import lib, threads
+from smpvm.stress.workloads import (OPS, STRESS_MIX, stress_worker,
+                                    workload_counters)
+from smpvm.vm.vm_init import boot_machine, start_kernel_threads, vm_shutdown
+from smpvm.vm.vm_invariants import check_all
+from smpvm.vm.vm_meter import swapcache_status
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_PANIC = 0, 1, 2, 3
+# broken-on-purpose kernels (never part of seed or fixed)
+BUGS = {"skip-unswap-on-write": lib.BUG_SKIP_UNSWAP_ON_WRITE}
+HANG_SECONDS = 30
+
+
+@dataclasses.dataclass
+class StressOptions:
+    cpus: int = dataclasses.field(
+        default_factory=lambda: MachineConfig().ncpus)
+    seconds: float = 30.0
+    seed: int = 1
+    kernel: str = "fixed"
+    mix: dict = dataclasses.field(default_factory=lambda: dict(STRESS_MIX))
+    npages: int = 448
+    nswap: int = 2048
+    nmeta: int = 256
+    files: int = 6
+    file_pages: int = 64
+    check_every: float = 5.0
+    eio_ppm: int = 0
+    short_ppm: int = 0
+    enospc_ppm: int = 0
+    delay_ppm: int = 0
+    delay_us: int = 200
+    kill_cpu_at: float = 0.0
+    swarm: bool = False
+    bug: str = ""
+    quiet: bool = False
+    json_path: str = ""
+
+    def validate(self):
+        if self.seconds <= 0:
+            raise SmpvmError(f"--seconds {self.seconds}: must be > 0")
+        if self.kernel not in ("seed", "fixed"):
+            raise SmpvmError(f"--kernel {self.kernel}: seed or fixed")
+        bad = [k for k in self.mix if k not in OPS]
+        if bad:
+            raise SmpvmError(f"--mix: unknown op {bad[0]!r} (ops: "
+                             f"{', '.join(OPS)})")
+        if any(w < 0 for w in self.mix.values()) or \
+                not any(self.mix.values()):
+            raise SmpvmError("--mix: weights must be >= 0, not all 0")
+        if self.bug and self.bug not in BUGS:
+            raise SmpvmError(f"--bug {self.bug!r}: one of "
+                             f"{', '.join(sorted(BUGS))}")
+        if self.files < 1 or self.file_pages < 1:
+            raise SmpvmError("--files and --file-pages must be >= 1")
+        for f in ("eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm"):
+            if not 0 <= getattr(self, f) <= 1000000:
+                raise SmpvmError(f"--{f.replace('_', '-')}: 0..1000000")
+        cfg = self.machine_config().validate()
+        if self.nmeta // self.cpus < 1:
+            raise SmpvmError("--nmeta must give every CPU a page")
+        return cfg
+
+    def machine_config(self):
+        return MachineConfig(ncpus=self.cpus, npages=self.npages,
+                             nswap=self.nswap, nmeta=self.nmeta)
+
+    def replay_command(self):
+        """The exact command that replays this run."""
+        d = StressOptions()
+        args = ["smpvm", "stress", "--seed", str(self.seed), "--seconds",
+                f"{self.seconds:g}", "--cpus", str(self.cpus), "--kernel",
+                self.kernel]
+        if self.mix != d.mix and not self.swarm:
+            args += ["--mix", ",".join(f"{k}={v}" for k, v in
+                                       self.mix.items())]
+        for f in ("npages", "nswap", "nmeta", "files", "file_pages",
+                  "eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm",
+                  "delay_us", "kill_cpu_at"):
+            if getattr(self, f) != getattr(d, f):
+                args += ["--" + f.replace("_", "-"), f"{getattr(self, f):g}"]
+        if self.swarm:
+            args.append("--swarm")
+        if self.bug:
+            args += ["--bug", self.bug]
+        return " ".join(args)
+
+
+def swarm(opts):
+    """Swarm testing: the seed picks a random subset of the ops and their
+    weights (reads always stay, so there is something to verify)."""
+    rng = random.Random(opts.seed ^ 0x5eed)
+    mix = {}
+    for k in OPS:
+        if k == "read" or rng.random() < 0.6:
+            mix[k] = rng.choice((1, 2, 5, 10, 20, 40))
+    opts.mix = mix
+    return opts
+
+
+def _status_line(t, m, last_ops, dt):
+    w = workload_counters(m)
+    s = swapcache_status(m)
+    ops_s = (w["ops"] - last_ops) / dt if dt > 0 else 0.0
+    return (f"{t:6.1f}s  {ops_s:8.0f} ops/s  verified {w['reads_verified']:>8}"
+            f"  ssd {w['ssd_pages']:>7} pg  ssd written "
+            f"{s['swap_writes']['pages'] * 4096 / 1e6:7.1f} MB  "
+            f"{s['state']:<8} curburst {s['curburst'] / 1e6:6.2f} MB  "
+            f"failures {w['failures']}"), w["ops"]
+
+
+def _failures(m):
+    out = []
+    for path in sorted(glob.glob(os.path.join(m.datadir, "failures",
+                                              "*.jsonl"))):
+        with open(path) as f:
+            out += [json.loads(line) for line in f if line.strip()]
+    return out
+
+
+def run(opts, out=sys.stdout):
+    """Run one stress test; returns (exit code, result dict)."""
+    opts.validate()
+    if opts.swarm:
+        swarm(opts)
+    cfg = opts.machine_config()
+    m = boot_machine(cfg, opts.kernel, "demo")
+    v_bugs = BUGS.get(opts.bug, 0)
+    result = {"seed": opts.seed, "options": dataclasses.asdict(opts),
+              "replay": opts.replay_command(), "timeline": [],
+              "invariant_checks": 0, "violations": [], "panic": None,
+              "hang": None}
+    t0 = time.monotonic()
+    code = EXIT_OK
+    try:
+        from smpvm.vm.vmview import vmview
+        v = vmview(m)
+        v.vmg.bugs |= v_bugs
+        f = v.vmg.faults
+        f.seed = opts.seed
+        f.eio_ppm, f.short_ppm = opts.eio_ppm, opts.short_ppm
+        f.enospc_ppm, f.delay_ppm = opts.enospc_ppm, opts.delay_ppm
+        f.delay_us = opts.delay_us
+        with Supervisor(m) as sup:
+            kt = start_kernel_threads(sup)
+            cpus = sup.start_cpus(stress_worker, opts.seed, opts.mix,
+                                  opts.files, opts.file_pages)
+            if not opts.quiet:
+                print(f"smpvm stress: {m.name}, {opts.cpus} cpus, kernel "
+                      f"{opts.kernel}, seed {opts.seed}, mix "
+                      f"{','.join(f'{k}={w}' for k, w in opts.mix.items())}",
+                      file=out, flush=True)
+            last_ops, last_t = 0, time.monotonic()
+            last_progress = time.monotonic()
+            next_check = time.monotonic() + opts.check_every
+            killed = False
+            outcome = "running"
+            while True:
+                now = time.monotonic()
+                remaining = t0 + opts.seconds - now
+                if remaining <= 0:
+                    break
+                outcome = sup.wait(min(1.0, remaining))
+                if outcome == "panic":
+                    break
+                now = time.monotonic()
+                line, ops = _status_line(now - t0, m, last_ops,
+                                         now - last_t)
+                if ops != last_ops:
+                    last_progress = now
+                last_ops, last_t = ops, now
+                if not opts.quiet:
+                    print(line, file=out, flush=True)
+                st = swapcache_status(m)
+                result["timeline"].append({
+                    "t": round(now - t0, 2), "ops": ops,
+                    "curburst": st["curburst"], "state": st["state"],
+                    "cache_use": st["swap"]["cache_use"],
+                    "write_count": st["write_count"]})
+                if now - last_progress > HANG_SECONDS:
+                    result["hang"] = ("no operation completed for "
+                                      f"{HANG_SECONDS} s\n" +
+                                      ddb.format_threads(m))
+                    dump_stacks(m)
+                    break
+                if opts.kill_cpu_at and not killed and \
+                        now - t0 >= opts.kill_cpu_at:
+                    killed = True
+                    victim = cpus[random.Random(opts.seed).randrange(
+                        len(cpus))]
+                    os.kill(sup.procs[victim].pid, signal.SIGKILL)
+                if now >= next_check:
+                    _check(m, kt, result)
+                    next_check = time.monotonic() + opts.check_every
+            if outcome != "panic" and not result["hang"]:
+                _check(m, kt, result)
+                sup.shutdown(hooks=[vm_shutdown])
+                if m.panicked:
+                    outcome = sup._panicked()
+            if outcome == "panic":
+                result["panic"] = sup.report
+        result["seconds"] = round(time.monotonic() - t0, 2)
+        result["workload"] = workload_counters(m)
+        result["swapcache"] = swapcache_status(m)
+        result["failures"] = _failures(m)
+        w = result["workload"]
+        pages = max(1, w["pages_read"])
+        result["metrics"] = {
+            "ops_per_second": round(w["ops"] / result["seconds"], 1),
+            "hit_ratio": round(w["ssd_pages"] / pages, 4),
+            "ssd_mb_written": round(
+                result["swapcache"]["swap_writes"]["pages"] * 4096 / 1e6, 2),
+            "cleaning_passes": result["swapcache"]["cleaning_passes"],
+            "faults_injected": int(v.vmg.faults.injected),
+        }
+        result["locks"] = ddb.lock_summary(m)
+        if result["panic"] or result["hang"]:
+            code = EXIT_PANIC
+        elif result["failures"] or result["violations"] or w["failures"] \
+                or w["zero_fills"]:
+            code = EXIT_FAIL
+    finally:
+        m.destroy()
+    result["exit"] = code
+    return code, result
+
+
+def dump_stacks(m):
+    """Hang forensics: every thread process prints its Python stacks
+    (faulthandler on SIGUSR1) to stderr."""
+    td = threads(m.base)
+    for i in range(m.config.maxthreads):
+        if td[i].state != lib.TDS_FREE and td[i].pid > 0:
+            try:
+                os.kill(td[i].pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+
+def _check(m, kt, result):
+    """Stop the world, check every invariant, restart."""
+    if not stop_the_world(m, wake=(lib.IDENT_SWAPCACHE,
+                                   lib.IDENT_PAGEDAEMON)):
+        if not m.panicked:
+            result["violations"].append(
+                "could not stop the world within 10 s:\n" +
+                ddb.format_threads(m))
+            dump_stacks(m)
+        return
+    try:
+        bad = check_all(m, kt.get("swapcached"))
+        result["invariant_checks"] += 1
+        if bad:
+            result["violations"] += [f"check {result['invariant_checks']}: "
+                                     f"{b}" for b in bad[:50]]
+    finally:
+        restart_the_world(m)
+
+
+def format_summary(result):
+    """The final report: a summary table, then failures and the replay."""
+    from rich.console import Console
+    from rich.table import Table
+
+    w, s, mt = result["workload"], result["swapcache"], result["metrics"]
+    t = Table(title=f"smpvm stress: seed {result['seed']}, kernel "
+                    f"{s['kernel']}, {result['seconds']} s")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("operations", w["ops"]), ("ops/s", mt["ops_per_second"]),
+        ("reads verified", w["reads_verified"]),
+        ("pages read", w["pages_read"]),
+        ("pages served by the SSD", w["ssd_pages"]),
+        ("hit ratio", mt["hit_ratio"]),
+        ("SSD MB written", mt["ssd_mb_written"]),
+        ("swapcache state", f"{s['state']} / {s['burst']}"),
+        ("writing / cleaning passes",
+         f"{s['writing_passes']} / {s['cleaning_passes']}"),
+        ("invalidations (unswapped / range)",
+         f"{s['invalidations']['unswapped']} / "
+         f"{s['invalidations']['range_freed']}"),
+        ("writes / mmap / truncates / unlinks",
+         f"{w['writes']} / {w['mmap_ops']} / {w['truncates']} / "
+         f"{w['unlinks']}"),
+        ("chflags / sysctl flips / meta ops / cross reads",
+         f"{w['chflags']} / {w['sysctl_flips']} / {w['meta_ops']} / "
+         f"{w['cross_reads']}"),
+        ("SSD faults injected", mt["faults_injected"]),
+        ("invariant checks", result["invariant_checks"]),
+        ("violations", len(result["violations"])),
+        ("data failures", len(result["failures"]) or w["failures"]),
+        ("zero fills", w["zero_fills"]),
+    ]
+    for k, val in rows:
+        t.add_row(k, str(val))
+    con = Console(record=True, width=100)
+    with con.capture() as cap:
+        con.print(t)
+    text = cap.get()
+    for f in result["failures"][:10]:
+        text += (f"\nFAILURE cpu{f['cpu']} op {f['op']} {f['what']} "
+                 f"{f['file']} offset {f['offset']}:\n"
+                 f"  expected {f['expected']}\n  found    {f['found']}\n"
+                 f"  served from the SSD: {f['served_from_ssd']}; zero-filled"
+                 f" pages: {f['zero_filled']}\n  last ops: "
+                 f"{f['recent_ops'][-8:]}\n")
+    for vline in result["violations"][:20]:
+        text += f"\nINVARIANT {vline}"
+    if result["panic"]:
+        text += "\n" + result["panic"]
+    if result["hang"]:
+        text += "\nHANG: " + result["hang"]
+    if result["exit"] != EXIT_OK:
+        text += f"\nreplay: {result['replay']}\n"
+    return text
