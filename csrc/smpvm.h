@@ -559,7 +559,8 @@ struct vm_counters {
 	uint64_t skip_disabled;         /* data/meta_enable, chflags, type */
 	uint64_t skip_maxfilesize;
 	uint64_t heuristic_waits;       /* passes refused by the heuristic */
-	uint64_t pad0[2];
+	uint64_t swap_read_errors;      /* diverted reads that failed      */
+	uint64_t pad0[1];
 };
 
 /*

@@ -1513,8 +1513,15 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 	PG[m].md_modified = 0;
 	PG[m].md_referenced = 0;
 	PG[m].gen++;
-	__atomic_fetch_and(&PG[m].flags, PG_ZERO | PG_BUSY | PG_SBUSY,
-	    __ATOMIC_SEQ_CST);
+	/*
+	 * The seed keeps ZERO|BUSY|SBUSY.  smpvm also keeps PG_WANTED: a
+	 * thread that looked the page up before it was freed may be asleep
+	 * on it, and clearing WANTED here would lose its wakeup for good
+	 * (no timeout).  With WANTED kept, our vm_page_wakeup wakes it and
+	 * it re-checks, as every sleeper must.
+	 */
+	__atomic_fetch_and(&PG[m].flags,
+	    PG_ZERO | PG_BUSY | PG_SBUSY | PG_WANTED, __ATOMIC_SEQ_CST);
 	vm_page_spin_unlock(m);
 	__atomic_fetch_add(&VMG->cnt.page_allocs, 1, __ATOMIC_RELAXED);
 	if ((VMG->vmstats.v_free_count + VMG->vmstats.v_cache_count) <

@@ -34,6 +34,7 @@ def thread_rows(machine):
         wait = ""
         if t.state == lib.TDS_SLEEPING:
             wait = f"tsleep '{cstr(t.wmesg)}' on {t.wchan:#x}"
+            wait += _page_wait(machine, int(t.wchan))
         elif t.state in (lib.TDS_SPINWAIT, lib.TDS_TOKWAIT) and t.wait_id >= 0:
             holder = _holder(machine, t.wait_kind, t.wait_id)
             wait = (f"{lock_name(machine, t.wait_kind, t.wait_id)}"
@@ -49,6 +50,17 @@ def thread_rows(machine):
             "spinlocks": t.gd_spinlocks_wr, "sleeps": t.n_sleeps,
             "switches": t.n_switches})
     return rows
+
+
+def _page_wait(machine, ident):
+    """For a sleep on a page's address: which page and its busy state."""
+    m = (ident - lib.KVA_PAGES) // lib.KVA_PAGE_STRIDE
+    if ident < lib.KVA_PAGES or m >= machine.config.npages:
+        return ""
+    from smpvm.layout import pages
+    pg = pages(machine.base)[m]
+    return (f" = page {m} (object {pg.object} pindex {pg.pindex} queue "
+            f"{pg.queue} flags {pg.flags:#x} busy {pg.busy})")
 
 
 def _holder(machine, kind, lid):

@@ -107,11 +107,17 @@ def vn_cache_strategy(vp, obj, pages, stats):
             return False
     zeroed, error = swap_pager_strategy_read(obj, pages)
     c = v.cnt
+    if error:
+        # The kernel fails the read with EIO.  smpvm counts the error and
+        # lets the caller read the file instead, so that an SSD fault is
+        # never a wrong byte (or a spurious EIO in a stress run).
+        lib.atomic_fetchadd_long(ffi.addressof(c, "swap_read_errors"), 1)
+        stats.error = error
+        return False
     lib.atomic_fetchadd_long(ffi.addressof(c, "diverted_reads"), 1)
     lib.atomic_fetchadd_long(ffi.addressof(c, "diverted_pages"), len(pages))
     stats.diverted.extend(v.pages[m].pindex for m in pages)
     stats.zero_filled.extend(zeroed)
-    stats.error = stats.error or error
     return True
 
 
