@@ -43,8 +43,8 @@ class StressOptions:
     seed: int = 1
     kernel: str = "fixed"
     mix: dict = dataclasses.field(default_factory=lambda: dict(STRESS_MIX))
-    npages: int = 448
-    nswap: int = 2048
+    npages: int = 448           # memory < the working set: pages cycle
+    nswap: int = 1024           # SSD < the working set: cleaning cycles
     nmeta: int = 256
     files: int = 6
     file_pages: int = 64
