@@ -659,3 +659,23 @@ def test_fixed_reinserts_the_marker_safely(vm):
     objs = _object_list()
     assert _object_of(vn_meta()) in objs and _object_of(vps[1]) in objs
     assert om in objs
+
+
+@pytest.mark.vmconfig(clock="virtual")
+def test_a_pass_needs_curburst_of_at_least_accrate(vm):
+    vp = make_file("acc", 32)
+    s = swc()
+    s.accrate = 100 * PAGE
+    s.maxburst = 1 << 40
+    s.curburst = 50 * PAGE                 # half a second's worth
+    with Supervisor(vm) as sup:
+        d = Daemon(vm, sup)
+        s.hysteresis = 0
+        vmview().vmg.vm_swapcache_inactive_heuristic = 0
+        for _ in range(4):                 # +10 pages per iteration: < 100
+            d.iteration()
+            assert swapped(vp) == [] and vmview().cnt.writing_passes == 0
+        s.curburst = 95 * PAGE
+        d.iteration()                      # 95 + 10 >= 100: a pass
+        assert vmview().cnt.writing_passes == 1 and swapped(vp)
+        sup.shutdown(hooks=[S.shutdown_swapcache])

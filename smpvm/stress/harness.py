@@ -46,7 +46,7 @@ class StressOptions:
     npages: int = 448           # memory < the working set: pages cycle
     nswap: int = 1024           # SSD < the working set: cleaning cycles
     nmeta: int = 256
-    files: int = 6
+    files: int = 8
     file_pages: int = 64
     check_every: float = 5.0
     eio_ppm: int = 0
@@ -160,6 +160,12 @@ def run(opts, out=sys.stdout):
         from smpvm.vm.vmview import vmview
         v = vmview(m)
         v.vmg.bugs |= v_bugs
+        # the stress workload rewrites pages fast: let swapcached write half
+        # the SSD per second (demo: 1/8) so the cache fills and cleans
+        sc = v.vmg.swapcache
+        sc.accrate = cfg.nswap * 4096 // 2
+        sc.minburst = sc.accrate
+        sc.maxburst = sc.curburst = 4 * sc.accrate
         f = v.vmg.faults
         f.seed = opts.seed
         f.eio_ppm, f.short_ppm = opts.eio_ppm, opts.short_ppm

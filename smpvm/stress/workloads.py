@@ -33,9 +33,9 @@ PAGE = lib.PAGE_SIZE
 UNIT = stamps.UNIT
 OPS = ("read", "seqread", "write", "mmap", "truncate", "unlink", "chflags",
        "sysctl", "meta", "xread")
-STRESS_MIX = {"read": 45, "seqread": 5, "write": 15, "mmap": 6,
-              "truncate": 3, "unlink": 1, "chflags": 2, "sysctl": 1,
-              "meta": 8, "xread": 14}
+STRESS_MIX = {"read": 55, "seqread": 5, "write": 5, "mmap": 2,
+              "truncate": 2, "unlink": 1, "chflags": 2, "sysctl": 1,
+              "meta": 6, "xread": 21}
 READ_HEAVY_MIX = {"read": 85, "write": 5, "seqread": 5, "xread": 5}
 # the sysctl flipper's menu: (name, values) -- all valid, swapcache stays
 # mostly on so that it keeps being exercised
@@ -45,7 +45,11 @@ SYSCTL_MENU = (("vm.swapcache.read_enable", (1, 1, 1, 0)),
                ("vm.swapcache.use_chflags", (0, 0, 1)),
                ("vm.swapcache.maxswappct", (20, 40, 60, 75)),
                ("vm.swapcache.maxlaunder", (64, 256, 1024)))
-SYSCTL_PERIOD = 5000
+# destructive ops run at most once per this many ops of a CPU (a chosen one
+# that comes too early is a read instead): at ~10k ops/s a weight alone
+# would unlink every file many times a second and the cache never builds
+MIN_OP_GAP = {"unlink": 5000, "truncate": 2000, "chflags": 500,
+              "sysctl": 5000}
 
 
 def counter(machine, k):
@@ -85,7 +89,7 @@ class Worker:
         self.weights = [w for _, w in self.mix]
         self.file_pages = file_pages
         self.op = 0
-        self.last_flip = 0
+        self.last_op = {}
         self.log = collections.deque(maxlen=log_len)
         self.files = []
         self.fail_path = os.path.join(machine.datadir, "failures",
@@ -228,11 +232,6 @@ class Worker:
         bump(self.m, lib.ST_CHFLAGS)
 
     def op_sysctl(self):
-        # at most one flip per CPU per SYSCTL_PERIOD ops: a flipper, not a
-        # storm that would keep swapcache from ever running
-        if self.op - self.last_flip < SYSCTL_PERIOD:
-            return self.op_read()
-        self.last_flip = self.op
         name, values = self.rng.choice(SYSCTL_MENU)
         v = self.rng.choice(values)
         self._note("sysctl", name, v)
@@ -316,6 +315,12 @@ class Worker:
         while not self.m.shutting_down():
             safepoint(self.m)
             kind = self.rng.choices(self.kinds, self.weights)[0]
+            gap = MIN_OP_GAP.get(kind)
+            if gap:
+                if self.op - self.last_op.get(kind, -gap) < gap:
+                    kind = "read"
+                else:
+                    self.last_op[kind] = self.op
             ops[kind]()
             bump(self.m, lib.ST_OPS)
             n += 1
