@@ -1,4 +1,4 @@
-"""smpvm command line: boot, sysctl, stat, ps, clean.
+"""smpvm command line: stress, boot, stat, check, sysctl, ps, clean.
 
 Exit codes: 0 success, 1 a wrong byte was read, 2 bad input or a machine
 that cannot be used, 3 panic.  Bad input is one line on stderr.
@@ -162,6 +162,36 @@ def cmd_stress(a):
     return code
 
 
+def cmd_check(a):
+    """Stop a running machine's world at safe points, check the
+    structural invariants (reference 7.1), let it go."""
+    from smpvm.kern.safepoint import restart_the_world, stop_the_world
+    from smpvm.layout import cstr, threads
+    from smpvm.vm.vm_invariants import check_all
+    m = _resolve_machine(a.machine)
+    lib.smpvm_bind(m.base, -1)
+    try:
+        td = threads(m.base)
+        swapcached = next((i for i in range(m.config.maxthreads)
+                           if td[i].state != lib.TDS_FREE and
+                           cstr(td[i].name) == "swapcached"), None)
+        if not stop_the_world(m, wake=(lib.IDENT_SWAPCACHE,
+                                       lib.IDENT_PAGEDAEMON)):
+            print("could not stop the world within 10 s:")
+            print(ddb.format_threads(m))
+            return EXIT_PANIC
+        try:
+            bad = check_all(m, swapcached)
+        finally:
+            restart_the_world(m)
+    finally:
+        m.close()
+    for b in bad:
+        print(b)
+    print(f"{m.name}: {len(bad)} invariant violations")
+    return EXIT_DATA if bad else 0
+
+
 def cmd_stat(a):
     m = _resolve_machine(a.machine)
     lib.smpvm_bind(m.base, -1)          # reads the machine's clock
@@ -299,6 +329,11 @@ def build_parser():
     sx.add_argument("--json", default="", help="write every metric here")
     sx.add_argument("--quiet", action="store_true")
     sx.set_defaults(fn=cmd_stress)
+
+    ck = sub.add_parser("check", help="stop the world and check the VM's "
+                        "invariants on a running machine")
+    ck.add_argument("-m", "--machine", default="")
+    ck.set_defaults(fn=cmd_check)
 
     st = sub.add_parser("stat", help="swapcache status of a running machine")
     st.add_argument("-m", "--machine", default="")
