@@ -12,7 +12,7 @@ import pytest
 from smpvm.kern.kproc import Supervisor
 from smpvm.layout import lib
 from smpvm.vfs import syscalls as sc
-from smpvm.vfs.vfs_bio import ReadStats, bread, brelse
+from smpvm.vfs.vfs_bio import ReadStats, brelse
 from smpvm.vm import vm_page as P
 from smpvm.vm.swap_pager import swap_pager_putpages
 from smpvm.vm.vm_init import start_kernel_threads, vm_shutdown
@@ -189,7 +189,6 @@ def _owner_workload(machine, seconds, seed):
     read of them against what it wrote (one writer per file, so the truth
     is exact).  Counts go to the header's scratch words."""
     from smpvm.kern.thread import curthread
-    import ctypes  # noqa: F401  (keeps the import cost out of the loop)
     me = curthread().tid
     rng = random.Random(seed * 100 + me)
     truth = {}

@@ -18,7 +18,7 @@ from smpvm.errors import AttachError, ConfigError, Panic, SysctlError
 from smpvm.kern import sysctl
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.lwkt_token import lwkt_gettoken
-from smpvm.kern.spinlock import spin_lock, spin_unlock
+from smpvm.kern.spinlock import spin_lock
 from smpvm.layout import lib, threads
 from smpvm.machine import Machine
 
@@ -239,6 +239,17 @@ def test_cli_sysctl_on_running_machine():
         assert r.returncode == 2 and "read only" in r.stderr
         r = _run(["ps", "-m", name])
         assert r.returncode == 0 and "cpu1" in r.stdout
+        r = _run(["sysctl", "-m", name, "vm.swapcache.maxswappct=101"])
+        assert r.returncode == 2 and "out of range" in r.stderr
+        r = _run(["sysctl", "-m", name, "vm.swapcache.accrate=4096"])
+        assert r.returncode == 0, r.stderr
+        r = _run(["check", "-m", name])
+        assert r.returncode == 0 and "0 invariant violations" in r.stdout, \
+            r.stdout + r.stderr
+        r = _run(["stat", "-m", name, "--json"])
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert d["accrate"] == 4096 and d["kernel"] == "fixed"
     finally:
         m.close()
         p.send_signal(signal.SIGINT)

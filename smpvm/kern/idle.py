@@ -7,6 +7,7 @@ a smoke load that makes `smpvm ps` and the lock statistics show something.
 import random
 
 from smpvm.kern.kern_synch import tsleep, wakeup
+from smpvm.kern.safepoint import safepoint
 from smpvm.kern.lwkt_token import (lwkt_gettoken, lwkt_reltoken,
                                    lwkt_token_pool_lookup, lwkt_yield)
 from smpvm.kern.spinlock import spin_lock, spin_pool_index, spin_unlock
@@ -17,6 +18,7 @@ def cpu_idle_loop(machine):
     """Sleep on the shutdown ident until the machine shuts down."""
     while not machine.shutting_down():
         tsleep(lib.IDENT_SHUTDOWN, 0, "idle", machine.config.hz)
+        safepoint(machine)
 
 
 def lock_exercise_loop(machine, seed=0):
@@ -25,6 +27,7 @@ def lock_exercise_loop(machine, seed=0):
     hz = machine.config.hz
     n = 0
     while not machine.shutting_down():
+        safepoint(machine)
         for _ in range(200):
             op = rng.random()
             addr = rng.randrange(64) * 4096

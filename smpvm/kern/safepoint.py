@@ -36,14 +36,15 @@ def _live(machine):
 
 def stop_the_world(machine, timeout=10.0, wake=()):
     """Request parking and wait until every live thread is parked.  wake:
-    idents to wakeup so sleeping daemons reach their safe point.  Returns
-    True when stopped; False on timeout (the request is withdrawn)."""
+    idents to wakeup so sleeping daemons reach their safe point (idle CPUs,
+    asleep on IDENT_SHUTDOWN, are always woken).  Returns True when
+    stopped; False on timeout (the request is withdrawn)."""
     h = machine.hdr
     h.park_request = 1
     deadline = time.monotonic() + timeout
     td = threads(machine.base)
     while time.monotonic() < deadline:
-        for ident in wake:
+        for ident in set(wake) | {lib.IDENT_SHUTDOWN}:
             wakeup(ident)
         live = _live(machine)
         if all(td[i].state == lib.TDS_SLEEPING and td[i].wchan ==

@@ -19,7 +19,6 @@ import os
 
 from smpvm.layout import ffi, lib
 from smpvm.vm.swap_pager import swap_pager_strategy_read, swap_pager_unswapped
-from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
 from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
                               vm_page_deactivate, vm_page_dirty,
                               vm_page_lookup, vm_page_lookup_busy_wait,

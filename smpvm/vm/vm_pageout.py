@@ -9,6 +9,8 @@ Deactivations go through vm_page_deactivate, so they bump the swapcache
 inactive heuristic exactly as the kernel's do (tail inserts).  The queue
 walks use this thread's markers, moved only under the queue spinlock.
 """
+import contextlib
+
 from smpvm.kern.kern_synch import tsleep
 from smpvm.kern.safepoint import safepoint
 from smpvm.layout import ffi, lib
@@ -34,45 +36,45 @@ def vm_paging_target():
     return int(s.v_free_target) - int(s.v_free_count) - int(s.v_cache_count)
 
 
-def _next_candidate(q, marker):
-    """Advance marker past the next page of q and try to busy it.
-    Returns (m, busied) or (-1, False) at the end of the queue."""
-    vm_page_queues_spin_lock(q)
-    try:
-        m = vm_page_queue_next(q, marker)
-        if m < 0:
-            return -1, False
-        vm_page_marker_move_after(q, marker, m)
-        if vmview().pages[m].flags & lib.PG_MARKER:
-            return m, False
-        return m, vm_page_busy_try(m, True) == 0
-    finally:
-        vm_page_queues_spin_unlock(q)
-
-
-def _start(q, marker):
-    """Put this thread's marker at the head of q for one scan."""
+def _busied_pages(q, k, maxscan):
+    """Walk queue q from its head with this thread's k-th marker, moved
+    under the queue spinlock past each page; yield the pages this thread
+    could busy (also_m_busy), at most maxscan pages visited.  The marker
+    leaves the queue when the walk ends."""
+    marker = vm_page_marker(k)
     vm_page_queues_spin_lock(q)
     vm_page_marker_insert_head(q, marker)
     vm_page_queues_spin_unlock(q)
+    try:
+        for _ in range(maxscan):
+            vm_page_queues_spin_lock(q)
+            m = vm_page_queue_next(q, marker)
+            if m >= 0:
+                vm_page_marker_move_after(q, marker, m)
+                busied = not (vmview().pages[m].flags & lib.PG_MARKER) and \
+                    vm_page_busy_try(m, True) == 0
+            vm_page_queues_spin_unlock(q)
+            if m < 0:
+                return
+            if busied:
+                yield m
+    finally:
+        vm_page_queues_spin_lock(q)
+        vm_page_marker_remove(q, marker)
+        vm_page_queues_spin_unlock(q)
 
 
 def vm_pageout_scan_inactive(target, maxscan):
     """Walk PQ_INACTIVE from its head; cache clean pages, launder dirty
     ones, reactivate referenced ones.  Returns pages cached."""
     v = vmview()
-    marker = vm_page_marker(INACTIVE_MARKER)
-    _start(lib.PQ_INACTIVE, marker)
     cached = 0
-    scanned = 0
-    try:
-        while cached < target and scanned < maxscan:
-            m, busied = _next_candidate(lib.PQ_INACTIVE, marker)
-            if m < 0:
+    with contextlib.closing(_busied_pages(lib.PQ_INACTIVE, INACTIVE_MARKER,
+                                          maxscan)) as walk:
+        for m in walk:
+            if cached >= target:
+                vm_page_wakeup(m)
                 break
-            scanned += 1
-            if not busied:
-                continue
             pg = v.pages[m]
             if pg.queue != lib.PQ_INACTIVE or pg.object < 0 or \
                     pg.hold_count or pg.wire_count:
@@ -101,10 +103,6 @@ def vm_pageout_scan_inactive(target, maxscan):
                 continue
             vm_page_cache(m)        # consumes the busy
             cached += 1
-    finally:
-        vm_page_queues_spin_lock(lib.PQ_INACTIVE)
-        vm_page_marker_remove(lib.PQ_INACTIVE, marker)
-        vm_page_queues_spin_unlock(lib.PQ_INACTIVE)
     return cached
 
 
@@ -128,18 +126,13 @@ def vm_pageout_scan_active(target, maxscan):
     """Age PQ_ACTIVE: referenced pages gain act_count and go to the tail,
     others lose it; at zero they are deactivated (INACTIVE tail)."""
     v = vmview()
-    marker = vm_page_marker(ACTIVE_MARKER)
-    _start(lib.PQ_ACTIVE, marker)
     moved = 0
-    scanned = 0
-    try:
-        while moved < target and scanned < maxscan:
-            m, busied = _next_candidate(lib.PQ_ACTIVE, marker)
-            if m < 0:
+    with contextlib.closing(_busied_pages(lib.PQ_ACTIVE, ACTIVE_MARKER,
+                                          maxscan)) as walk:
+        for m in walk:
+            if moved >= target:
+                vm_page_wakeup(m)
                 break
-            scanned += 1
-            if not busied:
-                continue
             pg = v.pages[m]
             if pg.queue != lib.PQ_ACTIVE or pg.hold_count or pg.wire_count:
                 vm_page_wakeup(m)
@@ -154,10 +147,6 @@ def vm_pageout_scan_active(target, maxscan):
                     vm_page_deactivate(m)
                     moved += 1
             vm_page_wakeup(m)
-    finally:
-        vm_page_queues_spin_lock(lib.PQ_ACTIVE)
-        vm_page_marker_remove(lib.PQ_ACTIVE, marker)
-        vm_page_queues_spin_unlock(lib.PQ_ACTIVE)
     return moved
 
 
