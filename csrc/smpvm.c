@@ -69,8 +69,8 @@ smpvm_ticks(void)
 	if (H->clock_mode == CLOCK_VIRTUAL)
 		return __atomic_load_n(&H->ticks, __ATOMIC_SEQ_CST);
 	speed = H->clock_speedup ? H->clock_speedup : 1;
-	return (smpvm_nanotime() - H->boot_mono_ns) * H->cfg.hz * speed /
-	    1000000000ull;
+	return (uint64_t)((unsigned __int128)(smpvm_nanotime() -
+	    H->boot_mono_ns) * H->cfg.hz * speed / 1000000000ull);
 }
 
 /*
@@ -1177,10 +1177,15 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 			result = SMPVM_EWOULDBLOCK;
 			break;
 		}
-		if (td->wake_tick &&
-		    __atomic_load_n(&H->ticks, __ATOMIC_SEQ_CST) >= td->wake_tick) {
-			result = SMPVM_EWOULDBLOCK;
-			break;
+		if (td->wake_tick) {
+			if (__atomic_load_n(&H->ticks, __ATOMIC_SEQ_CST) >=
+			    td->wake_tick) {
+				result = SMPVM_EWOULDBLOCK;
+				break;
+			}
+			/* clock_advance's wake can fall between the check
+			 * and the wait: wait in short slices */
+			slice = 1000000ull;
 		}
 		if (deadline) {
 			now = smpvm_nanotime();

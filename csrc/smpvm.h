@@ -740,6 +740,7 @@ void     vm_page_marker_remove(int q, int marker);
 /* vm objects (sys/vm/vm_object.c) */
 int      vm_object_token(int o);
 void     vm_object_hold(int o);
+int      vm_object_hold_try(int o);
 void     vm_object_drop(int o);
 int      vm_object_allocate(int type, uint64_t size);
 int      vm_object_marker(void);

@@ -11,6 +11,7 @@
  * Python (smpvm/vm/) decides; this file does.
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -935,6 +936,20 @@ vm_object_hold(int o)
 	lwkt_gettoken(vm_object_token(o));
 }
 
+/* vm_object_hold_try(o): as vm_object_hold but never blocks; 1 if held. */
+int
+vm_object_hold_try(int o)
+{
+	CHECK_OBJ("vm_object_hold_try", o, 0);
+	if (OBJ[o].state == 0)
+		return 0;
+	__atomic_fetch_add(&OBJ[o].hold_count, 1, __ATOMIC_SEQ_CST);
+	if (lwkt_trytoken(vm_object_token(o)))
+		return 1;
+	__atomic_fetch_sub(&OBJ[o].hold_count, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
 /*
  * vm_object_drop(o): the most recent token acquisition must be o's (LIFO).
  * hold_count--; at zero with ref_count 0 and OBJ_DEAD the slot is freed
@@ -968,6 +983,7 @@ int
 vm_object_allocate(int type, uint64_t size)
 {
 	uint32_t i;
+	int k;
 
 	for (i = 0; i < H->cfg.nobjects; i++) {
 		uint32_t zero = 0;
@@ -978,6 +994,18 @@ vm_object_allocate(int type, uint64_t size)
 		if (!__atomic_compare_exchange_n(&o->state, &zero, 1, 0,
 		    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 			continue;
+		for (k = 0; k < OBJ_PGHASH; k++)
+			if (o->pghash[k] >= 0) {
+				panicf("vm_object_allocate: slot %u still has "
+				    "pages", i);
+				return -1;
+			}
+		for (k = 0; k < OBJ_SWBHASH; k++)
+			if (o->swbhash[k] >= 0) {
+				panicf("vm_object_allocate: slot %u still has "
+				    "swap metadata", i);
+				return -1;
+			}
 		o->type = (uint32_t)type;
 		o->flags = 0;
 		o->ref_count = 1;
@@ -1465,7 +1493,7 @@ select_from(int base, int pc)
 int
 vm_page_alloc(int o, uint64_t pindex, int req)
 {
-	int m, pc;
+	int m, pc, o2;
 
 	if (td == NULL) {
 		panic("vm_page_alloc: not a thread");
@@ -1496,16 +1524,23 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 		m = select_from(PQ_CACHE, pc);
 		if (m < 0)
 			return -1;
+		o2 = PG[m].object;
 		if (PG[m].queue - PG[m].pc != PQ_CACHE || PG[m].busy ||
-		    PG[m].hold_count || PG[m].wire_count ||
-		    (PG[m].flags & PG_MAPPED) || (PG[m].dirty & PG[m].valid)) {
-			/* not reclaimable now: deactivate it (as the seed) */
+		    PG[m].hold_count || PG[m].wire_count || o2 < 0 ||
+		    (PG[m].flags & PG_MAPPED) || (PG[m].dirty & PG[m].valid) ||
+		    !vm_object_hold_try(o2)) {
+			/*
+			 * Not reclaimable now, or its object's token is busy
+			 * (blocking for it would cost the caller its tokens):
+			 * deactivate it, as the seed does.
+			 */
 			if (PG[m].queue - PG[m].pc == PQ_CACHE)
 				vm_page_deactivate(m);
 			vm_page_wakeup(m);
 			continue;
 		}
 		vm_page_free(m);        /* unbusies it onto FREE: loop */
+		vm_object_drop(o2);
 	}
 	PG[m].valid = 0;
 	PG[m].dirty = 0;
@@ -1815,13 +1850,20 @@ swp_pager_meta_build(int o, uint64_t pindex, int blk)
 		return;
 	i = (int)(pindex & SWAP_META_MASK);
 	old = SWB[s].swb_pages[i];
-	if (old != SWAPBLK_NONE) {
+	if (old != SWAPBLK_NONE && (VMG->bugs & BUG_SWBLOCK_LEAK)) {
+		/* the seed: free (may block) while the block is recorded */
 		swp_pager_freeswapspace(o, old, 1);
 		--SWB[s].swb_count;
+		old = SWAPBLK_NONE;
 	}
 	SWB[s].swb_pages[i] = blk;
 	if (blk != SWAPBLK_NONE)
 		++SWB[s].swb_count;
+	/* fixed (0301c40799): record first, free the old block after */
+	if (old != SWAPBLK_NONE) {
+		--SWB[s].swb_count;
+		swp_pager_freeswapspace(o, old, 1);
+	}
 }
 
 /*
@@ -1852,41 +1894,59 @@ swp_pager_meta_ctl(int o, uint64_t pindex, int flags)
 	return r;
 }
 
-/* Swblocks of o with swb_index in [lo, hi), sorted by index. o held. */
+/*
+ * The (at most max) swblocks of o with the lowest swb_index that overlap
+ * [lo, hi), sorted by index.  o held.
+ */
 static int
 swb_range(int o, uint64_t lo, uint64_t hi, int *out, int max)
 {
-	int b, s, n = 0, i, j;
+	int b, s, n = 0, j;
 
-	for (b = 0; b < OBJ_SWBHASH; b++)
-		for (s = OBJ[o].swbhash[b]; s >= 0; s = SWB[s].swb_next)
-			if (SWB[s].swb_index + SWAP_META_PAGES > lo &&
-			    SWB[s].swb_index < hi && n < max)
-				out[n++] = s;
-	for (i = 1; i < n; i++)
-		for (j = i; j > 0 && SWB[out[j - 1]].swb_index >
-		    SWB[out[j]].swb_index; j--) {
-			int t = out[j]; out[j] = out[j - 1]; out[j - 1] = t;
+	for (b = 0; b < OBJ_SWBHASH; b++) {
+		for (s = OBJ[o].swbhash[b]; s >= 0; s = SWB[s].swb_next) {
+			if (SWB[s].swb_index + SWAP_META_PAGES <= lo ||
+			    SWB[s].swb_index >= hi)
+				continue;
+			if (n == max) {
+				if (SWB[out[n - 1]].swb_index <= SWB[s].swb_index)
+					continue;
+				n--;            /* drop the highest */
+			}
+			for (j = n; j > 0 && SWB[out[j - 1]].swb_index >
+			    SWB[s].swb_index; j--)
+				out[j] = out[j - 1];
+			out[j] = s;
+			n++;
 		}
+	}
 	return n;
 }
 
 /*
  * swp_pager_meta_free(o, start, count): o held.  Clears every entry in
- * [start, start+count) and frees its block.  With BUG_SWBLOCK_LEAK (the
- * seed) the last block of a swblock that empties is never freed.
+ * [start, start+count) and frees its block.
+ *
+ * seed: entry by entry, each followed by swp_pager_freeswapspace, which may
+ * block and lose o's token (hazard H2: a page inserted meanwhile gets
+ * PG_SWAPPED from an entry about to vanish); and with BUG_SWBLOCK_LEAK the
+ * last block of a swblock that empties is never freed.
+ * fixed: every entry of the range is detached first, with no blocking
+ * point in between, and the blocks are freed afterwards (smpvm's fix for
+ * H2; upstream kept the interleaving).
  */
 void
 swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 {
-	int list[256], n, k;
+	int list[256], n, k, nfree = 0, *freed = NULL, cap = 0;
 	uint64_t end = start + count;
+	int seed = (VMG->bugs & BUG_SWBLOCK_LEAK) != 0;
 
 	NEED_OBJ_HELD("swp_pager_meta_free", o, NORV);
 	for (;;) {
 		n = swb_range(o, start, end, list, 256);
 		if (n == 0)
-			return;
+			break;
 		for (k = 0; k < n; k++) {
 			int s = list[k], i;
 			uint64_t base;
@@ -1896,7 +1956,7 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 			base = SWB[s].swb_index;
 			for (i = 0; i < SWAP_META_PAGES; i++) {
 				uint64_t idx = base + (uint64_t)i;
-				int v;
+				int v, last;
 
 				if (idx < start || idx >= end)
 					continue;
@@ -1906,20 +1966,32 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 				SWB[s].swb_pages[i] = SWAPBLK_NONE;
 				__atomic_fetch_add(&VMG->cnt.range_freed, 1,
 				    __ATOMIC_RELAXED);
-				if (--SWB[s].swb_count == 0) {
+				last = --SWB[s].swb_count == 0;
+				if (last)
 					swb_destroy(o, s);
-					if (!(VMG->bugs & BUG_SWBLOCK_LEAK))
+				if (seed) {
+					if (!last)
 						swp_pager_freeswapspace(o, v, 1);
-					break;
+				} else {
+					if (nfree == cap) {
+						cap = cap ? 2 * cap : 256;
+						freed = realloc(freed,
+						    (size_t)cap * sizeof(int));
+					}
+					freed[nfree++] = v;
 				}
-				swp_pager_freeswapspace(o, v, 1);
+				if (last)
+					break;
 			}
-			start = base + SWAP_META_PAGES > start ?
-			    base + SWAP_META_PAGES : start;
+			if (base + SWAP_META_PAGES > start)
+				start = base + SWAP_META_PAGES;
 		}
 		if (start >= end)
-			return;
+			break;
 	}
+	for (k = 0; k < nfree; k++)
+		swp_pager_freeswapspace(o, freed[k], 1);
+	free(freed);
 }
 
 /* swp_pager_meta_free_all(o): o held; every entry and block. */

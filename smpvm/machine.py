@@ -102,8 +102,10 @@ class Machine:
         try:
             shm = posix_ipc.SharedMemory(_posix_name(name), posix_ipc.O_CREX,
                                          mode=0o600, size=size)
-            mm = mmap.mmap(shm.fd, size)
-            shm.close_fd()
+            try:
+                mm = mmap.mmap(shm.fd, size)
+            finally:
+                shm.close_fd()
             m = cls(name, mm, creator=True)
             ffi.memmove(m.base, proto, ffi.sizeof("struct smpvm_header"))
             h = m.hdr

@@ -18,7 +18,8 @@ vfs_busy_pages write-protects it (folding pte-modified bits), unswaps it
 import os
 
 from smpvm.layout import ffi, lib
-from smpvm.vm.swap_pager import swap_pager_strategy_read, swap_pager_unswapped
+from smpvm.vm.swap_pager import (io_wait, swap_pager_strategy_read,
+                                 swap_pager_unswapped)
 from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
                               vm_page_deactivate, vm_page_dirty,
                               vm_page_lookup, vm_page_lookup_busy_wait,
@@ -134,6 +135,7 @@ def vnode_pager_getpages(vp, pages):
         while j < len(pages) and v.pages[pages[j]].valid != _ALL:
             j += 1
         bufs = [v.page_bytes(m) for m in pages[i:j]]
+        io_wait()
         n = os.preadv(fd, bufs, v.pages[pages[i]].pindex * _PAGE)
         if n < (j - i) * _PAGE:                 # past EOF: zero the rest
             for k, b in enumerate(bufs):
@@ -182,6 +184,7 @@ def vnode_pager_putpage(vp, m):
     off = pg.pindex * _PAGE
     n = min(_PAGE, max(0, size - off))
     if n:
+        io_wait()
         os.pwrite(backing_fd(v.machine, vp), v.page_bytes(m)[:n], off)
     vm_page_undirty(m)
     pmap_clear_modify(m)

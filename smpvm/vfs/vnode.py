@@ -92,15 +92,23 @@ def _alloc_locked(v, name, vtype, size):
         vn.usecount = 0
         vn.unlinked = 0
         vn.size = size
-        vn.name = name.encode()
+        vn.name = b""           # invisible to lookups until complete
         obj = vm_object_allocate(lib.OBJT_VNODE, (size + 4095) // 4096)
         if obj < 0:
             vn.state = 0
             raise VfsError(28, f"{name}: no free vm_object")
-        vm_object_hold(obj)
+        vm_object_hold(obj)     # may block: vnode_token is lost there
         v.objects[obj].handle = vp
         vm_object_drop(obj)
         vn.v_object = obj
+        if _lookup_locked(v, name) >= 0:    # created meanwhile: ours goes
+            _reclaim_locked(v, vp)
+            return _lookup_locked(v, name)
+        if vtype == lib.VREG:
+            os.close(os.open(backing_path(v.machine, vp),
+                             os.O_RDWR | os.O_CREAT | os.O_TRUNC |
+                             os.O_CLOEXEC, 0o600))
+        vn.name = name.encode()
         return vp
     raise VfsError(23, f"{name}: no free vnode")   # ENFILE
 
@@ -137,10 +145,6 @@ def vn_open(name, create=False):
             if not create:
                 raise VfsError(2, name)
             vp = _alloc_locked(v, name, lib.VREG, 0)
-            fd = os.open(backing_path(v.machine, vp),
-                         os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                         0o600)
-            os.close(fd)
         vn = v.vnodes[vp]
         vn.usecount += 1
         flag = ffi.addressof(vn, "v_flag")

@@ -95,8 +95,16 @@ def _fault(op, blk, n):
     return out
 
 
+def io_wait():
+    """A synchronous bio wait is a blocking point: the thread loses its
+    tokens while the I/O runs and owns them again after (lwkt_yield)."""
+    if lib.smpvm_curtid() >= 0:
+        lib.lwkt_yield()
+
+
 def _swap_write(v, run, blk):
     """pwritev the pages of run to blocks blk..; 0 or an errno."""
+    io_wait()
     f = _fault("write", blk, len(run))
     bufs = [v.page_bytes(m) for m in run]
     want = len(run) * _PAGE
@@ -237,6 +245,7 @@ def swap_pager_strategy_read(obj, marray):
         while (j < len(marray) and blks[j] == blks[j - 1] + 1
                and blks[j] & (lib.SWB_DMMAX - 1)):
             j += 1
+        io_wait()
         f = _fault("read", blks[i], j - i)
         try:
             if isinstance(f, int):
