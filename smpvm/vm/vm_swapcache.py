@@ -22,8 +22,10 @@ Kernel variants (vm_globals.bugs, chosen at boot with --kernel):
                      vmobj_token held and no blocking since
          08fb7a9da0  condfree never returns <= 0
          0301c40799  free the last block of an emptied swblock
+         0301c40799  meta_build records the new block before freeing the old
          smpvm (no upstream commit): a buffer write waits for an in-flight
-                     swap write (closes H1)
+                     swap write (closes H1); a range free detaches the
+                     whole range before its blocking frees (closes H2)
 """
 from smpvm.kern.kern_synch import tsleep, wakeup
 from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken, lwkt_yield
