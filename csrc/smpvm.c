@@ -43,6 +43,10 @@ HIDDEN int curtid = -1;
 HIDDEN uint32_t curref;                 /* curtid + 1: the value locks hold */
 HIDDEN smpvm_hook_fn hook;
 static volatile int panic_pending;
+static smpvm_site_fn site_fn;           /* Python: the caller's call site  */
+static struct prof_site *PSITE;
+static struct prof_rec *PREC;
+static struct prof_hist *PHIST;         /* spinlocks first, then tokens    */
 
 static inline struct smpvm_sleepq *sleepq_bucket(uint64_t ident);
 static void futex_wake(volatile uint32_t *w, int n);
@@ -236,6 +240,9 @@ smpvm_layout(struct smpvm_config *cfg, struct smpvm_header *hdr)
 	len[REG_TOKENS] = (uint64_t)cfg->ntokens * sizeof(struct lwkt_token);
 	len[REG_SLEEPQ] = (uint64_t)cfg->nsleepq * sizeof(struct smpvm_sleepq);
 	vm_layout(cfg, len);
+	len[REG_PROF] = PROF_NSITES * sizeof(struct prof_site) +
+	    PROF_NRECS * sizeof(struct prof_rec) +
+	    (uint64_t)(cfg->nspinlocks + cfg->ntokens) * sizeof(struct prof_hist);
 
 	hdr->magic = SMPVM_MAGIC;
 	hdr->layout_version = SMPVM_LAYOUT_VERSION;
@@ -259,6 +266,9 @@ bind_regions(void *base)
 	SL = (struct spinlock *)((char *)base + H->region_off[REG_SPINLOCKS]);
 	TK = (struct lwkt_token *)((char *)base + H->region_off[REG_TOKENS]);
 	SQ = (struct smpvm_sleepq *)((char *)base + H->region_off[REG_SLEEPQ]);
+	PSITE = (struct prof_site *)((char *)base + H->region_off[REG_PROF]);
+	PREC = (struct prof_rec *)(PSITE + PROF_NSITES);
+	PHIST = (struct prof_hist *)(PREC + PROF_NRECS);
 	vm_bind(base);
 }
 
@@ -273,6 +283,9 @@ smpvm_init(void *base)
 	memset(SL, 0, H->region_len[REG_SPINLOCKS]);
 	memset(TK, 0, H->region_len[REG_TOKENS]);
 	memset(SQ, 0, H->region_len[REG_SLEEPQ]);
+	memset(PSITE, 0, H->region_len[REG_PROF]);
+	snprintf(PSITE[0].text, sizeof(PSITE[0].text), "(unknown)");
+	PSITE[0].state = 2;
 	for (i = 0; i < H->cfg.maxthreads; i++) {
 		T[i].tid = (int32_t)i;
 		T[i].state = TDS_FREE;
@@ -362,6 +375,7 @@ smpvm_thread_alloc(void *base, int kind, int cpu, const char *name)
 			t[i].woken = 0;
 			t[i].wait_kind = 0;
 			t[i].wait_id = -1;
+			t[i].prof_key = -1;
 			t[i].n_sleeps = t[i].n_wakeups = 0;
 			t[i].n_switches = t[i].n_hooks = 0;
 			memset(t[i].wmesg, 0, sizeof(t[i].wmesg));
@@ -422,6 +436,149 @@ smpvm_set_count_hook(int on)
 	hook = on ? count_hook : NULL;
 }
 
+/* ---- lock profiling ------------------------------------------------------ */
+void
+smpvm_set_site_fn(smpvm_site_fn fn)
+{
+	site_fn = fn;
+}
+
+/* The caller's call site id (Python frame, + cfunc), or 0 (unknown). */
+static uint32_t
+prof_site(const char *cfunc)
+{
+	uint32_t s;
+
+	if (site_fn == NULL)
+		return 0;
+	s = site_fn(cfunc);
+	return s < PROF_NSITES ? s : 0;
+}
+
+/* Intern a site text; returns its id (0 if the table is full). */
+int
+prof_site_intern(const char *text)
+{
+	uint32_t h = 2166136261u, i, k;
+	const char *p;
+
+	for (p = text; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h |= 1;
+	for (k = 0; k < PROF_NSITES; k++) {
+		struct prof_site *s;
+		uint32_t zero = 0;
+
+		i = (h + k) % PROF_NSITES;
+		if (i == 0)
+			continue;
+		s = &PSITE[i];
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == 2) {
+			if (s->hash == h && strncmp(s->text, text,
+			    sizeof(s->text) - 1) == 0)
+				return (int)i;
+			continue;
+		}
+		if (__atomic_compare_exchange_n(&s->state, &zero, 1, 0,
+		    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			s->hash = h;
+			snprintf(s->text, sizeof(s->text), "%s", text);
+			__atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+			return (int)i;
+		}
+		while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == 1)
+			cpu_pause();
+		if (s->hash == h && strncmp(s->text, text,
+		    sizeof(s->text) - 1) == 0)
+			return (int)i;
+	}
+	return 0;
+}
+
+static inline uint32_t
+log2_bucket(uint64_t ns)
+{
+	uint32_t b = ns ? 64 - (uint32_t)__builtin_clzll(ns) : 0;
+
+	return b < PROF_NBUCKETS ? b : PROF_NBUCKETS - 1;
+}
+
+/*
+ * Count one contention of lock (kind, id): waited wait_ns at wsite while
+ * the holder was at hsite; wkey/hkey are what each side took it for.
+ */
+static void
+prof_rec_add(int kind, int lock, uint32_t wsite, uint32_t hsite,
+    uint64_t wait_ns, int wkey, int hkey)
+{
+	uint32_t aliased = (wkey >= 0 && hkey >= 0 && wkey != hkey);
+	uint64_t h = ((uint64_t)kind * 1000003u + (uint32_t)lock) *
+	    2654435761u + wsite * 40503u + hsite * 977u + aliased;
+	uint32_t i, k;
+
+	for (k = 0; k < 64; k++) {
+		struct prof_rec *r;
+		uint32_t zero = 0;
+		uint64_t mx;
+
+		i = (uint32_t)((h + k) % PROF_NRECS);
+		r = &PREC[i];
+		if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == 0 &&
+		    __atomic_compare_exchange_n(&r->state, &zero, 1, 0,
+		    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			r->kind = (uint32_t)kind;
+			r->lock = lock;
+			r->wsite = wsite;
+			r->hsite = hsite;
+			r->aliased = aliased;
+			__atomic_store_n(&r->state, 2, __ATOMIC_RELEASE);
+		}
+		while (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == 1)
+			cpu_pause();
+		if (r->kind != (uint32_t)kind || r->lock != lock ||
+		    r->wsite != wsite || r->hsite != hsite ||
+		    r->aliased != aliased)
+			continue;
+		r->wkey = wkey;
+		r->hkey = hkey;
+		__atomic_fetch_add(&r->count, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&r->wait_ns, wait_ns, __ATOMIC_RELAXED);
+		mx = __atomic_load_n(&r->wait_max_ns, __ATOMIC_RELAXED);
+		while (wait_ns > mx && !__atomic_compare_exchange_n(
+		    &r->wait_max_ns, &mx, wait_ns, 0, __ATOMIC_RELAXED,
+		    __ATOMIC_RELAXED))
+			;
+		return;
+	}
+}
+
+/* prof_record: the same for Python callers (busy or sleep waits). */
+void
+prof_record(int kind, int lock, uint64_t wait_ns, int wkey, int hkey,
+    uint32_t hsite)
+{
+	if (H == NULL || !H->prof_enabled)
+		return;
+	prof_rec_add(kind, lock, prof_site(NULL), hsite, wait_ns, wkey, hkey);
+}
+
+/* Record a sleep of a blocking wait (page busy, tsleep channel). */
+HIDDEN void
+prof_wait(int kind, int lock, const char *cfunc, uint64_t wait_ns)
+{
+	if (!H->prof_enabled)
+		return;
+	prof_rec_add(kind, lock, prof_site(cfunc), 0, wait_ns,
+	    td ? td->prof_key : -1, -1);
+}
+
+static inline void
+min_update(uint64_t *min, uint64_t v)
+{
+	if (*min == 0 || v < *min)
+		*min = v ? v : 1;
+}
+
 /* List the spinlocks and tokens whose lock word names tid as holder. */
 int
 smpvm_locks_owned_by(void *base, int tid, int *kinds, int *ids, int max)
@@ -464,6 +621,16 @@ smpvm_stats_reset(void *base)
 	for (i = 0; i < h->cfg.ntokens; i++) {
 		memset(&tk[i].st_acquisitions, 0, 8 * sizeof(uint64_t));
 		tk[i].t_collisions = 0;
+		tk[i].st_wait_min_ns = tk[i].st_hold_min_ns = 0;
+	}
+	for (i = 0; i < h->cfg.nspinlocks; i++)
+		sl[i].st_wait_min_ns = sl[i].st_hold_min_ns = 0;
+	{
+		/* contention records and histograms; the sites stay */
+		char *pb = (char *)base + h->region_off[REG_PROF];
+		size_t sites = PROF_NSITES * sizeof(struct prof_site);
+
+		memset(pb + sites, 0, h->region_len[REG_PROF] - sites);
 	}
 }
 
@@ -572,6 +739,7 @@ static inline void
 spin_acquired(struct spinlock *sp, int id)
 {
 	sp->owner_pid = td->pid;
+	sp->owner_key = td->prof_key;
 	sp->acq_tsc = rdtsc();
 	sp->st_acquisitions++;
 	if (sp->last_tid != curtid) {
@@ -607,11 +775,17 @@ spin_backtrace(struct spinlock *sp)
  * without the lock, as the kernel does.  Returns 1 when the lock was taken.
  */
 static int
-spin_lock_contested(struct spinlock *sp, int id)
+spin_lock_contested(struct spinlock *sp, int id, const char *cfunc)
 {
 	uint64_t spins = 0, t0 = rdtsc(), t0ns = smpvm_nanotime(), now, el;
 	uint64_t next_warn, yield_every;
 	int bt_done = 0;
+	uint32_t wsite = 0;
+
+	if (H->prof_enabled) {          /* before spinning: no lock is held */
+		wsite = prof_site(cfunc);
+		__atomic_store_n(&sp->want_site, 1, __ATOMIC_RELAXED);
+	}
 
 	td->state = TDS_SPINWAIT;
 	td->wait_kind = LK_SPIN;
@@ -669,6 +843,11 @@ spin_lock_contested(struct spinlock *sp, int id)
 	sp->st_wait_ns += now;
 	if (now > sp->st_wait_max_ns)
 		sp->st_wait_max_ns = now;
+	min_update(&sp->st_wait_min_ns, now);
+	PHIST[id].wait[log2_bucket(now)]++;
+	if (H->prof_enabled)
+		prof_rec_add(LK_SPIN, id, wsite, sp->rel_site, now,
+		    td->prof_key, sp->owner_key);
 	td->state = TDS_RUNNING;
 	td->wait_kind = 0;
 	td->wait_id = -1;
@@ -684,9 +863,17 @@ abandon:
  * spin_lock(id): enter a critical section and take spinlock id.  The caller
  * must not already hold it (spinlocks do not recurse: a recursion is a
  * panic here, a deadlock in the kernel).  Never blocks; spins.
+ * spin_lock_at(id, cfunc): the same, naming the C function that takes it
+ * (for the profiler's call sites).
  */
 void
 spin_lock(int id)
+{
+	spin_lock_at(id, NULL);
+}
+
+HIDDEN void
+spin_lock_at(int id, const char *cfunc)
 {
 	struct spinlock *sp;
 	uint32_t zero = 0;
@@ -708,7 +895,7 @@ spin_lock(int id)
 			panicf("spin_lock: recursion on spinlock %d", id);
 			return;
 		}
-		if (!spin_lock_contested(sp, id)) {
+		if (!spin_lock_contested(sp, id, cfunc)) {
 			td->td_critcount--;
 			td->gd_spinlocks_wr--;
 			return;
@@ -747,6 +934,12 @@ spin_trylock(int id)
 void
 spin_unlock(int id)
 {
+	spin_unlock_at(id, NULL);
+}
+
+HIDDEN void
+spin_unlock_at(int id, const char *cfunc)
+{
 	struct spinlock *sp;
 	uint64_t held;
 	int i, n;
@@ -769,6 +962,15 @@ spin_unlock(int id)
 	sp->st_hold_ns += held;
 	if (held > sp->st_hold_max_ns)
 		sp->st_hold_max_ns = held;
+	min_update(&sp->st_hold_min_ns, held);
+	PHIST[id].hold[log2_bucket(held)]++;
+	if (__builtin_expect(sp->want_site, 0)) {
+		/* a waiter wants to know who it waited for: the site where
+		 * we let go (a Python call made under the spinlock: rare,
+		 * contended path only) */
+		sp->rel_site = prof_site(cfunc);
+		sp->want_site = 0;
+	}
 	sp->owner_pid = 0;
 	n = td->nspins < SMPVM_MAXSPINS_HELD ? td->nspins : SMPVM_MAXSPINS_HELD;
 	for (i = n - 1; i >= 0; i--) {
@@ -805,6 +1007,7 @@ static inline void
 tok_acquired(struct lwkt_token *tok)
 {
 	tok->owner_pid = td->pid;
+	tok->owner_key = td->prof_key;
 	tok->acq_tsc = rdtsc();
 	tok->st_acquisitions++;
 	if (tok->last_tid != curtid) {
@@ -822,6 +1025,12 @@ tok_release(struct lwkt_token *tok)
 	tok->st_hold_ns += held;
 	if (held > tok->st_hold_max_ns)
 		tok->st_hold_max_ns = held;
+	min_update(&tok->st_hold_min_ns, held);
+	PHIST[H->cfg.nspinlocks + (uint32_t)(tok - TK)].hold[log2_bucket(held)]++;
+	if (__builtin_expect(tok->want_site, 0)) {
+		tok->rel_site = prof_site(NULL);
+		tok->want_site = 0;
+	}
 	tok->owner_pid = 0;
 	__atomic_store_n(&tok->t_ref, 0, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&tok->t_waiters, __ATOMIC_SEQ_CST))
@@ -958,9 +1167,16 @@ lwkt_switch(void)
 void
 lwkt_gettoken(int id)
 {
+	lwkt_gettoken_at(id, NULL);
+}
+
+HIDDEN void
+lwkt_gettoken_at(int id, const char *cfunc)
+{
 	struct lwkt_token *tok;
 	uint64_t t0, w;
 	int64_t i, nspin;
+	uint32_t wsite = 0;
 
 	PREEMPT_POINT(HOOK_TOKEN_GET, id);
 	NEED_THREAD("lwkt_gettoken");
@@ -981,6 +1197,10 @@ lwkt_gettoken(int id)
 		return;
 	}
 	t0 = rdtsc();
+	if (H->prof_enabled) {
+		wsite = prof_site(cfunc);
+		__atomic_store_n(&tok->want_site, 1, __ATOMIC_RELAXED);
+	}
 	nspin = H->kern.lwkt_token_spin;
 	for (i = 0; i < nspin; i++) {
 		cpu_pause();
@@ -1006,6 +1226,11 @@ contended:
 	tok->st_wait_ns += w;
 	if (w > tok->st_wait_max_ns)
 		tok->st_wait_max_ns = w;
+	min_update(&tok->st_wait_min_ns, w);
+	PHIST[H->cfg.nspinlocks + (uint32_t)id].wait[log2_bucket(w)]++;
+	if (H->prof_enabled)
+		prof_rec_add(LK_TOKEN, id, wsite, tok->rel_site, w,
+		    td->prof_key, tok->owner_key);
 }
 
 /* lwkt_trytoken(id): like gettoken but never blocks; 1 if held, else 0. */
@@ -1200,6 +1425,10 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 	}
 	__atomic_fetch_and(&sleepq_bucket(ident)->mask, ~(1ull << curtid),
 	    __ATOMIC_SEQ_CST);
+	/* a woken sleep (not a timed poll), not a page busy wait (LK_BUSY) */
+	if (H->prof_enabled && result == 0 && ident < KVA_PAGES)
+		prof_wait(LK_SLEEP, -1, td->wmesg,
+		    smpvm_nanotime() - td->wait_start_ns);
 	__atomic_store_n(&td->wchan, 0, __ATOMIC_SEQ_CST);
 	td->wake_tick = 0;
 	td->wmesg[0] = 0;

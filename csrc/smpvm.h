@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    2
+#define SMPVM_LAYOUT_VERSION    3
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -33,7 +33,7 @@
 #define LWKT_MAXTOKENS          32      /* sys/sys/thread.h                  */
 #define SMPVM_MAXSPINS_HELD     8       /* nesting depth of spinlocks        */
 #define SMPVM_MAXCLASSES        64
-#define SMPVM_NREGIONS          8
+#define SMPVM_NREGIONS          10
 
 /* ---- kernel constants (reference 0.1) ---------------------------------- */
 #define LWKT_NUM_POOL_TOKENS    4001    /* prime; index = address mod 4001   */
@@ -100,6 +100,8 @@
 /* ---- lock kinds --------------------------------------------------------- */
 #define LK_SPIN                 1
 #define LK_TOKEN                2
+#define LK_BUSY                 3       /* page busy waits (sleep lock)     */
+#define LK_SLEEP                4       /* tsleep channels, by wmesg site   */
 
 /* ---- preemption-point hook operations ------------------------------------ */
 #define HOOK_SPIN_LOCK          1
@@ -137,6 +139,7 @@
 #define REG_PAGES               5       /* struct vm_page[npages + markers]  */
 #define REG_PHYS                6       /* page contents, npages * PAGE_SIZE */
 #define REG_OBJECTS             7       /* objects, vnodes, swblocks, blist  */
+#define REG_PROF                8       /* lock profiling: sites, records, histograms */
 
 /*
  * Sizes of one machine.  Filled by Python from its config, completed and
@@ -172,7 +175,13 @@ struct spinlock {
 	int32_t  owner_pid;
 	int32_t  last_tid;      /* previous holder (bounces)   */
 	uint64_t acq_tsc;       /* when the holder acquired it */
-	uint64_t pad0[5];
+	uint64_t st_wait_min_ns;
+	uint64_t st_hold_min_ns;
+	int32_t  owner_key;     /* what the holder locked it for (a page) */
+	uint32_t want_site;     /* a waiter asks the holder for its site  */
+	uint32_t rel_site;      /* the holder's site at its release       */
+	uint32_t pad1;
+	uint64_t pad0[1];
 	uint64_t st_acquisitions;
 	uint64_t st_contended;
 	uint64_t st_spins;
@@ -196,7 +205,12 @@ struct lwkt_token {
 	int32_t  last_tid;
 	uint64_t acq_tsc;
 	uint64_t t_collisions;
-	uint64_t pad0[4];
+	uint64_t st_wait_min_ns;
+	uint64_t st_hold_min_ns;
+	int32_t  owner_key;     /* what the holder took it for (an object) */
+	uint32_t want_site;
+	uint32_t rel_site;
+	uint32_t pad1;
 	uint64_t st_acquisitions;
 	uint64_t st_contended;
 	uint64_t st_spins;
@@ -237,7 +251,9 @@ struct smpvm_thread {
 	uint64_t n_switches;    /* token-loss points actually taken       */
 	uint64_t n_hooks;       /* preemption points seen (count hook)    */
 	uint64_t wake_tick;     /* virtual clock: tsleep timeout tick, 0 none */
-	uint64_t pad0[2];
+	int32_t  prof_key;      /* the page/object a lock is being taken for */
+	uint32_t pad1;
+	uint64_t pad0[1];
 };
 
 /* one sleep-queue hash bucket: which threads sleep on idents hashing here */
@@ -297,6 +313,10 @@ struct smpvm_header {
 	uint32_t clock_mode;            /* CLOCK_WALL or CLOCK_VIRTUAL      */
 	uint64_t ticks;                 /* the virtual clock                */
 	uint64_t clock_speedup;         /* wall clock: ticks run N x faster */
+	uint32_t prof_enabled;          /* lock profiling on (sites, records) */
+	uint32_t pad3;
+	uint64_t prof_calls;            /* site lookups made (observer effect) */
+	uint64_t prof_ns;               /* ns spent in them                 */
 	uint32_t park_request;          /* stop the world at safe points    */
 	uint32_t parked;                /* threads parked right now         */
 	uint64_t stress[16];            /* ST_* counters of the workloads   */
@@ -629,9 +649,51 @@ struct vm_globals {
 	struct vpgqueues vm_page_queues[PQ_COUNT];
 };
 
+
+/* ---- lock profiling (REG_PROF): smpvm's, the seed has none ------------- */
+#define PROF_NSITES             2048    /* call sites, open addressing      */
+#define PROF_NRECS              8192    /* contention records               */
+#define PROF_NBUCKETS           32      /* log2 ns histogram buckets        */
+#define PROF_SITE_TEXT          120
+
+/* a call site: "file:line:function" (+ " > C function"); slot 0 is unknown */
+struct prof_site {
+	uint32_t hash;
+	uint32_t state;         /* 0 free, 1 being written, 2 ready        */
+	char     text[120];
+};
+
+/*
+ * One kind of contention: lock (kind, id) wanted at waiter site wsite while
+ * the holder was at hsite (its site when it released the lock to us).
+ * wkey/hkey: the page or object each side took the lock for -- different
+ * keys on one pool lock are pool aliasing.
+ */
+struct prof_rec {
+	uint32_t state;         /* 0 free, 1 claimed, 2 ready              */
+	uint32_t kind;
+	int32_t  lock;
+	uint32_t wsite;
+	uint32_t hsite;
+	uint32_t aliased;
+	int32_t  wkey;
+	int32_t  hkey;
+	uint64_t count;
+	uint64_t wait_ns;
+	uint64_t wait_max_ns;
+	uint64_t pad0;
+};
+
+/* log2 histograms of one lock's wait and hold times (bucket b: < 2^b ns) */
+struct prof_hist {
+	uint32_t wait[32];
+	uint32_t hold[32];
+};
+
 /* ---- the C entry points (one per kernel operation) ---------------------- */
 
 typedef void (*smpvm_hook_fn)(int op, int id);
+typedef uint32_t (*smpvm_site_fn)(const char *cfunc);
 
 /* layout and binding */
 int      smpvm_layout(struct smpvm_config *cfg, struct smpvm_header *hdr);
@@ -644,6 +706,9 @@ int      smpvm_thread_exit(void);
 int      smpvm_curtid(void);
 void     smpvm_set_hook(smpvm_hook_fn fn);
 void     smpvm_set_count_hook(int on);
+void     smpvm_set_site_fn(smpvm_site_fn fn);
+void     prof_record(int kind, int lock, uint64_t wait_ns, int wkey, int hkey, uint32_t hsite);
+int      prof_site_intern(const char *text);
 int      smpvm_locks_owned_by(void *base, int tid, int *kinds, int *ids, int max);
 void     smpvm_stats_reset(void *base);
 uint64_t smpvm_nanotime(void);

@@ -29,6 +29,10 @@ extern HIDDEN struct swblock *SWB;
 extern HIDDEN uint32_t *BL;
 
 HIDDEN void panicf(const char *fmt, ...);
+HIDDEN void spin_lock_at(int id, const char *cfunc);
+HIDDEN void spin_unlock_at(int id, const char *cfunc);
+HIDDEN void lwkt_gettoken_at(int id, const char *cfunc);
+HIDDEN void prof_wait(int kind, int lock, const char *cfunc, uint64_t wait_ns);
 HIDDEN void vm_layout(struct smpvm_config *cfg, uint64_t *len);
 HIDDEN void vm_bind(void *base);
 HIDDEN void vm_init(void);

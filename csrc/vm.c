@@ -318,11 +318,12 @@ holds_queue_spin(void)
 /*
  * vm_page_spin_lock(m): the pool spinlock of m.  Lock order is asserted:
  * never while a queue spinlock or another page spinlock is held.
+ * page_spin_lock(m, cfunc) is the same for C callers, naming themselves
+ * for the profiler (which also learns that the lock is taken for page m).
  */
-void
-vm_page_spin_lock(int m)
+static void
+page_spin_lock(int m, const char *cfunc)
 {
-	CHECK_PAGE("vm_page_spin_lock", m, NORV);
 	if (__builtin_expect(td->nspins > 0, 0)) {
 		if (holds_queue_spin()) {
 			panicf("lock order: page %d spinlock taken while holding "
@@ -335,13 +336,28 @@ vm_page_spin_lock(int m)
 			return;
 		}
 	}
-	spin_lock(vm_page_spin_index(m));
+	td->prof_key = m;
+	spin_lock_at(vm_page_spin_index(m), cfunc);
+	td->prof_key = -1;
+}
+
+static inline void
+page_spin_unlock(int m, const char *cfunc)
+{
+	spin_unlock_at(vm_page_spin_index(m), cfunc);
+}
+
+void
+vm_page_spin_lock(int m)
+{
+	CHECK_PAGE("vm_page_spin_lock", m, NORV);
+	page_spin_lock(m, NULL);
 }
 
 void
 vm_page_spin_unlock(int m)
 {
-	spin_unlock(vm_page_spin_index(m));
+	page_spin_unlock(m, NULL);
 }
 
 void
@@ -351,13 +367,13 @@ vm_page_queues_spin_lock(int q)
 		panicf("vm_page_queues_spin_lock: bad queue %d", q);
 		return;
 	}
-	spin_lock(QSPIN(q));
+	spin_lock_at(QSPIN(q), __func__);
 }
 
 void
 vm_page_queues_spin_unlock(int q)
 {
-	spin_unlock(QSPIN(q));
+	spin_unlock_at(QSPIN(q), __func__);
 }
 
 static inline int
@@ -373,10 +389,10 @@ rem_queue_spinlocked(int m)
 	int q = PG[m].queue;
 
 	if (q != PQ_NONE) {
-		spin_lock(QSPIN(q));
+		spin_lock_at(QSPIN(q), __func__);
 		pq_remove(q, m);
 		PG[m].queue = PQ_NONE;
-		spin_unlock(QSPIN(q));
+		spin_unlock_at(QSPIN(q), __func__);
 	}
 	return q;
 }
@@ -385,7 +401,7 @@ rem_queue_spinlocked(int m)
 static void
 add_queue_spinlocked(int m, int q, int athead)
 {
-	spin_lock(QSPIN(q));
+	spin_lock_at(QSPIN(q), __func__);
 	PG[m].queue = (uint16_t)q;
 	if (athead)
 		pq_insert_head(q, m);
@@ -393,7 +409,7 @@ add_queue_spinlocked(int m, int q, int athead)
 		pq_insert_tail(q, m);
 	if (q == PQ_INACTIVE && !athead)
 		++VMG->vm_swapcache_inactive_heuristic; /* racy by design (H5) */
-	spin_unlock(QSPIN(q));
+	spin_unlock_at(QSPIN(q), __func__);
 }
 
 /* ---- busy ------------------------------------------------------------------- */
@@ -440,7 +456,10 @@ busy_sleep_once(int m, int also_m_busy, const char *wmesg)
 	if (__atomic_compare_exchange_n(&PG[m].flags, &f,
 	    f | PG_WANTED | PG_REFERENCED, 0, __ATOMIC_SEQ_CST,
 	    __ATOMIC_SEQ_CST)) {
+		uint64_t t0 = smpvm_nanotime();
+
 		tsleep(ident, PINTERLOCKED, wmesg, 0);
+		prof_wait(LK_BUSY, m, wmesg, smpvm_nanotime() - t0);
 		return 1;
 	}
 	return 0;
@@ -495,10 +514,10 @@ vm_page_wakeup(int m)
 		    m);
 		return;
 	}
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	old = __atomic_fetch_and(&PG[m].flags, ~(PG_BUSY | PG_WANTED),
 	    __ATOMIC_RELEASE);
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	if (old & PG_WANTED)
 		wakeup(page_kva(m));
 }
@@ -553,13 +572,13 @@ void
 vm_page_hold(int m)
 {
 	CHECK_PAGE("vm_page_hold", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	__atomic_fetch_add(&PG[m].hold_count, 1, __ATOMIC_SEQ_CST);
 	if (PG[m].queue - PG[m].pc == PQ_FREE) {
 		rem_queue_spinlocked(m);
 		add_queue_spinlocked(m, PQ_HOLD, 0);
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* vm_page_unhold(m): the last unhold of a page on PQ_HOLD frees it. */
@@ -567,9 +586,9 @@ void
 vm_page_unhold(int m)
 {
 	CHECK_PAGE("vm_page_unhold", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	if (PG[m].hold_count <= 0) {
-		vm_page_spin_unlock(m);
+		page_spin_unlock(m, __func__);
 		panicf("vm_page_unhold: page %d hold count %d", m,
 		    PG[m].hold_count);
 		return;
@@ -579,7 +598,7 @@ vm_page_unhold(int m)
 		rem_queue_spinlocked(m);
 		add_queue_spinlocked(m, PQ_FREE + PG[m].pc, 0);
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* vm_page_wire(m): m busy.  0->1 takes a managed page off its queue. */
@@ -597,9 +616,9 @@ vm_page_wire(int m)
 		__atomic_fetch_add(&VMG->vmstats.v_wire_count, 1,
 		    __ATOMIC_RELAXED);
 		if (!(PG[m].flags & PG_UNMANAGED)) {
-			vm_page_spin_lock(m);
+			page_spin_lock(m, __func__);
 			rem_queue_spinlocked(m);
-			vm_page_spin_unlock(m);
+			page_spin_unlock(m, __func__);
 		}
 	}
 }
@@ -627,7 +646,7 @@ vm_page_unwire(int m, int activate)
 		__atomic_fetch_sub(&VMG->vmstats.v_wire_count, 1,
 		    __ATOMIC_RELAXED);
 		if (!(PG[m].flags & PG_UNMANAGED)) {
-			vm_page_spin_lock(m);
+			page_spin_lock(m, __func__);
 			if (activate) {
 				add_queue_spinlocked(m, PQ_ACTIVE, 0);
 			} else {
@@ -635,7 +654,7 @@ vm_page_unwire(int m, int activate)
 				    __ATOMIC_SEQ_CST);
 				add_queue_spinlocked(m, PQ_INACTIVE, 0);
 			}
-			vm_page_spin_unlock(m);
+			page_spin_unlock(m, __func__);
 		}
 	}
 }
@@ -651,9 +670,9 @@ void
 vm_page_deactivate(int m)
 {
 	CHECK_PAGE("vm_page_deactivate", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	if (PG[m].queue == PQ_INACTIVE || (PG[m].flags & PG_MARKER)) {
-		vm_page_spin_unlock(m);
+		page_spin_unlock(m, __func__);
 		return;
 	}
 	if (PG[m].queue - PG[m].pc == PQ_CACHE)
@@ -664,7 +683,7 @@ vm_page_deactivate(int m)
 		__atomic_fetch_and(&PG[m].flags, ~PG_WINATCFLS, __ATOMIC_SEQ_CST);
 		add_queue_spinlocked(m, PQ_INACTIVE, 0);
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* _vm_page_deactivate_locked(m, athead=1): to the INACTIVE head, no bump. */
@@ -672,13 +691,13 @@ void
 vm_page_deactivate_head(int m)
 {
 	CHECK_PAGE("vm_page_deactivate_head", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	if (!(PG[m].flags & PG_MARKER)) {
 		rem_queue_spinlocked(m);
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED))
 			add_queue_spinlocked(m, PQ_INACTIVE, 1);
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* vm_page_activate(m): to the ACTIVE tail, act_count >= ACT_INIT. */
@@ -686,7 +705,7 @@ void
 vm_page_activate(int m)
 {
 	CHECK_PAGE("vm_page_activate", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	if (PG[m].queue != PQ_ACTIVE && !(PG[m].flags & PG_MARKER)) {
 		if (PG[m].queue - PG[m].pc == PQ_CACHE)
 			__atomic_fetch_add(&VMG->vmstats.v_reactivated, 1,
@@ -698,7 +717,7 @@ vm_page_activate(int m)
 			add_queue_spinlocked(m, PQ_ACTIVE, 0);
 		}
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* Requeue m at the tail of the queue it is on (pageout's second chance). */
@@ -708,13 +727,13 @@ vm_page_requeue(int m)
 	int q;
 
 	CHECK_PAGE("vm_page_requeue", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	q = PG[m].queue;
 	if (q != PQ_NONE) {
 		rem_queue_spinlocked(m);
 		add_queue_spinlocked(m, q, 0);
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* vm_page_unqueue_nowakeup(m): off its queue; queue becomes PQ_NONE. */
@@ -722,9 +741,9 @@ void
 vm_page_unqueue_nowakeup(int m)
 {
 	CHECK_PAGE("vm_page_unqueue_nowakeup", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	rem_queue_spinlocked(m);
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* vm_page_unqueue(m): as _nowakeup, waking the pagedaemon when m left
@@ -735,9 +754,9 @@ vm_page_unqueue(int m)
 	int q;
 
 	CHECK_PAGE("vm_page_unqueue", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	q = rem_queue_spinlocked(m);
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	if (q - PG[m].pc == PQ_FREE || q - PG[m].pc == PQ_CACHE)
 		wakeup(IDENT_PAGEDAEMON);
 }
@@ -796,7 +815,7 @@ vm_page_protect(int m, int prot)
 		panicf("vm_page_protect: page %d not busy", m);
 		return;
 	}
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	f = PG[m].flags;
 	if (prot == VM_PROT_NONE) {
 		if (f & (PG_WRITEABLE | PG_MAPPED)) {
@@ -811,7 +830,7 @@ vm_page_protect(int m, int prot)
 			    __ATOMIC_SEQ_CST);
 		}
 	}
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /*
@@ -831,9 +850,9 @@ void
 pmap_clear_modify(int m)
 {
 	CHECK_PAGE("pmap_clear_modify", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	PG[m].md_modified = 0;
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /* pmap_enter(m, writable): map m (caller busied it in the fault path). */
@@ -841,10 +860,10 @@ void
 pmap_enter(int m, int writable)
 {
 	CHECK_PAGE("pmap_enter", m, NORV);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	__atomic_fetch_or(&PG[m].flags,
 	    PG_MAPPED | (writable ? PG_WRITEABLE : 0), __ATOMIC_SEQ_CST);
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 }
 
 /*
@@ -862,16 +881,16 @@ pmap_store(int m, int o, uint64_t pindex, uint32_t off, const char *src,
 		panicf("pmap_store: page %d off %u len %u", m, off, len);
 		return -1;
 	}
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	if (!(PG[m].flags & PG_WRITEABLE) || PG[m].object != o ||
 	    PG[m].pindex != pindex) {
-		vm_page_spin_unlock(m);
+		page_spin_unlock(m, __func__);
 		return -1;
 	}
 	memcpy(PHYS + (uint64_t)m * PAGE_SIZE + off, src, len);
 	PG[m].md_modified = 1;
 	PG[m].md_referenced = 1;
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	return 0;
 }
 
@@ -886,15 +905,15 @@ pmap_load(int m, int o, uint64_t pindex, uint32_t off, char *dst,
 		panicf("pmap_load: page %d off %u len %u", m, off, len);
 		return -1;
 	}
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	if (!(PG[m].flags & PG_MAPPED) || PG[m].object != o ||
 	    PG[m].pindex != pindex) {
-		vm_page_spin_unlock(m);
+		page_spin_unlock(m, __func__);
 		return -1;
 	}
 	memcpy(dst, PHYS + (uint64_t)m * PAGE_SIZE + off, len);
 	PG[m].md_referenced = 1;
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	return 0;
 }
 
@@ -923,8 +942,8 @@ object_held(int o)
  * while we wait), then the object's pool token, which may block.  The
  * caller must have a stable reference.  Recursive.
  */
-void
-vm_object_hold(int o)
+static void
+object_hold(int o, const char *cfunc)
 {
 	CHECK_OBJ("vm_object_hold", o, NORV);
 	if (__builtin_expect(OBJ[o].state == 0, 0)) {
@@ -933,7 +952,17 @@ vm_object_hold(int o)
 		return;
 	}
 	__atomic_fetch_add(&OBJ[o].hold_count, 1, __ATOMIC_SEQ_CST);
-	lwkt_gettoken(vm_object_token(o));
+	if (td)
+		td->prof_key = o;
+	lwkt_gettoken_at(vm_object_token(o), cfunc);
+	if (td)
+		td->prof_key = -1;
+}
+
+void
+vm_object_hold(int o)
+{
+	object_hold(o, NULL);
 }
 
 /* vm_object_hold_try(o): as vm_object_hold but never blocks; 1 if held. */
@@ -1297,12 +1326,12 @@ vm_page_insert(int m, int o, uint64_t pindex)
 	if (vm_page_lookup(o, pindex) >= 0)
 		return 0;
 	b = pghash_bucket(pindex);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	PG[m].object = o;
 	PG[m].pindex = pindex;
 	PG[m].hnext = OBJ[o].pghash[b];
 	OBJ[o].pghash[b] = m;
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	OBJ[o].resident_page_count++;
 	OBJ[o].generation++;
 	if (swp_pager_meta_lookup(o, pindex) != SWAPBLK_NONE)
@@ -1327,7 +1356,7 @@ vm_page_remove(int m)
 	o = PG[m].object;
 	if (o < 0)
 		return;
-	vm_object_hold(o);
+	object_hold(o, __func__);
 	if (PG[m].object != o) {            /* cannot happen while busy */
 		vm_object_drop(o);
 		panicf("vm_page_remove: page %d changed object under busy", m);
@@ -1336,11 +1365,11 @@ vm_page_remove(int m)
 	for (pp = &OBJ[o].pghash[pghash_bucket(PG[m].pindex)]; *pp >= 0;
 	    pp = &PG[*pp].hnext) {
 		if (*pp == m) {
-			vm_page_spin_lock(m);
+			page_spin_lock(m, __func__);
 			*pp = PG[m].hnext;
 			PG[m].hnext = -1;
 			PG[m].object = -1;
-			vm_page_spin_unlock(m);
+			page_spin_unlock(m, __func__);
 			OBJ[o].resident_page_count--;
 			OBJ[o].generation++;
 			break;
@@ -1391,7 +1420,7 @@ vm_page_free(int m)
 		return;
 	}
 	vm_page_remove(m);
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	rem_queue_spinlocked(m);
 	PG[m].valid = 0;
 	PG[m].dirty = 0;
@@ -1405,7 +1434,7 @@ vm_page_free(int m)
 	else
 		add_queue_spinlocked(m, PQ_FREE + PG[m].pc,
 		    (int)(PQS[PQ_FREE + PG[m].pc].flipflop++ & 1));
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_frees, 1, __ATOMIC_RELAXED);
 	vm_page_wakeup(m);
 	wakeup(IDENT_VM_FREE);
@@ -1440,10 +1469,10 @@ vm_page_cache(int m)
 		vm_page_wakeup(m);
 		return;
 	}
-	vm_page_spin_lock(m);
+	page_spin_lock(m, __func__);
 	rem_queue_spinlocked(m);
 	add_queue_spinlocked(m, PQ_CACHE + PG[m].pc, 0);
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_caches, 1, __ATOMIC_RELAXED);
 	vm_page_wakeup(m);
 	wakeup(IDENT_VM_FREE);
@@ -1509,13 +1538,13 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 		m = select_from(PQ_FREE, pc);
 		if (m >= 0) {
 			/* a hold may have moved it to PQ_HOLD meanwhile */
-			vm_page_spin_lock(m);
+			page_spin_lock(m, __func__);
 			if (PG[m].queue - PG[m].pc == PQ_FREE &&
 			    PG[m].hold_count == 0) {
 				rem_queue_spinlocked(m);
 				break;
 			}
-			vm_page_spin_unlock(m);
+			page_spin_unlock(m, __func__);
 			vm_page_wakeup(m);
 			continue;
 		}
@@ -1557,7 +1586,7 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 	 */
 	__atomic_fetch_and(&PG[m].flags,
 	    PG_ZERO | PG_BUSY | PG_SBUSY | PG_WANTED, __ATOMIC_SEQ_CST);
-	vm_page_spin_unlock(m);
+	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_allocs, 1, __ATOMIC_RELAXED);
 	if ((VMG->vmstats.v_free_count + VMG->vmstats.v_cache_count) <
 	    VMG->vmstats.v_free_min)
@@ -2006,7 +2035,7 @@ swp_pager_meta_free_all(int o)
 void
 swap_pager_freespace(int o, uint64_t start, uint64_t n)
 {
-	vm_object_hold(o);
+	object_hold(o, __func__);
 	swp_pager_meta_free(o, start, n);
 	vm_object_drop(o);
 }
@@ -2014,7 +2043,7 @@ swap_pager_freespace(int o, uint64_t start, uint64_t n)
 void
 swap_pager_freespace_all(int o)
 {
-	vm_object_hold(o);
+	object_hold(o, __func__);
 	swp_pager_meta_free_all(o);
 	vm_object_drop(o);
 }
@@ -2046,7 +2075,7 @@ swap_pager_unswapped(int m)
 	o = PG[m].object;
 	if (o < 0)
 		return;
-	vm_object_hold(o);
+	object_hold(o, __func__);
 	swp_pager_meta_ctl(o, PG[m].pindex, SWM_FREE);
 	__atomic_fetch_and(&PG[m].flags, ~PG_SWAPPED, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&VMG->cnt.unswapped, 1, __ATOMIC_RELAXED);

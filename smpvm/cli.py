@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from smpvm.config import MachineConfig
 from smpvm.errors import SmpvmError
@@ -146,7 +147,7 @@ def cmd_stress(a):
         eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
         delay_ppm=a.delay_ppm, delay_us=a.delay_us,
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=a.quiet,
-        json_path=a.json)
+        json_path=a.json, lockstat_dir=a.lockstat)
     if a.mix:
         opts.mix = _mix(a.mix)
     opts.validate()
@@ -190,6 +191,64 @@ def cmd_check(a):
         print(b)
     print(f"{m.name}: {len(bad)} invariant violations")
     return EXIT_DATA if bad else 0
+
+
+def cmd_lockstat(a):
+    from smpvm.prof import lockstat as L
+    m = _resolve_machine(a.machine)
+    lib.smpvm_bind(m.base, -1)
+    was = m.hdr.prof_enabled
+    m.hdr.prof_enabled = 1
+    try:
+        if a.reset:
+            lib.smpvm_stats_reset(m.base)
+        samples = []
+
+        def snap():
+            s = L.filtered(L.snapshot(m), a.klass, a.site, a.contended_only)
+            samples.append((time.time(), L.class_waits(s)))
+            return s
+        if a.once and not a.plot:
+            s = snap()
+        else:
+            deadline = None if a.seconds is None else \
+                time.monotonic() + a.seconds
+            s = snap()
+            try:
+                if a.once or a.json or a.csv or a.folded:
+                    while deadline is None or time.monotonic() < deadline:
+                        time.sleep(min(a.interval, max(0.0, deadline -
+                                                       time.monotonic()))
+                                   if deadline else a.interval)
+                        s = snap()
+                        if deadline is None:
+                            break
+                else:
+                    from rich.live import Live
+                    from rich.text import Text
+                    with Live(Text(L.format_table(s)), refresh_per_second=4,
+                              screen=False) as live:
+                        while deadline is None or \
+                                time.monotonic() < deadline:
+                            time.sleep(a.interval)
+                            s = snap()
+                            live.update(Text(L.format_table(s)))
+            except KeyboardInterrupt:
+                pass
+        if a.plot:
+            L.plot(samples, a.plot)
+        if a.json:
+            print(L.to_json(s))
+        elif a.csv:
+            print(L.to_csv(s), end="")
+        elif a.folded:
+            print(L.to_folded(s), end="")
+        elif a.once or a.plot:
+            print(L.format_table(s))
+    finally:
+        m.hdr.prof_enabled = was
+        m.close()
+    return 0
 
 
 def cmd_stat(a):
@@ -327,6 +386,9 @@ def build_parser():
     sx.add_argument("--bug", default="", choices=[""] + sorted(BUGS),
                     help="run a kernel broken on purpose")
     sx.add_argument("--json", default="", help="write every metric here")
+    sx.add_argument("--lockstat", default="", metavar="DIR",
+                    help="profile the locks; write lockstat.{json,csv,"
+                         "folded,txt,png} to DIR at the end")
     sx.add_argument("--quiet", action="store_true")
     sx.set_defaults(fn=cmd_stress)
 
@@ -334,6 +396,29 @@ def build_parser():
                         "invariants on a running machine")
     ck.add_argument("-m", "--machine", default="")
     ck.set_defaults(fn=cmd_check)
+
+    ls = sub.add_parser("lockstat", help="lock contention of a running "
+                        "machine: a live table, or once; json/csv/folded/png")
+    ls.add_argument("-m", "--machine", default="")
+    ls.add_argument("--once", action="store_true",
+                    help="print one report and exit")
+    ls.add_argument("--interval", type=float, default=1.0)
+    ls.add_argument("--seconds", type=float, default=None,
+                    help="watch this long (live table, or samples for --plot)")
+    ls.add_argument("--class", dest="klass", default="",
+                    help="only this lock class (e.g. pq_inactive)")
+    ls.add_argument("--site", default="",
+                    help="only contentions whose call site contains this")
+    ls.add_argument("--contended-only", action="store_true")
+    ls.add_argument("--reset", action="store_true",
+                    help="zero the statistics first")
+    g = ls.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--csv", action="store_true")
+    g.add_argument("--folded", action="store_true")
+    ls.add_argument("--plot", default="", metavar="FILE.png",
+                    help="wait per class over --seconds, as a PNG")
+    ls.set_defaults(fn=cmd_lockstat)
 
     st = sub.add_parser("stat", help="swapcache status of a running machine")
     st.add_argument("-m", "--machine", default="")

@@ -250,6 +250,16 @@ def test_cli_sysctl_on_running_machine():
         assert r.returncode == 0, r.stderr
         d = json.loads(r.stdout)
         assert d["accrate"] == 4096 and d["kernel"] == "fixed"
+        r = _run(["lockstat", "-m", name, "--once", "--json"])
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert d["schema"] == 1 and d["locks"]
+        r = _run(["lockstat", "-m", name, "--csv", "--class",
+                  "pq_inactive"])
+        assert r.returncode == 0 and r.stdout.startswith("# smpvm lockstat")
+        rows = r.stdout.splitlines()[2:]
+        assert rows and all(",pq_inactive," in line for line in rows), \
+            r.stdout[:500]
     finally:
         m.close()
         p.send_signal(signal.SIGINT)

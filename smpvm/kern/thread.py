@@ -26,6 +26,41 @@ def _on_panic_signal(signum, frame):
         raise Panic(m.panicstr if m is not None and not m.closed else "panic")
 
 
+_SKIP_FILES = ("kern_synch.py", "vm_page.py", "lwkt_token.py", "spinlock.py")
+_site_cache = {}
+
+
+@ffi.callback("smpvm_site_fn")
+def _site_fn(cfunc):
+    """The call site of the Python code that called into C (file:line:
+    function, plus the C function that took the lock): for the lock
+    profiler, called on contended paths only.  Thin kernel-named wrappers
+    are skipped so the site is the caller of the kernel function."""
+    import os
+    import sys
+    import time
+    t0 = time.perf_counter_ns()
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.endswith(_SKIP_FILES):
+        f = f.f_back
+    c = ffi.string(cfunc).decode() if cfunc != ffi.NULL else ""
+    key = (f.f_code, f.f_lineno, c) if f is not None else ("?", 0, c)
+    sid = _site_cache.get(key)
+    if sid is None:
+        text = (f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}:"
+                f"{f.f_code.co_name}" if f is not None else "(no frame)")
+        if c:
+            text += f" > {c}"
+        sid = lib.prof_site_intern(text.encode()[:119])
+        _site_cache[key] = sid
+    m = _bound["machine"]
+    if m is not None and not m.closed:
+        lib.atomic_fetchadd_long(ffi.addressof(m.hdr, "prof_calls"), 1)
+        lib.atomic_fetchadd_long(ffi.addressof(m.hdr, "prof_ns"),
+                                 time.perf_counter_ns() - t0)
+    return sid
+
+
 def install_signal_handlers():
     """SIGUSR2 -> Panic in this thread; SIGUSR1 -> dump Python stacks."""
     signal.signal(signal.SIGUSR2, _on_panic_signal)
@@ -48,6 +83,8 @@ def thread_bind(machine, name, kind=lib.TDK_HOST, cpu=-1):
 def thread_attach(machine, tid):
     """Play the thread slot tid that was reserved for this process."""
     install_signal_handlers()
+    lib.smpvm_set_site_fn(_site_fn)
+    _site_cache.clear()                 # site ids belong to one machine
     if lib.smpvm_bind(machine.base, tid) != 0:
         raise SmpvmError(f"machine {machine.name}: bad thread id {tid}")
     _bound["machine"] = machine

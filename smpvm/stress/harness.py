@@ -57,6 +57,7 @@ class StressOptions:
     kill_cpu_at: float = 0.0
     swarm: bool = False
     bug: str = ""
+    lockstat_dir: str = ""
     quiet: bool = False
     json_path: str = ""
 
@@ -107,6 +108,8 @@ class StressOptions:
             args.append("--swarm")
         if self.bug:
             args += ["--bug", self.bug]
+        if self.lockstat_dir:
+            args += ["--lockstat", self.lockstat_dir]
         return " ".join(args)
 
 
@@ -171,6 +174,10 @@ def run(opts, out=sys.stdout):
         f.eio_ppm, f.short_ppm = opts.eio_ppm, opts.short_ppm
         f.enospc_ppm, f.delay_ppm = opts.enospc_ppm, opts.delay_ppm
         f.delay_us = opts.delay_us
+        samples = []
+        if opts.lockstat_dir:
+            from smpvm.prof import lockstat
+            m.hdr.prof_enabled = 1
         with Supervisor(m) as sup:
             kt = start_kernel_threads(sup)
             cpus = sup.start_cpus(stress_worker, opts.seed, opts.mix,
@@ -201,6 +208,9 @@ def run(opts, out=sys.stdout):
                 last_ops, last_t = ops, now
                 if not opts.quiet:
                     print(line, file=out, flush=True)
+                if opts.lockstat_dir:
+                    samples.append((now, lockstat.class_waits(
+                        lockstat.snapshot(m))))
                 st = swapcache_status(m)
                 result["timeline"].append({
                     "t": round(now - t0, 2), "ops": ops,
@@ -244,6 +254,9 @@ def run(opts, out=sys.stdout):
             "faults_injected": int(v.vmg.faults.injected),
         }
         result["locks"] = ddb.lock_summary(m)
+        if opts.lockstat_dir:
+            lockstat.write_all(lockstat.snapshot(m), samples,
+                               opts.lockstat_dir)
         if result["panic"] or result["hang"]:
             code = EXIT_PANIC
         elif result["failures"] or result["violations"] or w["failures"] \

@@ -1,5 +1,7 @@
 """The stress harness: a clean run, a kernel broken on purpose caught with
 its stamps, SSD faults that must never leave a stale copy, a killed CPU."""
+import json
+
 import pytest
 
 from smpvm.stress.harness import StressOptions, format_summary, run
@@ -55,3 +57,13 @@ def test_swarm_run_is_clean_and_replayable(swarm):
     code, r, text = _run(seconds=4, swarm=swarm, seed=7)
     assert code == 0, text
     assert "--swarm" in r["replay"] and "--seed 7" in r["replay"]
+
+
+def test_stress_lockstat_writes_every_form(tmp_path):
+    code, r, text = _run(seconds=4, lockstat_dir=str(tmp_path / "ls"))
+    assert code == 0, text
+    names = sorted(p.name for p in (tmp_path / "ls").iterdir())
+    assert names == ["lockstat.csv", "lockstat.folded", "lockstat.json",
+                     "lockstat.png", "lockstat.txt"]
+    d = json.loads((tmp_path / "ls" / "lockstat.json").read_text())
+    assert d["profiling"] and d["classes"]["pq_inactive"]["acquisitions"] > 0

@@ -1,0 +1,1 @@
+"""Lock-contention profiling (smpvm lockstat)."""
