@@ -552,16 +552,6 @@ prof_rec_add(int kind, int lock, uint32_t wsite, uint32_t hsite,
 	}
 }
 
-/* prof_record: the same for Python callers (busy or sleep waits). */
-void
-prof_record(int kind, int lock, uint64_t wait_ns, int wkey, int hkey,
-    uint32_t hsite)
-{
-	if (H == NULL || !H->prof_enabled)
-		return;
-	prof_rec_add(kind, lock, prof_site(NULL), hsite, wait_ns, wkey, hkey);
-}
-
 /* Record a sleep of a blocking wait (page busy, tsleep channel). */
 HIDDEN void
 prof_wait(int kind, int lock, const char *cfunc, uint64_t wait_ns)

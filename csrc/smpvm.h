@@ -707,7 +707,6 @@ int      smpvm_curtid(void);
 void     smpvm_set_hook(smpvm_hook_fn fn);
 void     smpvm_set_count_hook(int on);
 void     smpvm_set_site_fn(smpvm_site_fn fn);
-void     prof_record(int kind, int lock, uint64_t wait_ns, int wkey, int hkey, uint32_t hsite);
 int      prof_site_intern(const char *text);
 int      smpvm_locks_owned_by(void *base, int tid, int *kinds, int *ids, int max);
 void     smpvm_stats_reset(void *base);

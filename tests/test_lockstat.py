@@ -17,22 +17,16 @@ from smpvm.layout import lib, threads
 from smpvm.prof import lockstat as L
 from smpvm.vm import vm_page as P
 
+from test_locks import _hold_spin_while_told
+
 K = 4
-
-
-def _contend(m, lock, k):
-    for i in range(k):
-        wait_for(lambda: m.hdr.scratch[0] == i + 1)
-        spin_lock(lock)
-        spin_unlock(lock)
-        m.hdr.scratch[1] = i + 1
 
 
 def test_scripted_contention_counts_sites_and_histograms(machine, host):
     machine.hdr.prof_enabled = 1
     lock = 21
     with Supervisor(machine) as sup:
-        tid = sup.kproc_start("contender", _contend, lock, K)
+        tid = sup.kproc_start("contender", _hold_spin_while_told, lock, K)
         td = threads(machine.base)[tid]
         for i in range(K):
             spin_lock(lock)
@@ -50,7 +44,7 @@ def test_scripted_contention_counts_sites_and_histograms(machine, host):
     assert 0 < lk["wait_min_ns"] <= lk["wait_avg_ns"] <= lk["wait_max_ns"]
     recs = [r for r in snap["contentions"] if r["lock"] == lk["name"]]
     assert sum(r["count"] for r in recs) == K
-    assert all("_contend" in r["waiter_site"] for r in recs)
+    assert all("_hold_spin_while_told" in r["waiter_site"] for r in recs)
     # who we waited for: the host, where it let go
     assert any("test_scripted_contention" in r["holder_site"] for r in recs)
     assert snap["observer"]["site_lookups"] >= K

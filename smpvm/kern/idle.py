@@ -53,5 +53,3 @@ def lock_exercise_loop(machine, seed=0):
         if n % 64 == 0:
             tsleep(lib.IDENT_SHUTDOWN, 0, "breathe", max(1, hz // 100))
 
-
-WORKLOADS = {"idle": cpu_idle_loop, "locks": lock_exercise_loop}

@@ -15,7 +15,7 @@ import faulthandler
 import signal
 
 from smpvm.errors import Panic, SmpvmError
-from smpvm.layout import cstr, ffi, lib, threads
+from smpvm.layout import ffi, lib, threads
 
 _bound = {"machine": None}
 
@@ -125,11 +125,6 @@ def curthread():
 def curmachine():
     """The machine this process is a thread of (None if unbound)."""
     return _bound["machine"]
-
-
-def curthread_name():
-    td = curthread()
-    return cstr(td.name) if td is not None else None
 
 
 def panic(msg):
