@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    3
+#define SMPVM_LAYOUT_VERSION    4
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -33,7 +33,7 @@
 #define LWKT_MAXTOKENS          32      /* sys/sys/thread.h                  */
 #define SMPVM_MAXSPINS_HELD     8       /* nesting depth of spinlocks        */
 #define SMPVM_MAXCLASSES        64
-#define SMPVM_NREGIONS          10
+#define SMPVM_NREGIONS          11
 
 /* ---- kernel constants (reference 0.1) ---------------------------------- */
 #define LWKT_NUM_POOL_TOKENS    4001    /* prime; index = address mod 4001   */
@@ -140,6 +140,8 @@
 #define REG_PHYS                6       /* page contents, npages * PAGE_SIZE */
 #define REG_OBJECTS             7       /* objects, vnodes, swblocks, blist  */
 #define REG_PROF                8       /* lock profiling: sites, records, histograms */
+#define REG_RACE                9       /* race checkers: shadow state, witness, reports, trace rings */
+#define REG_SCHED               10      /* deterministic scheduler */
 
 /*
  * Sizes of one machine.  Filled by Python from its config, completed and
