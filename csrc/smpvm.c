@@ -240,6 +240,7 @@ smpvm_layout(struct smpvm_config *cfg, struct smpvm_header *hdr)
 	len[REG_TOKENS] = (uint64_t)cfg->ntokens * sizeof(struct lwkt_token);
 	len[REG_SLEEPQ] = (uint64_t)cfg->nsleepq * sizeof(struct smpvm_sleepq);
 	vm_layout(cfg, len);
+	race_layout(cfg, &len[REG_RACE]);
 	len[REG_PROF] = PROF_NSITES * sizeof(struct prof_site) +
 	    PROF_NRECS * sizeof(struct prof_rec) +
 	    (uint64_t)(cfg->nspinlocks + cfg->ntokens) * sizeof(struct prof_hist);
@@ -270,6 +271,7 @@ bind_regions(void *base)
 	PREC = (struct prof_rec *)(PSITE + PROF_NSITES);
 	PHIST = (struct prof_hist *)(PREC + PROF_NRECS);
 	vm_bind(base);
+	race_bind(base);
 }
 
 /* Initialise the regions of a segment whose header smpvm_layout() filled. */
@@ -296,6 +298,7 @@ smpvm_init(void *base)
 	for (i = 0; i < H->cfg.ntokens; i++)
 		TK[i].last_tid = -1;
 	vm_init();
+	race_init();
 	return 0;
 }
 
@@ -380,6 +383,8 @@ smpvm_thread_alloc(void *base, int kind, int cpu, const char *name)
 			t[i].n_switches = t[i].n_hooks = 0;
 			memset(t[i].wmesg, 0, sizeof(t[i].wmesg));
 			snprintf(t[i].name, sizeof(t[i].name), "%s", name);
+			if (race_on && (void *)H == base)
+				race_thread_fork((int)i);
 			return (int)i;
 		}
 	}
@@ -453,6 +458,17 @@ prof_site(const char *cfunc)
 		return 0;
 	s = site_fn(cfunc);
 	return s < PROF_NSITES ? s : 0;
+}
+
+/* A site id for reports: the Python caller (+ cfunc) or cfunc alone. */
+HIDDEN uint32_t
+prof_site_for(const char *cfunc)
+{
+	uint32_t s = prof_site(cfunc);
+
+	if (s == 0 && cfunc != NULL)
+		s = (uint32_t)prof_site_intern(cfunc);
+	return s;
 }
 
 /* Intern a site text; returns its id (0 if the table is full). */
@@ -740,6 +756,8 @@ spin_acquired(struct spinlock *sp, int id)
 	if (td->nspins < SMPVM_MAXSPINS_HELD)
 		td->spins_held[td->nspins] = id;
 	td->nspins++;
+	if (__builtin_expect(race_on != 0, 0))
+		race_acquire(LK_SPIN, id);
 }
 
 /* Ask the waiter and the holder for Python backtraces (faulthandler, SIGUSR1). */
@@ -875,6 +893,8 @@ spin_lock_at(int id, const char *cfunc)
 		return;
 	}
 	sp = &SL[id];
+	if (__builtin_expect(race_on != 0, 0) && td->nspins)
+		race_witness(LK_SPIN, id, cfunc);
 	td->td_critcount++;
 	td->gd_spinlocks_wr++;
 	if (__builtin_expect(!__atomic_compare_exchange_n(&sp->counta, &zero,
@@ -971,6 +991,8 @@ spin_unlock_at(int id, const char *cfunc)
 		}
 	}
 	td->nspins--;
+	if (__builtin_expect(race_on != 0, 0))
+		race_release(LK_SPIN, id);
 	__atomic_store_n(&sp->counta, 0, __ATOMIC_RELEASE);
 	td->gd_spinlocks_wr--;
 	td->td_critcount--;
@@ -998,6 +1020,8 @@ tok_acquired(struct lwkt_token *tok)
 {
 	tok->owner_pid = td->pid;
 	tok->owner_key = td->prof_key;
+	if (__builtin_expect(race_on != 0, 0))
+		race_acquire(LK_TOKEN, (int)(tok - TK));
 	tok->acq_tsc = rdtsc();
 	tok->st_acquisitions++;
 	if (tok->last_tid != curtid) {
@@ -1022,6 +1046,8 @@ tok_release(struct lwkt_token *tok)
 		tok->want_site = 0;
 	}
 	tok->owner_pid = 0;
+	if (__builtin_expect(race_on != 0, 0))
+		race_release(LK_TOKEN, (int)(tok - TK));
 	__atomic_store_n(&tok->t_ref, 0, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&tok->t_waiters, __ATOMIC_SEQ_CST))
 		futex_wake(&tok->t_ref, INT_MAX);
@@ -1179,6 +1205,10 @@ lwkt_gettoken_at(int id, const char *cfunc)
 		return;
 	}
 	tok = &TK[id];
+	if (__builtin_expect(race_on != 0, 0) && td->gd_spinlocks_wr)
+		race_rule(RR_SLEEP_SPIN, LK_TOKEN, id, cfunc, "token %d taken "
+		    "while holding %d spinlocks (it may block)", id,
+		    td->gd_spinlocks_wr);
 	td->td_toks[td->td_toks_stop++] = id;
 	if (tok->t_ref == curref)
 		return;
@@ -1316,6 +1346,9 @@ lwkt_yield(void)
 	PREEMPT_POINT(HOOK_YIELD, -1);
 	NEED_THREAD("lwkt_yield");
 	if (td->gd_spinlocks_wr) {
+		race_rule(RR_SLEEP_SPIN, LK_SLEEP, -1, "lwkt_yield",
+		    "lwkt_yield while holding %d spinlocks",
+		    td->gd_spinlocks_wr);
 		panic("lwkt_yield: called while holding a spinlock");
 		return;
 	}
@@ -1363,6 +1396,9 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 	PREEMPT_POINT(HOOK_TSLEEP, -1);
 	NEED_THREAD_RV("tsleep", SMPVM_EWOULDBLOCK);
 	if (td->gd_spinlocks_wr) {
+		race_rule(RR_SLEEP_SPIN, LK_SLEEP, -1, wmesg,
+		    "tsleep(%s) while holding %d spinlocks",
+		    wmesg ? wmesg : "", td->gd_spinlocks_wr);
 		panicf("tsleep(%s): called while holding %d spinlocks",
 		    wmesg ? wmesg : "", td->gd_spinlocks_wr);
 		return SMPVM_EWOULDBLOCK;
@@ -1419,6 +1455,8 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 	if (H->prof_enabled && result == 0 && ident < KVA_PAGES)
 		prof_wait(LK_SLEEP, -1, td->wmesg,
 		    smpvm_nanotime() - td->wait_start_ns);
+	if (__builtin_expect(race_on != 0, 0) && result == 0)
+		race_woken(ident);
 	__atomic_store_n(&td->wchan, 0, __ATOMIC_SEQ_CST);
 	td->wake_tick = 0;
 	td->wmesg[0] = 0;
@@ -1436,6 +1474,8 @@ wakeup_common(uint64_t ident, int one)
 
 	if (H == NULL)
 		return;
+	if (__builtin_expect(race_on != 0, 0))
+		race_wakeup(ident);
 	/*
 	 * Callers publish their condition with plain stores (from Python too)
 	 * and then wake; the fence orders those stores before the mask read,

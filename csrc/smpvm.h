@@ -162,6 +162,8 @@ struct smpvm_config {
 	uint32_t nmeta;         /* VCHR meta-data device, in pages    */
 	uint32_t nspinlocks;    /* derived: spin_pool + named         */
 	uint32_t ntokens;       /* derived: globals + token_pool      */
+	uint32_t check;         /* RACE_* checkers on (0: REG_RACE is empty) */
+	uint32_t check_sample;  /* happens-before: check 1 access in N (1 = all) */
 };
 
 /*
@@ -458,84 +460,84 @@ struct smpvm_header {
  * under the page spinlock.
  */
 struct vm_page {
-	uint32_t flags;
-	uint16_t queue;
-	uint16_t pc;
-	int32_t  object;        /* object index, -1 for none            */
-	int32_t  hnext;         /* next page in the object's hash chain */
-	uint64_t pindex;
-	int32_t  pq_next;       /* queue links (page indices, -1 end)   */
-	int32_t  pq_prev;
-	int32_t  hold_count;
-	uint32_t wire_count;
-	uint8_t  busy;          /* soft-busy count                      */
-	uint8_t  act_count;
-	uint8_t  valid;
-	uint8_t  dirty;
-	uint8_t  md_modified;   /* pmap: some pte has the modified bit  */
-	uint8_t  md_referenced; /* pmap: some pte has the accessed bit  */
+	uint32_t flags;         /* @atomic                              */
+	uint16_t queue;         /* @W(page_spin,queue_spin) (unlocked reads are heuristics, as in the seed) */
+	uint16_t pc;            /* @immutable (page colour)             */
+	int32_t  object;        /* @W(obj_token,page_spin,busy) @R(obj_token|page_spin|busy) object index, -1 none */
+	int32_t  hnext;         /* @W(obj_token) @R(obj_token) next page in the object's hash chain */
+	uint64_t pindex;        /* @W(obj_token,page_spin,busy) @R(obj_token|page_spin|busy) */
+	int32_t  pq_next;       /* @W(queue_spin) @R(queue_spin) queue links (page indices, -1 end) */
+	int32_t  pq_prev;       /* @W(queue_spin) @R(queue_spin)        */
+	int32_t  hold_count;    /* @W(page_spin) atomic add under the page spinlock */
+	uint32_t wire_count;    /* @atomic (0<->1 under PG_BUSY)        */
+	uint8_t  busy;          /* @W(busy) soft-busy count, PG_BUSY holder only */
+	uint8_t  act_count;     /* @racy heuristic                      */
+	uint8_t  valid;         /* @W(busy|obj_token) @R(busy|obj_token|page_spin) */
+	uint8_t  dirty;         /* @W(busy|obj_token) @R(busy|obj_token|page_spin) */
+	uint8_t  md_modified;   /* @W(page_spin) pmap: some pte has the modified bit */
+	uint8_t  md_referenced; /* @racy pmap: some pte has the accessed bit */
 	uint8_t  pad0[2];
-	uint64_t swap_writes;   /* times written to the swapcache       */
-	uint32_t gen;           /* bumped at every (re)allocation       */
+	uint64_t swap_writes;   /* @racy smpvm statistic: times written to the swapcache */
+	uint32_t gen;           /* @racy smpvm: bumped at every (re)allocation */
 	uint32_t pad1;
 };
 
 /* struct vpgqueues: one per queue index; its lock is named spinlock q */
 struct vpgqueues {
-	int32_t  head;
-	int32_t  tail;
-	int32_t  lcnt;
-	uint32_t flipflop;
+	int32_t  head;          /* @W(queue_spin) @R(queue_spin)        */
+	int32_t  tail;          /* @W(queue_spin) @R(queue_spin)        */
+	int32_t  lcnt;          /* @W(queue_spin) @R(queue_spin)        */
+	uint32_t flipflop;      /* @racy                                */
 	uint64_t pad0[6];
 };
 
 struct vm_object {
-	uint32_t state;         /* 0 free slot, 1 allocated             */
-	uint32_t type;
-	uint32_t flags;         /* atomic                               */
-	int32_t  ref_count;
-	int32_t  hold_count;    /* atomic                               */
-	uint32_t paging_in_progress;    /* atomic, REFCNTF_WAITING      */
-	uint64_t size;          /* pages                                */
-	int32_t  handle;        /* vnode index, -1 for none             */
-	int32_t  list_next;     /* vm_object_list (vmobj_token)         */
-	int32_t  list_prev;
-	int32_t  backing_object;        /* the cleaning marker's cursor owner */
-	uint64_t generation;
-	uint32_t resident_page_count;
-	uint32_t swblock_count;
-	uint32_t alloc_gen;     /* bumped at every allocation of the slot */
+	uint32_t state;         /* @atomic 0 free slot, 1 allocated     */
+	uint32_t type;          /* @W(obj_token) (the seed's cleaning reads it unlocked) */
+	uint32_t flags;         /* @atomic                              */
+	int32_t  ref_count;     /* @W(obj_token) @R(obj_token)          */
+	int32_t  hold_count;    /* @atomic                              */
+	uint32_t paging_in_progress;    /* @atomic, REFCNTF_WAITING     */
+	uint64_t size;          /* @W(obj_token) @R(obj_token) pages    */
+	int32_t  handle;        /* @W(obj_token) @R(obj_token) vnode index, -1 for none */
+	int32_t  list_next;     /* @W(vmobj_token) @R(vmobj_token) vm_object_list */
+	int32_t  list_prev;     /* @W(vmobj_token) @R(vmobj_token)      */
+	int32_t  backing_object;        /* @W(vmobj_token) @R(vmobj_token) the cleaning marker's cursor owner */
+	uint64_t generation;    /* @W(obj_token) @R(obj_token)          */
+	uint32_t resident_page_count;   /* @W(obj_token) @R(obj_token)  */
+	uint32_t swblock_count; /* @W(obj_token) @R(obj_token)          */
+	uint32_t alloc_gen;     /* @racy smpvm: bumped at every allocation of the slot */
 	uint32_t pad0;
-	int32_t  pghash[64];    /* OBJ_PGHASH chain heads (page index)  */
-	int32_t  swbhash[16];   /* OBJ_SWBHASH chain heads (swblock idx)*/
+	int32_t  pghash[64];    /* @W(obj_token) @R(obj_token) OBJ_PGHASH chain heads */
+	int32_t  swbhash[16];   /* @W(obj_token) @R(obj_token) OBJ_SWBHASH chain heads */
 	uint64_t pad1[4];
 };
 
 struct swblock {
-	int32_t  swb_next;      /* hash chain, or zone free list        */
-	int32_t  swb_object;
-	uint64_t swb_index;
-	int32_t  swb_count;
-	int32_t  swb_pages[32]; /* SWAP_META_PAGES                      */
+	int32_t  swb_next;      /* @W(obj_token|swapzone) @R(obj_token|swapzone) hash chain, or zone free list */
+	int32_t  swb_object;    /* @W(obj_token|swapzone) @R(obj_token|swapzone) */
+	uint64_t swb_index;     /* @W(obj_token) @R(obj_token)          */
+	int32_t  swb_count;     /* @W(obj_token) @R(obj_token)          */
+	int32_t  swb_pages[32]; /* @W(obj_token) @R(obj_token) SWAP_META_PAGES */
 	int32_t  pad0;
 };
 
 struct vnode {
-	uint32_t state;         /* 0 free slot, 1 allocated             */
-	uint32_t v_type;
-	uint32_t v_flag;        /* atomic (VSWAPCACHE)                  */
-	int32_t  v_object;
-	uint32_t file_flags;    /* UF_CACHE / SF_NOCACHE (chflags)      */
-	int32_t  usecount;
-	uint64_t size;          /* file size in bytes (vnode token)     */
-	uint32_t generation;    /* bumped when the slot is reused       */
-	uint32_t unlinked;
-	char     name[48];
+	uint32_t state;         /* @atomic 0 free slot, 1 allocated     */
+	uint32_t v_type;        /* @immutable while allocated           */
+	uint32_t v_flag;        /* @atomic (VSWAPCACHE)                 */
+	int32_t  v_object;      /* @W(vnode_token) set once at open     */
+	uint32_t file_flags;    /* @racy UF_CACHE / SF_NOCACHE (chflags; swapcached reads it unlocked) */
+	int32_t  usecount;      /* @W(vnode_token) @R(vnode_token)      */
+	uint64_t size;          /* @atomic file size in bytes (CAS: appends race) */
+	uint32_t generation;    /* @W(vnode_token) bumped when the slot is reused */
+	uint32_t unlinked;      /* @W(vnode_token)                      */
+	char     name[48];      /* @W(vnode_token) @R(vnode_token) set last at creation (publishes) */
 	uint64_t pad0[1];
 };
 
 /* vmstats (atomic counters, unlocked reads) and pageout targets */
-struct vmstats {
+struct vmstats {        /* @all(atomic) */
 	uint32_t v_page_count;
 	uint32_t v_free_count;
 	uint32_t v_cache_count;
@@ -553,7 +555,7 @@ struct vmstats {
 };
 
 /* counters smpvm keeps for tests and reports (atomic) */
-struct vm_counters {
+struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t swap_write_pages;      /* pages written to the SSD       */
 	uint64_t swap_write_clusters;
 	uint64_t swap_write_errors;
@@ -590,7 +592,7 @@ struct vm_counters {
  * in the kernel; curburst and write_count are written only by swapcached
  * (and sysctl).  The state words are smpvm's, for `smpvm stat`.
  */
-struct vm_swapcache_sysctl {
+struct vm_swapcache_sysctl {    /* @all(racy) read racily each pass */
 	int64_t  read_enable;
 	int64_t  data_enable;
 	int64_t  meta_enable;
@@ -610,7 +612,7 @@ struct vm_swapcache_sysctl {
 };
 
 /* SSD fault injection (the stress harness); rates in parts per million */
-struct vm_faults {
+struct vm_faults {      /* @all(racy) */
 	uint64_t seed;
 	uint32_t eio_ppm;       /* a swap write or read fails with EIO    */
 	uint32_t short_ppm;     /* a swap write is short                  */
@@ -626,26 +628,26 @@ struct vm_globals {
 	struct vm_faults faults;
 	struct vm_swapcache_sysctl swapcache;
 	struct vm_counters cnt;
-	/* swap accounting: vm_token */
-	int64_t  vm_swap_max;
-	int64_t  vm_swap_size;
-	int64_t  vm_swap_cache_use;
-	int64_t  vm_swap_anon_use;
-	int64_t  sw_nused;
-	int32_t  swap_pager_full;
-	int32_t  swb_free_head;         /* swblock zone (SPIN_NAMED_SWAPZONE) */
-	uint32_t nswblocks;
-	uint32_t nmarkers;
-	uint32_t bugs;                  /* BUG_* of the kernel variant    */
-	int32_t  vm_object_list_head;   /* vmobj_token                    */
-	int32_t  vm_object_list_tail;
-	uint32_t vm_object_count;
-	int32_t  vm_swapcache_inactive_heuristic;  /* unlocked, racy      */
-	uint32_t vm_pages_needed;
-	uint64_t off_vnodes;            /* offsets inside REG_OBJECTS     */
-	uint64_t off_swblocks;
-	uint64_t off_blist;
-	uint32_t nobjslots;             /* nobjects + one marker per thread */
+	/* swap accounting: vm_token; swapcached reads max and cache_use unlocked */
+	int64_t  vm_swap_max;           /* @W(vm_token)                   */
+	int64_t  vm_swap_size;          /* @W(vm_token) @R(vm_token)      */
+	int64_t  vm_swap_cache_use;     /* @W(vm_token)                   */
+	int64_t  vm_swap_anon_use;      /* @W(vm_token) @R(vm_token)      */
+	int64_t  sw_nused;              /* @W(vm_token) @R(vm_token)      */
+	int32_t  swap_pager_full;       /* @W(vm_token)                   */
+	int32_t  swb_free_head;         /* @W(swapzone) @R(swapzone) swblock zone free list */
+	uint32_t nswblocks;             /* @immutable                     */
+	uint32_t nmarkers;              /* @immutable                     */
+	uint32_t bugs;                  /* @immutable BUG_* of the kernel variant */
+	int32_t  vm_object_list_head;   /* @W(vmobj_token) @R(vmobj_token) */
+	int32_t  vm_object_list_tail;   /* @W(vmobj_token) @R(vmobj_token) */
+	uint32_t vm_object_count;       /* @W(vmobj_token)                */
+	int32_t  vm_swapcache_inactive_heuristic;  /* @racy by design (H5) */
+	uint32_t vm_pages_needed;       /* @racy                          */
+	uint64_t off_vnodes;            /* @immutable offsets inside REG_OBJECTS */
+	uint64_t off_swblocks;          /* @immutable                     */
+	uint64_t off_blist;             /* @immutable                     */
+	uint32_t nobjslots;             /* @immutable nobjects + one marker per thread */
 	uint32_t pad1;
 	uint64_t pad0[3];
 	struct vpgqueues vm_page_queues[PQ_COUNT];
@@ -690,6 +692,172 @@ struct prof_rec {
 struct prof_hist {
 	uint32_t wait[32];
 	uint32_t hold[32];
+};
+
+/* ======================================================================== */
+/*                   race checkers (REG_RACE): smpvm's own                  */
+/* ======================================================================== */
+/*
+ * The table of protection is the @-annotations on the fields of the VM
+ * structs above; csrc/smpvm_build.py turns them into smpvm_fields[] (and
+ * nothing else keeps a copy).  An annotation is one of
+ *   @atomic      changed only by atomic operations; plain reads are fine
+ *   @immutable   set before the machine runs (or while the slot is private)
+ *   @racy        unprotected by design (heuristics, statistics)
+ *   @W(a,b)      a write needs every protector listed;  @W(a|b) any of them
+ *   @R(a|b)      a read needs one of them (no @R: reads are unlocked)
+ * and a struct's @all(x) applies x to each of its fields.  Protectors are
+ * the PROT_* names in lower case without the prefix.
+ */
+#define RACE_FIELDS             0x1     /* field discipline                 */
+#define RACE_WITNESS            0x2     /* lock order                       */
+#define RACE_HB                 0x4     /* happens-before                   */
+#define RACE_ALL                0x7
+
+#define PROT_IMMUTABLE          0x0001
+#define PROT_ATOMIC             0x0002
+#define PROT_RACY               0x0004
+#define PROT_PAGE_SPIN          0x0010  /* the page's pool spinlock          */
+#define PROT_QUEUE_SPIN         0x0020  /* the spinlock of the page's queue  */
+#define PROT_OBJ_TOKEN          0x0040  /* the (pool) token of the object    */
+#define PROT_BUSY               0x0080  /* PG_BUSY set on the page           */
+#define PROT_VM_TOKEN           0x0100
+#define PROT_VMOBJ_TOKEN        0x0200
+#define PROT_VNODE_TOKEN        0x0400
+#define PROT_SWAPZONE           0x0800  /* the swblock zone spinlock         */
+
+/* the structure a checked field belongs to (index space of its entity) */
+#define SK_PAGE                 1
+#define SK_PQ                   2
+#define SK_OBJECT               3
+#define SK_SWBLOCK              4
+#define SK_VNODE                5
+#define SK_VMG                  6
+#define RACE_MAXFIELDS          128
+
+struct smpvm_field {
+	char     name[24];
+	char     sname[20];     /* struct name                          */
+	uint16_t skind;         /* SK_*                                 */
+	uint16_t off;           /* offsetof(struct, field)              */
+	uint16_t size;
+	int16_t  slot;          /* shadow slot (happens-before), -1 none */
+	uint32_t kind;          /* PROT_IMMUTABLE / ATOMIC / RACY or 0   */
+	uint32_t wr_all;        /* a write needs all of these            */
+	uint32_t wr_any;        /* ... and one of these (0: none needed) */
+	uint32_t rd_any;        /* a read needs one of these (0: none)   */
+};
+
+/* report types */
+#define RR_UNPROTECTED          1       /* access without the field's protector */
+#define RR_PLAIN_STORE          2       /* plain store to an atomic/immutable field */
+#define RR_ORDER                3       /* lock order reversal (declared or a cycle) */
+#define RR_SLEEP_SPIN           4       /* blocking or a token with a spinlock held */
+#define RR_RACE                 5       /* unordered conflicting accesses */
+
+#define RACE_NLOCKS             6
+#define RACE_NREPORTS           256
+#define RACE_MAXCYCLE           8
+#define RACE_TRACE_LEN          64
+#define RACE_NWAKE              1024    /* wakeup channel clocks (hashed)  */
+#define RACE_MAXBUSY            8       /* busied pages a thread remembers */
+#define LK_WAKE                 5       /* a wakeup channel (happens-before) */
+
+/* one side of a report: who, where, holding what */
+struct race_side {
+	int32_t  tid;
+	int32_t  cpu;
+	uint32_t site;          /* prof site id (Python line > C function) */
+	uint32_t write;
+	uint64_t value;
+	uint32_t clock;         /* the thread's own clock at the access  */
+	int32_t  nlocks;
+	int32_t  locks[6];      /* RACE_NLOCKS: kind << 24 | id          */
+};
+
+struct race_report {
+	uint32_t state;         /* 0 free, 1 being written, 2 ready      */
+	uint32_t type;          /* RR_*                                  */
+	uint32_t hash;          /* dedupe key                            */
+	uint32_t count;         /* times seen                            */
+	int32_t  field;         /* smpvm_fields index, -1                */
+	int32_t  index;         /* page / object / ... index             */
+	uint32_t required;      /* PROT_* the access needed              */
+	uint32_t seq;
+	struct race_side a;     /* the access or acquisition that found it */
+	struct race_side b;     /* the other access / the earlier edge   */
+	int32_t  ncycle;        /* lock classes of the cycle, in order   */
+	int32_t  cycle_class[8];
+	uint32_t cycle_site[8]; /* site that first made edge i -> i+1    */
+	int32_t  cycle_tid[8];
+	char     msg[160];
+};
+
+struct race_trace_ev {
+	uint64_t ns;
+	uint16_t op;            /* HOOK_* */
+	uint16_t pad;
+	int32_t  id;
+};
+
+struct race_thread {
+	uint64_t checks;        /* field accesses this thread had checked */
+	uint64_t hb_checks;     /* of those, happens-before checked      */
+	uint32_t trace_pos;
+	uint32_t sample;        /* happens-before sampling counter       */
+	int32_t  nbusy;
+	int32_t  busy[8];       /* RACE_MAXBUSY pages this thread busied */
+	int32_t  pad0;
+	struct race_trace_ev ring[64];  /* RACE_TRACE_LEN                */
+};
+
+/*
+ * The head of REG_RACE; the vector clocks and shadow cells follow at the
+ * offsets below (their sizes depend on the machine's config).
+ */
+struct race_globals {
+	uint32_t flags;         /* RACE_* */
+	uint32_t sample;
+	uint32_t nfields;
+	uint32_t graph_lock;    /* a raw flag, not an emulated spinlock  */
+	uint32_t nreports;      /* distinct reports                      */
+	uint32_t seq;
+	uint32_t maxtid;        /* clocks are joined over tids < maxtid   */
+	uint32_t pad2;
+	uint64_t dropped;       /* reports lost to a full table          */
+	uint64_t edges;         /* lock-order edges learned              */
+	uint32_t nclock;        /* vector clock width (maxthreads)       */
+	uint32_t nslots;        /* shadow slots per entity kind total    */
+	uint64_t off_vc;        /* uint32_t [maxthreads][nclock]         */
+	uint64_t off_spinvc;    /* uint32_t [nspinlocks][nclock]         */
+	uint64_t off_tokvc;     /* uint32_t [ntokens][nclock]            */
+	uint64_t off_busyvc;    /* uint32_t [npages_all][nclock]         */
+	uint64_t off_wakevc;    /* uint32_t [RACE_NWAKE][nclock]         */
+	uint32_t wake_lock[1024];       /* RACE_NWAKE raw flags          */
+	uint64_t off_shadow;    /* struct race_shadow [nshadow]          */
+	uint64_t nshadow;
+	uint64_t shadow_base[8];        /* per SK_*: first cell of slot 0 */
+	uint32_t shadow_nent[8];        /* per SK_*: entities             */
+	uint64_t off_busytid;   /* int32_t [npages_all]: last thread to busy */
+	uint64_t off_classof;   /* uint8_t [nspinlocks + ntokens]: lock class */
+	int32_t  busy_class;    /* lock class of page busy (a sleep lock) */
+	int32_t  pad1;
+	uint8_t  edge[64][64];  /* SMPVM_MAXCLASSES: 1 learned, 2 declared */
+	uint32_t edge_site[64][64];
+	int32_t  edge_tid[64][64];
+	struct race_report reports[256];        /* RACE_NREPORTS */
+	struct race_thread thr[64];             /* SMPVM_MAXTHREADS */
+};
+
+/* a shadow cell: the last write and the last read of one field instance */
+struct race_shadow {
+	uint64_t wepoch;        /* clock << 8 | tid, 0 never             */
+	uint64_t repoch;
+	uint32_t wsite;
+	uint32_t rsite;
+	uint64_t wval;
+	int32_t  wlocks[2];
+	int32_t  rlocks[2];
 };
 
 /* ---- the C entry points (one per kernel operation) ---------------------- */
@@ -834,6 +1002,13 @@ void     swap_pager_freespace_all(int o);
 int      swap_pager_meta_lookup(int o, uint64_t pindex);
 void     swap_pager_unswapped(int m);
 int      swap_pager_condfree(int o, uint64_t *basei, int count);
+
+/* race checkers (csrc/race.c) */
+int      smpvm_nfields(void);
+const struct smpvm_field *smpvm_field(int i);
+void     race_access(int field, int idx, int write, uint64_t value, uint32_t site);
+void     race_reset(void *base);
+int      race_lock_class(void *base, int kind, int id);
 
 /* benchmarks: the same loops entirely in C */
 uint64_t smpvm_bench_spin_loop(int id, uint64_t n);

@@ -37,7 +37,43 @@ HIDDEN void vm_layout(struct smpvm_config *cfg, uint64_t *len);
 HIDDEN void vm_bind(void *base);
 HIDDEN void vm_init(void);
 
+/* the race checkers (race.c); race_on is 0 unless the machine is checked */
+extern HIDDEN uint32_t race_on;
+HIDDEN void race_layout(struct smpvm_config *cfg, uint64_t *len);
+HIDDEN void race_bind(void *base);
+HIDDEN void race_init(void);
+HIDDEN void race_acquire(int kind, int id);
+HIDDEN void race_release(int kind, int id);
+HIDDEN void race_wakeup(uint64_t ident);
+HIDDEN void race_woken(uint64_t ident);
+HIDDEN void race_thread_fork(int child);
+HIDDEN void race_witness(int kind, int id, const char *cfunc);
+HIDDEN int  race_rule(int type, int kind, int id, const char *cfunc,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+HIDDEN void race_busy_acquired(int m);
+HIDDEN void race_busy_released(int m);
+HIDDEN int  race_busy_tid(int m);
+HIDDEN void race_trace(int op, int id);
+HIDDEN void race_access_c(int sk, int idx, int off, int write, uint64_t value,
+    const char *cfunc, uint32_t *sitecache);
+HIDDEN uint32_t prof_site_for(const char *cfunc);
+
+/*
+ * RACE_CHK(sk, type, idx, field, write): the field discipline and
+ * happens-before check of one access by a C primitive (write: 0 read,
+ * 1 write).  Placed where the primitive touches a lock-protected field, so a
+ * change to the C locking is checked like one in Python.
+ */
+#define RACE_CHK(sk, type, idx, field, write) do {                      \
+	static uint32_t _site[2];       /* site id, machine generation */ \
+	if (__builtin_expect(race_on != 0, 0))                          \
+		race_access_c((sk), (idx), offsetof(type, field), (write), \
+		    0, __func__, _site);                                \
+} while (0)
+
 #define PREEMPT_POINT(op, id) do {                                      \
+	if (__builtin_expect(race_on != 0, 0))                          \
+		race_trace((op), (id));                                 \
 	if (__builtin_expect(hook != NULL, 0))                          \
 		hook((op), (id));                                       \
 } while (0)

@@ -90,6 +90,8 @@ pq_insert_tail(int q, int m)
 	struct vpgqueues *pq = &PQS[q];
 	struct vm_page *p = &PG[m];
 
+	RACE_CHK(SK_PQ, struct vpgqueues, q, tail, 1);
+	RACE_CHK(SK_PAGE, struct vm_page, m, pq_next, 1);
 	p->pq_next = -1;
 	p->pq_prev = pq->tail;
 	if (pq->tail >= 0)
@@ -109,6 +111,8 @@ pq_insert_head(int q, int m)
 	struct vpgqueues *pq = &PQS[q];
 	struct vm_page *p = &PG[m];
 
+	RACE_CHK(SK_PQ, struct vpgqueues, q, head, 1);
+	RACE_CHK(SK_PAGE, struct vm_page, m, pq_prev, 1);
 	p->pq_prev = -1;
 	p->pq_next = pq->head;
 	if (pq->head >= 0)
@@ -128,6 +132,8 @@ pq_insert_after(int q, int after, int m)
 	struct vpgqueues *pq = &PQS[q];
 	struct vm_page *p = &PG[m], *a = &PG[after];
 
+	RACE_CHK(SK_PAGE, struct vm_page, after, pq_next, 1);
+	RACE_CHK(SK_PAGE, struct vm_page, m, pq_prev, 1);
 	p->pq_prev = after;
 	p->pq_next = a->pq_next;
 	if (a->pq_next >= 0)
@@ -147,6 +153,8 @@ pq_remove(int q, int m)
 	struct vpgqueues *pq = &PQS[q];
 	struct vm_page *p = &PG[m];
 
+	RACE_CHK(SK_PQ, struct vpgqueues, q, lcnt, 1);
+	RACE_CHK(SK_PAGE, struct vm_page, m, pq_next, 1);
 	if (p->pq_prev >= 0)
 		PG[p->pq_prev].pq_next = p->pq_next;
 	else
@@ -325,12 +333,18 @@ static void
 page_spin_lock(int m, const char *cfunc)
 {
 	if (__builtin_expect(td->nspins > 0, 0)) {
-		if (holds_queue_spin()) {
+		if (holds_queue_spin() && !race_rule(RR_ORDER, LK_SPIN,
+		    vm_page_spin_index(m), cfunc, "lock order: page %d "
+		    "spinlock taken while holding a queue spinlock (declared "
+		    "order: page spinlock -> queue spinlock)", m)) {
 			panicf("lock order: page %d spinlock taken while holding "
 			    "a queue spinlock", m);
 			return;
 		}
-		if (holds_pool_spin()) {
+		if (holds_pool_spin() && !race_rule(RR_ORDER, LK_SPIN,
+		    vm_page_spin_index(m), cfunc, "lock order: page %d "
+		    "spinlock taken while holding another page spinlock "
+		    "(never two: pool aliasing makes them one lock)", m)) {
 			panicf("lock order: page %d spinlock taken while holding "
 			    "another page spinlock", m);
 			return;
@@ -391,6 +405,7 @@ rem_queue_spinlocked(int m)
 	if (q != PQ_NONE) {
 		spin_lock_at(QSPIN(q), __func__);
 		pq_remove(q, m);
+		RACE_CHK(SK_PAGE, struct vm_page, m, queue, 1);
 		PG[m].queue = PQ_NONE;
 		spin_unlock_at(QSPIN(q), __func__);
 	}
@@ -403,6 +418,7 @@ add_queue_spinlocked(int m, int q, int athead)
 {
 	spin_lock_at(QSPIN(q), __func__);
 	PG[m].queue = (uint16_t)q;
+	RACE_CHK(SK_PAGE, struct vm_page, m, queue, 1);
 	if (athead)
 		pq_insert_head(q, m);
 	else
@@ -433,8 +449,11 @@ vm_page_busy_try(int m, int also_m_busy)
 		if (also_m_busy && (f & PG_SBUSY))
 			return 1;
 		if (__atomic_compare_exchange_n(&PG[m].flags, &f, f | PG_BUSY,
-		    0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		    0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			if (__builtin_expect(race_on != 0, 0))
+				race_busy_acquired(m);
 			return 0;
+		}
 	}
 }
 
@@ -474,6 +493,10 @@ void
 vm_page_busy_wait(int m, int also_m_busy, const char *wmesg)
 {
 	CHECK_PAGE("vm_page_busy_wait", m, NORV);
+	if (__builtin_expect(race_on != 0, 0) && td->gd_spinlocks_wr)
+		race_rule(RR_SLEEP_SPIN, LK_BUSY, m, wmesg, "vm_page_busy_wait"
+		    "(page %d) while holding %d spinlocks (it may sleep)", m,
+		    td->gd_spinlocks_wr);
 	if (PG[m].flags & PG_MARKER) {
 		panicf("vm_page_busy_wait: page %d is a marker", m);
 		return;
@@ -509,11 +532,15 @@ vm_page_wakeup(int m)
 		panicf("vm_page_wakeup: page %d not busy", m);
 		return;
 	}
-	if (td->nspins && holds_queue_spin()) {
+	if (td->nspins && holds_queue_spin() && !race_rule(RR_ORDER,
+	    LK_BUSY, m, __func__, "vm_page_wakeup(page %d) with a queue "
+	    "spinlock held (it takes the page spinlock)", m)) {
 		panicf("vm_page_wakeup: page %d woken with a queue spinlock held",
 		    m);
 		return;
 	}
+	if (__builtin_expect(race_on != 0, 0))
+		race_busy_released(m);
 	page_spin_lock(m, __func__);
 	old = __atomic_fetch_and(&PG[m].flags, ~(PG_BUSY | PG_WANTED),
 	    __ATOMIC_RELEASE);
@@ -541,6 +568,7 @@ vm_page_io_start(int m)
 		panicf("vm_page_io_start: page %d not busy", m);
 		return;
 	}
+	RACE_CHK(SK_PAGE, struct vm_page, m, busy, 1);
 	__atomic_fetch_add(&PG[m].busy, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_or(&PG[m].flags, PG_SBUSY, __ATOMIC_SEQ_CST);
 }
@@ -561,6 +589,9 @@ vm_page_io_finish(int m)
 		panicf("vm_page_io_finish: page %d not soft-busy", m);
 		return;
 	}
+	RACE_CHK(SK_PAGE, struct vm_page, m, busy, 1);
+	if (__builtin_expect(race_on != 0, 0))
+		race_release(LK_BUSY, m);       /* completion -> next busier */
 	if (__atomic_sub_fetch(&PG[m].busy, 1, __ATOMIC_SEQ_CST) == 0)
 		__atomic_fetch_and(&PG[m].flags, ~PG_SBUSY, __ATOMIC_SEQ_CST);
 }
@@ -573,6 +604,7 @@ vm_page_hold(int m)
 {
 	CHECK_PAGE("vm_page_hold", m, NORV);
 	page_spin_lock(m, __func__);
+	RACE_CHK(SK_PAGE, struct vm_page, m, hold_count, 1);
 	__atomic_fetch_add(&PG[m].hold_count, 1, __ATOMIC_SEQ_CST);
 	if (PG[m].queue - PG[m].pc == PQ_FREE) {
 		rem_queue_spinlocked(m);
@@ -593,6 +625,7 @@ vm_page_unhold(int m)
 		    PG[m].hold_count);
 		return;
 	}
+	RACE_CHK(SK_PAGE, struct vm_page, m, hold_count, 1);
 	if (__atomic_sub_fetch(&PG[m].hold_count, 1, __ATOMIC_SEQ_CST) == 0 &&
 	    PG[m].queue == PQ_HOLD) {
 		rem_queue_spinlocked(m);
@@ -775,6 +808,7 @@ vm_page_dirty(int m)
 		panicf("vm_page_dirty: page %d on queue %d", m, PG[m].queue);
 		return;
 	}
+	RACE_CHK(SK_PAGE, struct vm_page, m, dirty, 1);
 	PG[m].dirty = VM_PAGE_BITS_ALL;
 	if (PG[m].object >= 0)
 		__atomic_fetch_or(&OBJ[PG[m].object].flags,
@@ -786,6 +820,7 @@ void
 vm_page_undirty(int m)
 {
 	CHECK_PAGE("vm_page_undirty", m, NORV);
+	RACE_CHK(SK_PAGE, struct vm_page, m, dirty, 1);
 	PG[m].dirty = 0;
 }
 
@@ -794,6 +829,7 @@ static void
 fold_modified(int m)
 {
 	if (PG[m].md_modified) {
+		RACE_CHK(SK_PAGE, struct vm_page, m, md_modified, 1);
 		PG[m].md_modified = 0;
 		vm_page_dirty(m);
 	}
@@ -851,6 +887,7 @@ pmap_clear_modify(int m)
 {
 	CHECK_PAGE("pmap_clear_modify", m, NORV);
 	page_spin_lock(m, __func__);
+	RACE_CHK(SK_PAGE, struct vm_page, m, md_modified, 1);
 	PG[m].md_modified = 0;
 	page_spin_unlock(m, __func__);
 }
@@ -888,6 +925,7 @@ pmap_store(int m, int o, uint64_t pindex, uint32_t off, const char *src,
 		return -1;
 	}
 	memcpy(PHYS + (uint64_t)m * PAGE_SIZE + off, src, len);
+	RACE_CHK(SK_PAGE, struct vm_page, m, md_modified, 1);
 	PG[m].md_modified = 1;
 	PG[m].md_referenced = 1;
 	page_spin_unlock(m, __func__);
@@ -1111,6 +1149,8 @@ vm_object_list_remove(int o)
 
 	NEED_VMOBJ("vm_object_list_remove", NORV);
 	CHECK_OBJ("vm_object_list_remove", o, NORV);
+	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
+	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_object_count, 1);
 	if (obj->list_prev >= 0)
 		OBJ[obj->list_prev].list_next = obj->list_next;
 	else if (VMG->vm_object_list_head == o)
@@ -1133,6 +1173,8 @@ vm_object_list_insert_head(int o)
 {
 	NEED_VMOBJ("vm_object_list_insert_head", NORV);
 	CHECK_OBJ("vm_object_list_insert_head", o, NORV);
+	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
+	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_object_list_head, 1);
 	OBJ[o].list_prev = -1;
 	OBJ[o].list_next = VMG->vm_object_list_head;
 	if (VMG->vm_object_list_head >= 0)
@@ -1148,6 +1190,8 @@ vm_object_list_insert_after(int after, int o)
 	NEED_VMOBJ("vm_object_list_insert_after", NORV);
 	CHECK_OBJ("vm_object_list_insert_after", o, NORV);
 	CHECK_OBJ("vm_object_list_insert_after", after, NORV);
+	RACE_CHK(SK_OBJECT, struct vm_object, o, list_prev, 1);
+	RACE_CHK(SK_OBJECT, struct vm_object, after, list_next, 1);
 	OBJ[o].list_prev = after;
 	OBJ[o].list_next = OBJ[after].list_next;
 	if (OBJ[after].list_next >= 0)
@@ -1163,6 +1207,8 @@ vm_object_list_insert_before(int before, int o)
 	NEED_VMOBJ("vm_object_list_insert_before", NORV);
 	CHECK_OBJ("vm_object_list_insert_before", o, NORV);
 	CHECK_OBJ("vm_object_list_insert_before", before, NORV);
+	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
+	RACE_CHK(SK_OBJECT, struct vm_object, before, list_prev, 1);
 	OBJ[o].list_next = before;
 	OBJ[o].list_prev = OBJ[before].list_prev;
 	if (OBJ[before].list_prev >= 0)
@@ -1328,6 +1374,9 @@ vm_page_insert(int m, int o, uint64_t pindex)
 	b = pghash_bucket(pindex);
 	page_spin_lock(m, __func__);
 	PG[m].object = o;
+	RACE_CHK(SK_PAGE, struct vm_page, m, object, 1);
+	RACE_CHK(SK_PAGE, struct vm_page, m, hnext, 1);
+	RACE_CHK(SK_OBJECT, struct vm_object, o, resident_page_count, 1);
 	PG[m].pindex = pindex;
 	PG[m].hnext = OBJ[o].pghash[b];
 	OBJ[o].pghash[b] = m;
@@ -1366,6 +1415,8 @@ vm_page_remove(int m)
 	    pp = &PG[*pp].hnext) {
 		if (*pp == m) {
 			page_spin_lock(m, __func__);
+			RACE_CHK(SK_PAGE, struct vm_page, m, object, 1);
+			RACE_CHK(SK_PAGE, struct vm_page, m, hnext, 1);
 			*pp = PG[m].hnext;
 			PG[m].hnext = -1;
 			PG[m].object = -1;
@@ -1422,6 +1473,7 @@ vm_page_free(int m)
 	vm_page_remove(m);
 	page_spin_lock(m, __func__);
 	rem_queue_spinlocked(m);
+	RACE_CHK(SK_PAGE, struct vm_page, m, valid, 1);
 	PG[m].valid = 0;
 	PG[m].dirty = 0;
 	PG[m].md_modified = 0;
@@ -1755,6 +1807,7 @@ swp_pager_getswapspace(int o, int n)
 		__atomic_fetch_add(&VMG->cnt.swap_alloc_fail, 1,
 		    __ATOMIC_RELAXED);
 	} else {
+		RACE_CHK(SK_VMG, struct vm_globals, 0, vm_swap_size, 1);
 		VMG->vm_swap_size -= n;
 		VMG->sw_nused += n;
 		*use_counter(o) += n;
@@ -1772,6 +1825,7 @@ swp_pager_freeswapspace(int o, int blk, int n)
 	VMG->sw_nused -= n;
 	*use_counter(o) -= n;
 	blist_free(blk, n);
+	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_swap_size, 1);
 	VMG->vm_swap_size += n;
 	lwkt_reltoken(TOK_VM);
 }
@@ -1885,6 +1939,7 @@ swp_pager_meta_build(int o, uint64_t pindex, int blk)
 		--SWB[s].swb_count;
 		old = SWAPBLK_NONE;
 	}
+	RACE_CHK(SK_SWBLOCK, struct swblock, s, swb_pages, 1);
 	SWB[s].swb_pages[i] = blk;
 	if (blk != SWAPBLK_NONE)
 		++SWB[s].swb_count;
@@ -1913,6 +1968,7 @@ swp_pager_meta_ctl(int o, uint64_t pindex, int flags)
 	r = SWB[s].swb_pages[i];
 	if (r != SWAPBLK_NONE && (flags & (SWM_FREE | SWM_POP))) {
 		SWB[s].swb_pages[i] = SWAPBLK_NONE;
+		RACE_CHK(SK_SWBLOCK, struct swblock, s, swb_count, 1);
 		if (--SWB[s].swb_count == 0)
 			swb_destroy(o, s);
 		if (flags & SWM_FREE) {
@@ -1995,6 +2051,8 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 				SWB[s].swb_pages[i] = SWAPBLK_NONE;
 				__atomic_fetch_add(&VMG->cnt.range_freed, 1,
 				    __ATOMIC_RELAXED);
+				RACE_CHK(SK_SWBLOCK, struct swblock, s,
+				    swb_count, 1);
 				last = --SWB[s].swb_count == 0;
 				if (last)
 					swb_destroy(o, s);

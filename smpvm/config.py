@@ -15,6 +15,26 @@ def default_ncpus():
     return max(2, min(os.cpu_count() or 2, lib.SMPVM_MAXCPUS))
 
 
+CHECKERS = {"fields": lib.RACE_FIELDS, "witness": lib.RACE_WITNESS,
+            "hb": lib.RACE_HB}
+
+
+def parse_check(spec):
+    """"" -> 0, "all" -> every checker, else a comma list of CHECKERS."""
+    if spec in ("", None):
+        return 0
+    if spec is True or spec == "all":
+        return lib.RACE_ALL
+    flags = 0
+    for name in str(spec).split(","):
+        name = name.strip()
+        if name not in CHECKERS:
+            raise ValueError(f"unknown checker {name!r} (all, "
+                             + ", ".join(CHECKERS) + ")")
+        flags |= CHECKERS[name]
+    return flags
+
+
 @dataclasses.dataclass
 class MachineConfig:
     ncpus: int = dataclasses.field(default_factory=default_ncpus)
@@ -31,6 +51,12 @@ class MachineConfig:
     datadir_base: str = ""      # where the machine's data directory goes
     clock: str = "wall"         # wall (hz of real time) or virtual
     speedup: int = 1            # wall clock: ticks run this many times faster
+    check: str = ""             # race checkers: "", "all" or fields,witness,hb
+    check_sample: int = 1       # happens-before: check 1 access in N
+
+    def check_flags(self):
+        """The RACE_* mask of self.check."""
+        return parse_check(self.check)
 
     def validate(self):
         """Raise ConfigError naming the first field that is out of range."""
@@ -69,6 +95,13 @@ class MachineConfig:
              "must be wall or virtual")
         need(isinstance(self.speedup, int) and 1 <= self.speedup <= 1000,
              "speedup", "must be 1..1000")
+        try:
+            self.check_flags()
+        except ValueError as e:
+            raise ConfigError(f"check={self.check!r}: {e}") from None
+        need(isinstance(self.check_sample, int)
+             and 1 <= self.check_sample <= 1 << 20, "check_sample",
+             "must be 1..1048576")
         if self.datadir_base:
             need(os.path.isdir(self.datadir_base), "datadir_base",
                  "must be an existing directory")

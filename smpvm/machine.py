@@ -91,7 +91,8 @@ class Machine:
             "npages": cfg.npages, "nobjects": cfg.nobjects,
             "nvnodes": cfg.nvnodes, "nswap": cfg.nswap, "nmeta": cfg.nmeta,
             "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
-            "nsleepq": cfg.nsleepq, "hz": cfg.hz})
+            "nsleepq": cfg.nsleepq, "hz": cfg.hz,
+            "check": cfg.check_flags(), "check_sample": cfg.check_sample})
         proto = ffi.new("struct smpvm_header *")
         if lib.smpvm_layout(ccfg, proto) != 0:
             raise AttachError(f"smpvm_layout refused the config {cfg}")
@@ -329,6 +330,10 @@ def _register_lock_classes(h):
         classes.append((layout.GLOBAL_TOKENS[tid], lib.LK_TOKEN, tid, 1))
     classes.append(("pool_token", lib.LK_TOKEN, lib.SMPVM_NGLOBAL_TOKENS,
                     h.cfg.token_pool))
+    # page busy is a sleep lock for the witness (ids are page indices)
+    classes.append(("page_busy", lib.LK_BUSY, 0,
+                    h.cfg.npages + h.cfg.maxthreads
+                    * lib.VM_MARKERS_PER_THREAD))
     for i, (name, kind, first, count) in enumerate(classes):
         c = h.classes[i]
         c.name = name.encode()

@@ -4,6 +4,20 @@ from smpvm.layout import (LOCK_KINDS, THREAD_KINDS, THREAD_STATES, cstr, ffi,
                           lib, spinlocks, threads, tokens)
 
 
+def prof_sites(machine):
+    """The call-site table (REG_PROF), shared by profiling and checking."""
+    base = ffi.cast("char *", machine.base) + \
+        machine.hdr.region_off[lib.REG_PROF]
+    return ffi.cast("struct prof_site *", base)
+
+
+def site_text(sites, i):
+    """The text of site id i ("file:line:function > cfunc")."""
+    if i <= 0 or i >= lib.PROF_NSITES or sites[i].state != 2:
+        return "(unknown)"
+    return ffi.string(sites[i].text).decode("utf-8", "replace")
+
+
 def lock_name(machine, kind, lid):
     """'vm_token', 'spin_pool[17]', 'pool_token[12]' -- by the class table."""
     h = machine.hdr

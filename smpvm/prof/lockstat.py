@@ -22,6 +22,7 @@ import json
 import time
 
 from smpvm.kern import ddb
+from smpvm.kern.ddb import prof_sites, site_text
 from smpvm.layout import ffi, lib, spinlocks, tokens
 
 SCHEMA_VERSION = 1
@@ -29,18 +30,10 @@ _NB = lib.PROF_NBUCKETS
 
 
 def _prof_arrays(machine):
-    base = ffi.cast("char *", machine.base) + \
-        machine.hdr.region_off[lib.REG_PROF]
-    sites = ffi.cast("struct prof_site *", base)
+    sites = prof_sites(machine)
     recs = ffi.cast("struct prof_rec *", sites + lib.PROF_NSITES)
     hist = ffi.cast("struct prof_hist *", recs + lib.PROF_NRECS)
     return sites, recs, hist
-
-
-def site_text(sites, i):
-    if i <= 0 or i >= lib.PROF_NSITES or sites[i].state != 2:
-        return "(unknown)"
-    return ffi.string(sites[i].text).decode("utf-8", "replace")
 
 
 def _class_of(machine, kind, lid):

@@ -58,6 +58,8 @@ class StressOptions:
     swarm: bool = False
     bug: str = ""
     lockstat_dir: str = ""
+    check: str = ""             # race checkers (config.CHECKERS, or all)
+    check_sample: int = 1
     quiet: bool = False
     json_path: str = ""
 
@@ -88,7 +90,9 @@ class StressOptions:
 
     def machine_config(self):
         return MachineConfig(ncpus=self.cpus, npages=self.npages,
-                             nswap=self.nswap, nmeta=self.nmeta)
+                             nswap=self.nswap, nmeta=self.nmeta,
+                             check=self.check,
+                             check_sample=self.check_sample)
 
     def replay_command(self):
         """The exact command that replays this run."""
@@ -110,6 +114,10 @@ class StressOptions:
             args += ["--bug", self.bug]
         if self.lockstat_dir:
             args += ["--lockstat", self.lockstat_dir]
+        if self.check:
+            args += ["--check", self.check]
+        if self.check_sample != 1:
+            args += ["--check-sample", str(self.check_sample)]
         return " ".join(args)
 
 
@@ -161,7 +169,7 @@ def run(opts, out=sys.stdout):
     code = EXIT_OK
     try:
         from smpvm.vm.vmview import vmview
-        v = vmview(m)
+        v = vmview(m).raw
         v.vmg.bugs |= v_bugs
         # the stress workload rewrites pages fast: let swapcached write half
         # the SSD per second (demo: 1/8) so the cache fills and cleans

@@ -8,7 +8,7 @@ pages and invalidate swap as the kernel does.
 """
 from smpvm.layout import lib
 from smpvm.vfs import vnode
-from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread, brelse,
+from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread, brelse, set_size,
                                bwrite_page, getpages, vn_strategy_read,
                                vnode_pager_putpage)
 from smpvm.vfs.vnode import VfsError
@@ -102,7 +102,7 @@ def sys_truncate(vp, size):
     vm_object_hold(obj)
     try:
         old = vn.size
-        vn.size = size
+        set_size(vp, size)
         os.ftruncate(vnode.backing_fd(v.machine, vp), size)
         v.objects[obj].size = (size + _PAGE - 1) // _PAGE
         if size < old:

@@ -27,7 +27,7 @@ from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
                               vm_page_unqueue_nowakeup, vm_page_wakeup,
                               vm_wait)
 from smpvm.vfs.vnode import backing_fd
-from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import addressof, vmview
 
 BUF_PAGES = 4           # a buffer is 16 KiB: 4 pages, aligned
 _PAGE = lib.PAGE_SIZE
@@ -86,7 +86,7 @@ def brelse(pages):
         if q == lib.PQ_NONE or q - pg.pc == lib.PQ_CACHE:
             vm_page_deactivate(m)
         else:
-            lib.atomic_set_int(ffi.addressof(pg, "flags"), lib.PG_REFERENCED)
+            lib.atomic_set_int(addressof(pg, "flags"), lib.PG_REFERENCED)
         vm_page_wakeup(m)
 
 
@@ -191,18 +191,25 @@ def vnode_pager_putpage(vp, m):
     lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "vnode_writes"), 1)
 
 
+def set_size(vp, size):
+    """vn.size = size, atomically (it is also grown by CAS in extend_size)."""
+    p = addressof(vmview().vnodes[vp], "size")
+    while not lib.atomic_cmpset_long(p, p[0], size):
+        pass
+
+
 def extend_size(vp, end):
     """vn.size = max(vn.size, end), atomically (concurrent appends); the
     object's size in pages follows (vnode_pager_setsize)."""
     v = vmview()
-    p = ffi.addressof(v.vnodes[vp], "size")
+    p = addressof(v.vnodes[vp], "size")
     while True:
         cur = p[0]
         if end <= cur:
             return
         if lib.atomic_cmpset_long(p, cur, end):
             break
-    o = ffi.addressof(v.objects[v.vnodes[vp].v_object], "size")
+    o = addressof(v.objects[v.vnodes[vp].v_object], "size")
     pages = (end + _PAGE - 1) // _PAGE
     while True:
         cur = o[0]

@@ -15,7 +15,7 @@ from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken
 from smpvm.layout import cstr, ffi, lib
 from smpvm.vm.vm_object import (vm_object_allocate, vm_object_drop,
                                 vm_object_hold, vm_object_terminate)
-from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import addressof, vmview
 
 META_NAME = "/dev/meta"
 META_IMAGE = "meta.img"
@@ -83,8 +83,11 @@ def _alloc_locked(v, name, vtype, size):
         vn = v.vnodes[vp]
         if vn.state != 0:
             continue
-        if not lib.atomic_cmpset_int(ffi.addressof(vn, "state"), 0, 1):
+        if not lib.atomic_cmpset_int(addressof(vn, "state"), 0, 1):
             continue
+        # the slot is ours and invisible to lookups until its name is set:
+        # its fields are initialised unchecked, as a private object is
+        vn = v.raw.vnodes[vp]
         vn.generation += 1
         vn.v_type = vtype
         vn.v_flag = 0
@@ -147,7 +150,7 @@ def vn_open(name, create=False):
             vp = _alloc_locked(v, name, lib.VREG, 0)
         vn = v.vnodes[vp]
         vn.usecount += 1
-        flag = ffi.addressof(vn, "v_flag")
+        flag = addressof(vn, "v_flag")
         if (vn.file_flags & lib.UF_CACHE) and not (vn.file_flags
                                                    & lib.SF_NOCACHE):
             lib.atomic_set_int(flag, lib.VSWAPCACHE)
@@ -206,7 +209,7 @@ def _reclaim_locked(v, vp):
         os.unlink(path)
     except FileNotFoundError:
         pass
-    lib.atomic_cmpset_int(ffi.addressof(vn, "state"), 1, 0)
+    lib.atomic_cmpset_int(addressof(vn, "state"), 1, 0)
 
 
 def vn_chflags(name, flags):

@@ -14,7 +14,7 @@ import os
 from smpvm.layout import ffi, lib
 from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
 from smpvm.vm.vm_page import vm_page_busy_wait
-from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import addressof, vmview
 
 swp_pager_getswapspace = lib.swp_pager_getswapspace
 swp_pager_freeswapspace = lib.swp_pager_freeswapspace
@@ -165,7 +165,7 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
             swp_pager_meta_build(obj, pg.pindex, blk + j)
             if o.type == lib.OBJT_SWAP:
                 lib.vm_page_dirty(m)
-            lib.atomic_set_int(ffi.addressof(pg, "flags"), lib.PG_SWAPINPROG)
+            lib.atomic_set_int(addressof(pg, "flags"), lib.PG_SWAPINPROG)
         error = _swap_write(v, run, blk)
         for j in range(i, i + n):
             rtvals[j] = lib.VM_PAGER_PEND
@@ -187,7 +187,7 @@ def swp_pager_async_iodone(obj, run, error):
     vm_object_hold(obj)
     for m in run:
         pg = v.pages[m]
-        flags = ffi.addressof(pg, "flags")
+        flags = addressof(pg, "flags")
         vm_page_busy_wait(m, False, "swpio")
         if error:
             swp_pager_meta_ctl(obj, pg.pindex, lib.SWM_FREE)

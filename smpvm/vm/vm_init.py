@@ -18,7 +18,7 @@ def vm_boot(machine, kernel="fixed", sysctls="demo"):
     The caller is a thread of machine (the creator)."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel {kernel!r}: seed or fixed")
-    vmview(machine).vmg.bugs = KERNELS[kernel]
+    vmview(machine).raw.vmg.bugs = KERNELS[kernel]
     vfs_boot(machine)
     vm_swapcache_boot(machine, sysctls)
 

@@ -17,7 +17,7 @@ def kernel_name(bugs):
 
 def swapcache_status(machine):
     """Every figure of the status, as a dict (the --json form)."""
-    v = vmview(machine)
+    v = vmview(machine).raw    # statistics, read racily
     g, sc, c, s = v.vmg, v.vmg.swapcache, v.cnt, v.vmstats
     smax = int(g.vm_swap_max)
 

@@ -11,7 +11,7 @@ vm_object_list_*         walking and marker moves, vmobj_token held.
 """
 from smpvm.kern.kern_synch import tsleep
 from smpvm.layout import ffi, lib
-from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import addressof, vmview
 from smpvm.vm.vm_page import (vm_page_busy_wait, vm_page_free,
                               vm_page_protect)
 
@@ -82,7 +82,7 @@ def vm_object_terminate(o):
     reused only after the last vm_object_drop.  Caller holds o.
     """
     obj = vmview().objects[o]
-    lib.atomic_set_int(ffi.addressof(obj, "flags"), lib.OBJ_DEAD)
+    lib.atomic_set_int(addressof(obj, "flags"), lib.OBJ_DEAD)
     vm_object_pip_wait(o, "objtrm")
     vm_object_page_remove(o, 0, 1 << 62)
     vm_object_pip_wait(o, "objtrm")

@@ -24,7 +24,7 @@ from smpvm.vm.vm_page import (vm_page_activate, vm_page_busy_try,
                               vm_page_queue_next, vm_page_queues_spin_lock,
                               vm_page_queues_spin_unlock, vm_page_requeue,
                               vm_page_test_dirty, vm_page_wakeup)
-from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import addressof, vmview
 
 INACTIVE_MARKER = 0     # this thread's marker k=0: the inactive scan
 ACTIVE_MARKER = 1
@@ -159,7 +159,7 @@ def _clear_flag(pg, bit):
 
 
 def _flags(pg):
-    return ffi.addressof(pg, "flags")
+    return addressof(pg, "flags")
 
 
 def _clear_referenced(pg):
