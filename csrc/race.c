@@ -847,25 +847,28 @@ report_cycle(int held_kind, int held_id, int kind, int id, int ca, int cb,
 	memset(&r->b, 0, sizeof(r->b));
 	r->b.tid = -1;
 	r->b.value = (uint64_t)(held_kind << 24 | held_id);
-	/* the cycle: held class -> wanted class (this acquisition), then the
-	 * existing path back from the wanted class to the held one */
+	/*
+	 * The cycle: the held class ca, then the existing path cb .. (ca) back
+	 * to it.  Edge k goes from cycle_class[k] to cycle_class[k + 1] (the
+	 * last back to the first): edge 0 is this acquisition, the others
+	 * carry the site and thread that first made them.
+	 */
 	r->cycle_class[0] = ca;
-	r->cycle_site[0] = site;
-	r->cycle_tid[0] = curtid;
 	r->ncycle = 1;
-	for (i = 0; i < n && r->ncycle < RACE_MAXCYCLE; i++) {
-		int from = path[i], to = path[(i + 1) % n];
+	for (i = 0; i + 1 < n && r->ncycle < RACE_MAXCYCLE; i++)
+		r->cycle_class[r->ncycle++] = path[i];
+	for (i = 0; i < r->ncycle; i++) {
+		int from = r->cycle_class[i];
+		int to = r->cycle_class[(i + 1) % r->ncycle];
 
-		r->cycle_class[r->ncycle] = from;
-		if (i + 1 < n) {
-			r->cycle_site[r->ncycle] = RG->edge_site[from][to];
-			r->cycle_tid[r->ncycle] = RG->edge[from][to] == 2 ? -2 :
-			    RG->edge_tid[from][to];
+		if (i == 0) {
+			r->cycle_site[0] = site;
+			r->cycle_tid[0] = curtid;
 		} else {
-			r->cycle_site[r->ncycle] = 0;
-			r->cycle_tid[r->ncycle] = -3;
+			r->cycle_site[i] = RG->edge_site[from][to];
+			r->cycle_tid[i] = RG->edge[from][to] == 2 ? -2 :
+			    RG->edge_tid[from][to];
 		}
-		r->ncycle++;
 	}
 	snprintf(r->msg, sizeof(r->msg), "%s", why);
 	report_publish(r);
@@ -889,6 +892,8 @@ witness_edge(int hk, int hid, int kind, int id, const char *cfunc)
 		return 0;
 	if (ca == cb)
 		return 0;       /* same class: recursion rules are declared */
+	if (RG->edge[cb][ca] == 2)
+		return 0;       /* reverses a declared order: race_rule reports it */
 	site = site_of(cfunc);
 	raw_lock(&RG->graph_lock);
 	if (RG->edge[ca][cb]) {

@@ -1415,6 +1415,7 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 		    (uint64_t)timo * 1000000000ull / (H->cfg.hz * speed);
 	}
 	td->n_sleeps++;
+	td->timo = timo > 0 ? (uint32_t)timo : 0;
 	td->state = TDS_SLEEPING;
 	td->wait_start_ns = smpvm_nanotime();
 	if (td->td_toks_stop)
@@ -1459,6 +1460,7 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 		race_woken(ident);
 	__atomic_store_n(&td->wchan, 0, __ATOMIC_SEQ_CST);
 	td->wake_tick = 0;
+	td->timo = 0;
 	td->wmesg[0] = 0;
 	td->state = TDS_RUNNING;
 	if (td->td_toks_stop)

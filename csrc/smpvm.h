@@ -256,7 +256,7 @@ struct smpvm_thread {
 	uint64_t n_hooks;       /* preemption points seen (count hook)    */
 	uint64_t wake_tick;     /* virtual clock: tsleep timeout tick, 0 none */
 	int32_t  prof_key;      /* the page/object a lock is being taken for */
-	uint32_t pad1;
+	uint32_t timo;          /* tsleep timeout in ticks, 0 = none (forensics) */
 	uint64_t pad0[1];
 };
 

@@ -1,7 +1,9 @@
-"""smpvm command line: stress, boot, stat, check, sysctl, ps, clean.
+"""smpvm command line: stress, race, boot, stat, check, lockstat, sysctl,
+ps, clean.
 
-Exit codes: 0 success, 1 a wrong byte was read, 2 bad input or a machine
-that cannot be used, 3 panic.  Bad input is one line on stderr.
+Exit codes: 0 success, 1 a wrong byte was read (stress) or a race report
+(race, or any run with --check), 2 bad input or a machine that cannot be
+used, 3 panic.  Bad input is one line on stderr.
 """
 import argparse
 import json
@@ -52,16 +54,27 @@ def _config_args(p):
     p.add_argument("--kernel", choices=sorted(KERNELS), default="fixed",
                    help="seed: the seed with its defects; fixed (default): "
                         "the upstream fixes (see README)")
+    _check_args(p, "")
     p.add_argument("--sysctl-defaults", choices=("demo", "kernel"),
                    default="demo",
                    help="vm.swapcache.* at boot: the kernel's exact defaults "
                         "(swapcache off) or the demo set (default)")
 
 
+def _check_args(p, default):
+    p.add_argument("--check", nargs="?", const="all", default=default,
+                   metavar="CHECKERS",
+                   help="run checked: all (the default of a bare --check) or "
+                        "a comma list of fields,witness,hb")
+    p.add_argument("--check-sample", type=int, default=1, metavar="N",
+                   help="happens-before checks 1 access in N (default 1)")
+
+
 def _config(a):
     return MachineConfig(ncpus=a.cpus, npages=a.npages, nobjects=a.nobjects,
                          nvnodes=a.nvnodes, nswap=a.nswap, hz=a.hz,
-                         datadir_base=a.datadir, speedup=a.speedup)
+                         datadir_base=a.datadir, speedup=a.speedup,
+                         check=a.check, check_sample=a.check_sample)
 
 
 def _resolve_machine(name):
@@ -147,7 +160,8 @@ def cmd_stress(a):
         eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
         delay_ppm=a.delay_ppm, delay_us=a.delay_us,
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=a.quiet,
-        json_path=a.json, lockstat_dir=a.lockstat)
+        json_path=a.json, lockstat_dir=a.lockstat, check=a.check,
+        check_sample=a.check_sample)
     if a.mix:
         opts.mix = _mix(a.mix)
     opts.validate()
@@ -160,6 +174,55 @@ def cmd_stress(a):
     text = format_summary(result)
     if not a.quiet or code != 0:
         print(text, flush=True)
+    return code
+
+
+def cmd_race(a):
+    """The stress mix (or the given one) on a checked machine; the reports
+    with the replay command.  0 clean, 1 reports, 2 usage, 3 panic."""
+    from smpvm.race.report import format_report
+    from smpvm.stress.harness import StressOptions, run
+    if not a.check:
+        raise SmpvmError("smpvm race: --check must name a checker")
+    opts = StressOptions(
+        cpus=a.cpus, seconds=a.seconds, seed=a.seed, kernel=a.kernel,
+        npages=a.npages, nswap=a.nswap, nmeta=a.nmeta, files=a.files,
+        file_pages=a.file_pages, check_every=a.check_every,
+        eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
+        delay_ppm=a.delay_ppm, delay_us=a.delay_us,
+        kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=True,
+        check=a.check, check_sample=a.check_sample)
+    if a.mix:
+        opts.mix = _mix(a.mix)
+    opts.validate()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    code, result = run(opts)
+    replay = result["replay"].replace("smpvm stress", "smpvm race", 1)
+    out = {"exit": code, "replay": replay, "seed": opts.seed,
+           "summary": result["race_summary"], "reports": result["races"],
+           "panic": result["panic"], "hang": result["hang"],
+           "forensics": result.get("forensics"),
+           "violations": result["violations"],
+           "ops_per_second": result["metrics"]["ops_per_second"]}
+    if a.json:
+        print(json.dumps(out, indent=2, default=str))
+        return code
+    for r in result["races"]:
+        print(format_report(r, replay))
+    for v in result["violations"]:
+        print(f"invariant violation: {v}")
+    if result["panic"]:
+        print(result["panic"])
+    if result["hang"]:
+        print("HANG: " + result["hang"])
+    s = result["race_summary"]
+    print(f"smpvm race: {len(result['races'])} reports; "
+          f"{s.get('accesses_checked', 0)} accesses checked "
+          f"({s.get('hb_checked', 0)} happens-before), "
+          f"{s.get('order_edges', 0)} lock-order edges learned, "
+          f"{result['metrics']['ops_per_second']} ops/s, exit {code}")
+    print(f"replay: {replay}")
     return code
 
 
@@ -327,37 +390,9 @@ def cmd_clean(a):
     return 0
 
 
-def build_parser():
-    p = _Parser(prog="smpvm", description="SMP-faithful emulator of "
-                "DragonFly BSD's VM swapcache")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    b = sub.add_parser("boot", help="create a machine and run it")
-    _config_args(b)
-    b.add_argument("--seconds", type=float, default=None,
-                   help="run this long (default: until Ctrl-C)")
-    b.add_argument("--workload", choices=sorted(WORKLOADS), default="files",
-                   help="what the CPU processes run: verified read-heavy "
-                        "file traffic over a working set larger than memory "
-                        "(files, the default), random lock traffic (locks) "
-                        "or nothing (idle)")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(fn=cmd_boot)
-
-    s = sub.add_parser("sysctl", help="read or write sysctls of a running "
-                       "machine")
-    s.add_argument("-m", "--machine", default="")
-    s.add_argument("-a", "--all", action="store_true",
-                   help="list every sysctl, marking values that differ from "
-                        "the kernel's defaults")
-    s.add_argument("names", nargs="*", metavar="name[=value]")
-    s.set_defaults(fn=cmd_sysctl)
-
-    from smpvm.stress.harness import BUGS, StressOptions
+def _stress_args(sx, d, check_default):
+    from smpvm.stress.harness import BUGS
     from smpvm.stress.workloads import OPS
-    d = StressOptions()
-    sx = sub.add_parser("stress", help="hammer the VM on every CPU and "
-                        "verify every byte (the main job)")
     sx.add_argument("--cpus", type=int, default=d.cpus,
                     help=f"CPU processes (default {d.cpus})")
     sx.add_argument("--seconds", type=float, default=d.seconds)
@@ -385,12 +420,54 @@ def build_parser():
                     help="SIGKILL a CPU process at this second (a panic)")
     sx.add_argument("--bug", default="", choices=[""] + sorted(BUGS),
                     help="run a kernel broken on purpose")
+    _check_args(sx, check_default)
+
+
+def build_parser():
+    p = _Parser(prog="smpvm", description="SMP-faithful emulator of "
+                "DragonFly BSD's VM swapcache")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    b = sub.add_parser("boot", help="create a machine and run it")
+    _config_args(b)
+    b.add_argument("--seconds", type=float, default=None,
+                   help="run this long (default: until Ctrl-C)")
+    b.add_argument("--workload", choices=sorted(WORKLOADS), default="files",
+                   help="what the CPU processes run: verified read-heavy "
+                        "file traffic over a working set larger than memory "
+                        "(files, the default), random lock traffic (locks) "
+                        "or nothing (idle)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(fn=cmd_boot)
+
+    s = sub.add_parser("sysctl", help="read or write sysctls of a running "
+                       "machine")
+    s.add_argument("-m", "--machine", default="")
+    s.add_argument("-a", "--all", action="store_true",
+                   help="list every sysctl, marking values that differ from "
+                        "the kernel's defaults")
+    s.add_argument("names", nargs="*", metavar="name[=value]")
+    s.set_defaults(fn=cmd_sysctl)
+
+    from smpvm.stress.harness import StressOptions
+    d = StressOptions()
+    sx = sub.add_parser("stress", help="hammer the VM on every CPU and "
+                        "verify every byte (the main job)")
+    _stress_args(sx, d, "")
     sx.add_argument("--json", default="", help="write every metric here")
     sx.add_argument("--lockstat", default="", metavar="DIR",
                     help="profile the locks; write lockstat.{json,csv,"
                          "folded,txt,png} to DIR at the end")
     sx.add_argument("--quiet", action="store_true")
     sx.set_defaults(fn=cmd_stress)
+
+    rc = sub.add_parser("race", help="run the stress mix checked and print "
+                        "the race reports (the second job)")
+    d_race = StressOptions(seconds=20.0)
+    _stress_args(rc, d_race, "all")
+    rc.add_argument("--json", action="store_true",
+                    help="print the reports as JSON")
+    rc.set_defaults(fn=cmd_race)
 
     ck = sub.add_parser("check", help="stop the world and check the VM's "
                         "invariants on a running machine")

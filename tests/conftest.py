@@ -34,19 +34,6 @@ def _leftovers(pid):
     return shm + tmp
 
 
-def pytest_addoption(parser):
-    parser.addoption("--smpvm-seeds", type=int, default=2,
-                     help="seeds for the stress sweep (tests/stress)")
-    parser.addoption("--smpvm-seconds", type=float, default=4.0,
-                     help="seconds per stress run of the sweep")
-
-
-def pytest_generate_tests(metafunc):
-    if "stress_seed" in metafunc.fixturenames:
-        n = metafunc.config.getoption("--smpvm-seeds")
-        metafunc.parametrize("stress_seed", range(1, n + 1))
-
-
 @pytest.fixture(autouse=True)
 def no_leaks():
     before = set(_children(os.getpid()))

@@ -23,6 +23,7 @@ from smpvm.kern import ddb
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.safepoint import restart_the_world, stop_the_world
 from smpvm.layout import lib, threads
+from smpvm.race import forensics, report
 from smpvm.stress.workloads import (OPS, STRESS_MIX, stress_worker,
                                     workload_counters)
 from smpvm.vm.vm_init import boot_machine, start_kernel_threads, vm_shutdown
@@ -199,6 +200,7 @@ def run(opts, out=sys.stdout):
             last_progress = time.monotonic()
             next_check = time.monotonic() + opts.check_every
             killed = False
+            watched = {}
             outcome = "running"
             while True:
                 now = time.monotonic()
@@ -228,8 +230,10 @@ def run(opts, out=sys.stdout):
                 if now - last_progress > HANG_SECONDS:
                     result["hang"] = ("no operation completed for "
                                       f"{HANG_SECONDS} s\n" +
-                                      ddb.format_threads(m))
+                                      forensics.hang_report(m))
                     dump_stacks(m)
+                    break
+                if _watchdog(m, result, watched, out, opts.quiet):
                     break
                 if opts.kill_cpu_at and not killed and \
                         now - t0 >= opts.kill_cpu_at:
@@ -247,6 +251,7 @@ def run(opts, out=sys.stdout):
                     outcome = sup._panicked()
             if outcome == "panic":
                 result["panic"] = sup.report
+                result["forensics"] = forensics.hang_report(m)
         result["seconds"] = round(time.monotonic() - t0, 2)
         result["workload"] = workload_counters(m)
         result["swapcache"] = swapcache_status(m)
@@ -262,10 +267,14 @@ def run(opts, out=sys.stdout):
             "faults_injected": int(v.vmg.faults.injected),
         }
         result["locks"] = ddb.lock_summary(m)
+        result["races"] = report.reports(m)
+        result["race_summary"] = report.summary(m)
         if opts.lockstat_dir:
             lockstat.write_all(lockstat.snapshot(m), samples,
                                opts.lockstat_dir)
-        if result["panic"] or result["hang"]:
+        if result["races"]:
+            code = EXIT_FAIL    # the diagnosis, even if a panic followed
+        elif result["panic"] or result["hang"]:
             code = EXIT_PANIC
         elif result["failures"] or result["violations"] or w["failures"] \
                 or w["zero_fills"]:
@@ -274,6 +283,35 @@ def run(opts, out=sys.stdout):
         m.destroy()
     result["exit"] = code
     return code, result
+
+
+def _watchdog(m, result, watched, out, quiet):
+    """The kernel's marks for indefinite waits (spinlock, token, busy,
+    tsleep without timeout), from the debug.spin_*_ms sysctls: a warning at
+    the first, backtraces and forensics at the second, a hang at the third.
+    Returns True when the run must stop."""
+    k = m.hdr.kern
+    warn_s, bt_s, panic_s = (k.spin_warn_ms / 1e3, k.spin_backtrace_ms / 1e3,
+                             k.spin_panic_ms / 1e3)
+    for w in forensics.indefinite(m, warn_s):
+        key = (w["tid"], w["kind"], w["on"])
+        marks = watched.setdefault(key, set())
+        if "warn" not in marks:
+            marks.add("warn")
+            msg = (f"indefinite wait: {w['name']} (tid {w['tid']}) "
+                   f"{w['kind']} wait on {w['on']} for {w['seconds']:.1f} s")
+            result.setdefault("waits", []).append(msg)
+            if not quiet:
+                print(msg, file=out, flush=True)
+        if w["seconds"] >= bt_s and "backtrace" not in marks:
+            marks.add("backtrace")
+            result["forensics"] = forensics.hang_report(m, warn_s)
+            dump_stacks(m)
+        if w["seconds"] >= panic_s:
+            result["hang"] = (f"indefinite wait for {w['seconds']:.1f} s\n"
+                              + forensics.hang_report(m, warn_s))
+            return True
+    return False
 
 
 def dump_stacks(m):
@@ -343,6 +381,10 @@ def format_summary(result):
         ("data failures", len(result["failures"]) or w["failures"]),
         ("zero fills", w["zero_fills"]),
     ]
+    rs = result.get("race_summary", {})
+    if rs.get("checked"):
+        rows.append(("race reports / accesses checked",
+                     f"{len(result['races'])} / {rs['accesses_checked']}"))
     for k, val in rows:
         t.add_row(k, str(val))
     con = Console(record=True, width=100)
@@ -362,6 +404,8 @@ def format_summary(result):
         text += "\n" + result["panic"]
     if result["hang"]:
         text += "\nHANG: " + result["hang"]
+    for r in result.get("races", []):
+        text += "\n" + report.format_report(r, result.get("replay"))
     if result["exit"] != EXIT_OK:
         text += f"\nreplay: {result['replay']}\n"
     return text

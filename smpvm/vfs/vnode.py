@@ -12,7 +12,7 @@ import os
 
 from smpvm.errors import SmpvmError
 from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken
-from smpvm.layout import cstr, ffi, lib
+from smpvm.layout import cstr, lib
 from smpvm.vm.vm_object import (vm_object_allocate, vm_object_drop,
                                 vm_object_hold, vm_object_terminate)
 from smpvm.vm.vmview import addressof, vmview
