@@ -430,8 +430,16 @@ struct smpvm_header {
 #define BUG_CLEAN_MARKERS       0x0010  /* cleaning: holds other markers, re-inserts
                                          * before an object reached after blocking (b-d) */
 #define BUGS_SEED               0x001f  /* every defect above: the seed kernel */
-/* broken on purpose (never in seed or fixed): for testing the checkers */
+/* broken on purpose (never in seed or fixed): the classic mistakes of this
+ * code, for proving the checkers (smpvm/vm/vm_init.py BUGS names them) */
 #define BUG_SKIP_UNSWAP_ON_WRITE 0x0100 /* a buffer write keeps the stale swap copy */
+#define BUG_NO_OBJECT_RECHECK   0x0200  /* writing pass: no m->object != object recheck */
+#define BUG_NO_OBJECT_HOLD      0x0400  /* writing pass: the object is never held */
+#define BUG_NO_PIP              0x0800  /* flush: no vm_object_pip_add */
+#define BUG_FLUSH_UNBUSIED      0x1000  /* flush: page unbusied before its I/O setup */
+#define BUG_INVERTED_LOCKS      0x2000  /* writing pass: page spin under the queue spin */
+#define BUG_LOST_IO_WAKEUP      0x4000  /* swap iodone: busy cleared, sleepers not woken */
+#define BUG_MARKER_UNLOCKED     0x8000  /* writing pass: marker moved without the queue lock */
 #define IDENT_SWAPCACHE         4       /* &vm_swapcache_sleep              */
 #define IDENT_PARK              5       /* threads parked for a stop-the-world check */
 

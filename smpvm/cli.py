@@ -203,6 +203,7 @@ def cmd_race(a):
            "summary": result["race_summary"], "reports": result["races"],
            "panic": result["panic"], "hang": result["hang"],
            "forensics": result.get("forensics"),
+           "waits": result.get("waits", []),
            "violations": result["violations"],
            "ops_per_second": result["metrics"]["ops_per_second"]}
     if a.json:
@@ -212,6 +213,10 @@ def cmd_race(a):
         print(format_report(r, replay))
     for v in result["violations"]:
         print(f"invariant violation: {v}")
+    for w in result.get("waits", []):
+        print(w)
+    if result.get("forensics") and not result["hang"]:
+        print(result["forensics"])
     if result["panic"]:
         print(result["panic"])
     if result["hang"]:

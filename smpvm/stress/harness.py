@@ -26,13 +26,13 @@ from smpvm.layout import lib, threads
 from smpvm.race import forensics, report
 from smpvm.stress.workloads import (OPS, STRESS_MIX, stress_worker,
                                     workload_counters)
+from smpvm.vm.vm_init import BUGS as VM_BUGS
 from smpvm.vm.vm_init import boot_machine, start_kernel_threads, vm_shutdown
 from smpvm.vm.vm_invariants import check_all
 from smpvm.vm.vm_meter import swapcache_status
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_PANIC = 0, 1, 2, 3
-# broken-on-purpose kernels (never part of seed or fixed)
-BUGS = {"skip-unswap-on-write": lib.BUG_SKIP_UNSWAP_ON_WRITE}
+BUGS = {name: bits for name, (bits, _, _) in VM_BUGS.items()}
 HANG_SECONDS = 30
 
 
@@ -59,6 +59,7 @@ class StressOptions:
     swarm: bool = False
     bug: str = ""
     lockstat_dir: str = ""
+    stop_on_detection: bool = False     # end the run at the first finding
     check: str = ""             # race checkers (config.CHECKERS, or all)
     check_sample: int = 1
     quiet: bool = False
@@ -207,10 +208,13 @@ def run(opts, out=sys.stdout):
                 remaining = t0 + opts.seconds - now
                 if remaining <= 0:
                     break
-                outcome = sup.wait(min(1.0, remaining))
+                outcome = sup.wait(min(0.25 if opts.stop_on_detection
+                                       else 1.0, remaining))
                 if outcome == "panic":
                     break
                 now = time.monotonic()
+                if _detected(m, result, now - t0) and opts.stop_on_detection:
+                    break
                 line, ops = _status_line(now - t0, m, last_ops,
                                          now - last_t)
                 if ops != last_ops:
@@ -283,6 +287,17 @@ def run(opts, out=sys.stdout):
         m.destroy()
     result["exit"] = code
     return code, result
+
+
+def _detected(m, result, t):
+    """Note when the first race report and the first wrong byte appear."""
+    rs = report.race_globals(m)
+    if rs is not None and rs.nreports and "first_report_s" not in result:
+        result["first_report_s"] = round(t, 2)
+    w = workload_counters(m)
+    if (w["failures"] or w["zero_fills"]) and "first_failure_s" not in result:
+        result["first_failure_s"] = round(t, 2)
+    return "first_report_s" in result or "first_failure_s" in result
 
 
 def _watchdog(m, result, watched, out, quiet):

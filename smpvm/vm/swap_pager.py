@@ -202,7 +202,10 @@ def swp_pager_async_iodone(obj, run, error):
             pg.swap_writes += 1
         lib.atomic_clear_int(flags, lib.PG_SWAPINPROG)
         lib.vm_page_io_finish(m)
-        lib.vm_page_wakeup(m)
+        if v.vmg.bugs & lib.BUG_LOST_IO_WAKEUP:     # broken on purpose
+            lib.atomic_clear_int(flags, lib.PG_BUSY | lib.PG_WANTED)
+        else:
+            lib.vm_page_wakeup(m)
     cnt = v.cnt
     if error:
         lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_errors"), 1)

@@ -33,6 +33,7 @@ from smpvm.kern.safepoint import safepoint
 from smpvm.kern.sysctl import SysctlNode, register
 from smpvm.kern.thread import panic
 from smpvm.layout import ffi, lib
+from smpvm.vm import vm_object as _vm_object
 from smpvm.vm.swap_pager import swap_pager_putpages
 from smpvm.vm.vm_object import (vm_object_drop, vm_object_hold,
                                 vm_object_list_insert_after,
@@ -128,6 +129,10 @@ def _sc():
 
 def _bugs():
     return vmview().vmg.bugs
+
+
+def _no_hold(o):
+    """vm_object_hold/drop under BUG_NO_OBJECT_HOLD: nothing."""
 
 
 def SWAPMAX(adj):
@@ -257,6 +262,13 @@ def vm_swapcache_writing(marker):
     # NOTE: PG_SWAPPED pages in particular are not part of our count
     #       because once the cache stabilizes we can end up with a very
     #       high datarate of VM pages cycling from it.
+    # BUG_NO_OBJECT_HOLD (broken on purpose): the pass's object hold and
+    # drop do nothing, so the object is used without its token
+    if _bugs() & lib.BUG_NO_OBJECT_HOLD:
+        vm_object_hold = vm_object_drop = _no_hold
+    else:
+        vm_object_hold = _vm_object.vm_object_hold
+        vm_object_drop = _vm_object.vm_object_drop
     count = sc.maxlaunder
 
     vm_page_queues_spin_lock(PQ_INACTIVE)
@@ -275,8 +287,16 @@ def vm_swapcache_writing(marker):
 
         if sc.curburst < 0:
             break
-        vm_page_marker_move_after(PQ_INACTIVE, marker, m)
+        if _bugs() & lib.BUG_MARKER_UNLOCKED:      # broken on purpose
+            vm_page_queues_spin_unlock(PQ_INACTIVE)
+            vm_page_marker_move_after(PQ_INACTIVE, marker, m)
+            vm_page_queues_spin_lock(PQ_INACTIVE)
+        else:
+            vm_page_marker_move_after(PQ_INACTIVE, marker, m)
         cnt.pages_scanned += 1
+        if _bugs() & lib.BUG_INVERTED_LOCKS:       # broken on purpose
+            lib.vm_page_spin_lock(m)
+            lib.vm_page_spin_unlock(m)
         if pg.flags & (PG_MARKER | PG_SWAPPED):
             count += 1
             cnt.skip_free += 1
@@ -293,7 +313,7 @@ def vm_swapcache_writing(marker):
             vm_page_queues_spin_lock(PQ_INACTIVE)
             continue
         vm_object_hold(object)
-        if pg.object != object:
+        if pg.object != object and not (_bugs() & lib.BUG_NO_OBJECT_RECHECK):
             cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
@@ -387,6 +407,8 @@ def vm_swapcached_flush(m, isblkdev):
     marray = [NULL] * SWAP_META_PAGES
     rtvals = [0] * SWAP_META_PAGES
 
+    if _bugs() & lib.BUG_FLUSH_UNBUSIED:       # broken on purpose
+        vm_page_wakeup(m)
     vm_page_io_start(m)
     vm_page_protect(m, lib.VM_PROT_READ)
     object = v.pages[m].object
@@ -441,7 +463,8 @@ def vm_swapcached_flush(m, isblkdev):
         j += 1
 
     count = j - i
-    vm_object_pip_add(object, count)
+    if not _bugs() & lib.BUG_NO_PIP:            # the bug: no pip taken
+        vm_object_pip_add(object, count)
     swap_pager_putpages(object, marray[i:j], False, _RtvalsView(rtvals, i))
     sc.write_count += count * PAGE_SIZE
     sc.curburst -= count * PAGE_SIZE

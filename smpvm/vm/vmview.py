@@ -34,8 +34,9 @@ class VMView:
         self.npages = machine.config.npages
         self.raw = self
         self.checked = False
-        if checked is None:
-            checked = bool(machine.hdr.cfg.check)
+        if checked is None:     # the witness alone needs no field checks
+            checked = bool(machine.hdr.cfg.check
+                           & (lib.RACE_FIELDS | lib.RACE_HB))
         if checked:
             if _sites_machine[0] is not machine:
                 _sites.clear()
