@@ -49,7 +49,6 @@ static struct prof_rec *PREC;
 static struct prof_hist *PHIST;         /* spinlocks first, then tokens    */
 
 static inline struct smpvm_sleepq *sleepq_bucket(uint64_t ident);
-static void futex_wake(volatile uint32_t *w, int n);
 
 /* ---- time ----------------------------------------------------------------- */
 uint64_t
@@ -139,7 +138,7 @@ cpu_pause(void)
 }
 
 /* ---- futexes on shared memory (not FUTEX_PRIVATE: other processes wait) --- */
-static int
+HIDDEN int
 futex_wait(volatile uint32_t *w, uint32_t val, uint64_t timeout_ns)
 {
 	struct timespec ts, *tp = NULL;
@@ -152,7 +151,7 @@ futex_wait(volatile uint32_t *w, uint32_t val, uint64_t timeout_ns)
 	return (int)syscall(SYS_futex, w, FUTEX_WAIT, val, tp, NULL, 0);
 }
 
-static void
+HIDDEN void
 futex_wake(volatile uint32_t *w, int n)
 {
 	syscall(SYS_futex, w, FUTEX_WAKE, n, NULL, NULL, 0);
@@ -189,6 +188,7 @@ panic(const char *msg)
 		H->panic_pid = getpid();
 		__atomic_store_n(&H->state, MS_PANIC, __ATOMIC_SEQ_CST);
 		futex_wake(&H->state, INT_MAX);
+		sched_panic();          /* scheduled threads stop waiting */
 	}
 	fprintf(stderr, "panic: %s [tid %d %s, cpu %d, pid %d]\n", msg, curtid,
 	    td ? td->name : "-", td ? td->cpu : -1, (int)getpid());
@@ -241,6 +241,7 @@ smpvm_layout(struct smpvm_config *cfg, struct smpvm_header *hdr)
 	len[REG_SLEEPQ] = (uint64_t)cfg->nsleepq * sizeof(struct smpvm_sleepq);
 	vm_layout(cfg, len);
 	race_layout(cfg, &len[REG_RACE]);
+	sched_layout(cfg, len);
 	len[REG_PROF] = PROF_NSITES * sizeof(struct prof_site) +
 	    PROF_NRECS * sizeof(struct prof_rec) +
 	    (uint64_t)(cfg->nspinlocks + cfg->ntokens) * sizeof(struct prof_hist);
@@ -272,6 +273,7 @@ bind_regions(void *base)
 	PHIST = (struct prof_hist *)(PREC + PROF_NRECS);
 	vm_bind(base);
 	race_bind(base);
+	sched_bind(base);
 }
 
 /* Initialise the regions of a segment whose header smpvm_layout() filled. */
@@ -299,6 +301,7 @@ smpvm_init(void *base)
 		TK[i].last_tid = -1;
 	vm_init();
 	race_init();
+	sched_init();
 	return 0;
 }
 
@@ -336,6 +339,7 @@ smpvm_unbind(void *base)
 	VN = NULL;
 	SWB = NULL;
 	BL = NULL;
+	sched_unbind();
 	td = NULL;
 	curtid = -1;
 	curref = 0;
@@ -350,6 +354,7 @@ smpvm_thread_attach(int tid)
 	curtid = tid;
 	curref = (uint32_t)tid + 1;
 	td->pid = getpid();
+	sched_attach();         /* deterministic mode: wait for the turn */
 	return 0;
 }
 
@@ -409,6 +414,7 @@ smpvm_thread_exit(void)
 	}
 	td->pid = 0;
 	__atomic_store_n(&td->state, TDS_FREE, __ATOMIC_SEQ_CST);
+	sched_exit();           /* deterministic mode: hand the turn on */
 	td = NULL;
 	curtid = -1;
 	curref = 0;
@@ -810,6 +816,11 @@ spin_lock_contested(struct spinlock *sp, int id, const char *cfunc)
 		    __atomic_compare_exchange_n(&sp->counta, &zero, curref, 0,
 		    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			break;
+		if (sched_on) {         /* deterministic: wait for a free lock */
+			if (sched_block() < 0)
+				goto abandon;
+			continue;
+		}
 		spins++;
 		cpu_pause();
 		if (spins % yield_every == 0)
@@ -1106,6 +1117,10 @@ tok_wait(int id)
 
 	td->wait_kind = LK_TOKEN;
 	td->wait_id = id;
+	if (sched_on) {                 /* deterministic: run when it is free */
+		sched_block();
+		return;
+	}
 	__atomic_fetch_add(&tok->t_waiters, 1, __ATOMIC_SEQ_CST);
 	v = __atomic_load_n(&tok->t_ref, __ATOMIC_SEQ_CST);
 	if (v != 0 && v != curref)
@@ -1170,7 +1185,10 @@ lwkt_switch(void)
 {
 	td->n_switches++;
 	lwkt_relalltokens();
-	sched_yield();
+	if (sched_on)                   /* deterministic: others may take them */
+		sched_switch();
+	else
+		sched_yield();
 	lwkt_reacquire();
 }
 
@@ -1448,7 +1466,10 @@ tsleep(uint64_t ident, int flags, const char *wmesg, int timo)
 			if (deadline - now < slice)
 				slice = deadline - now;
 		}
-		futex_wait(&td->woken, 0, slice);
+		if (sched_on)           /* deterministic: until woken or timed out */
+			sched_block();
+		else
+			futex_wait(&td->woken, 0, slice);
 	}
 	__atomic_fetch_and(&sleepq_bucket(ident)->mask, ~(1ull << curtid),
 	    __ATOMIC_SEQ_CST);

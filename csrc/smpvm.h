@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    4
+#define SMPVM_LAYOUT_VERSION    5
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -164,6 +164,8 @@ struct smpvm_config {
 	uint32_t ntokens;       /* derived: globals + token_pool      */
 	uint32_t check;         /* RACE_* checkers on (0: REG_RACE is empty) */
 	uint32_t check_sample;  /* happens-before: check 1 access in N (1 = all) */
+	uint32_t sched;         /* 1: REG_SCHED exists (deterministic mode) */
+	uint32_t sched_trace;   /* full-trace events kept, 0: ring only */
 };
 
 /*
@@ -868,6 +870,110 @@ struct race_shadow {
 	int32_t  rlocks[2];
 };
 
+
+/* ======================================================================== */
+/*                 deterministic scheduler (REG_SCHED)                      */
+/* ======================================================================== */
+/*
+ * In deterministic mode exactly one scheduled thread (TDK_CPU, TDK_KTHREAD)
+ * runs between preemption points; the host and tools are not scheduled.
+ * The thread holding the turn (sched_state.running) is the only one that
+ * touches kernel state, so it alone updates this struct (registration, under
+ * reg_lock, is the exception).  At every point the scheduler counts a step,
+ * logs an event, picks the next thread by the strategy from a seeded PRNG
+ * and hands the turn over on per-thread futex words (wake[]).
+ *
+ * A "choice" is a pick that differs from the default policy (keep the
+ * current thread if runnable; after a yield the next runnable tid after it;
+ * else the lowest runnable tid).  The list of choices replays a run exactly
+ * under SCHED_FORCED; that list is what a shrinker removes entries from.
+ */
+#define SCHED_OFF               0
+#define SCHED_RANDOM            1       /* uniform among runnable, every point */
+#define SCHED_PCT               2       /* PCT, depth d, k estimated steps     */
+#define SCHED_BOUNDED           3       /* at most b preemptions               */
+#define SCHED_FORCED            4       /* choices from forced[], else default */
+
+#define SCHED_RING              1024    /* last events kept in the ring        */
+#define SCHED_MAXCHOICES        65536   /* recorded / forced choices           */
+#define SCHED_MAXPLAN           64      /* pct change points, bounded steps    */
+
+/* trace event ops beyond the HOOK_* preemption points */
+#define SCHED_EV_START          16      /* the first pick (tid -1)             */
+#define SCHED_EV_BLOCK          17      /* id: TDS_* the thread waits in       */
+#define SCHED_EV_SWITCH         18      /* lwkt_switch with tokens released    */
+#define SCHED_EV_EXIT           19
+#define SCHED_EV_CLOCK          20      /* id: the virtual tick advanced to    */
+#define SCHED_EV_DEADLOCK       21
+#define SCHED_EV_SHUTDOWN       22      /* max_steps reached: shutdown asked   */
+#define SCHED_EV_JOIN           23      /* a thread registered after the start */
+#define SCHED_EV_HANG           24      /* 2 x max_steps: no exit after shutdown */
+
+/* kinds of recorded choice */
+#define SCHED_CH_PREEMPT        1       /* the current thread was runnable     */
+#define SCHED_CH_SWITCH         2       /* at a block, yield, exit or start    */
+
+/* one step of the trace: thread tid at point op(id); next got the turn */
+struct sched_event {
+	uint64_t step;
+	int32_t  tid;
+	int32_t  op;
+	int32_t  id;
+	int32_t  next;
+};
+
+/* a pick that differs from the default policy */
+struct sched_choice {
+	uint64_t step;
+	int32_t  tid;
+	int32_t  kind;          /* SCHED_CH_* */
+};
+
+struct sched_state {
+	uint32_t strategy;      /* SCHED_*, set once by sched_configure */
+	uint32_t started;
+	uint32_t done;          /* every scheduled thread exited        */
+	uint32_t deadlock;      /* nobody runnable and no timeout       */
+	int32_t  running;       /* tid holding the turn, -1 none        */
+	uint32_t reg_lock;      /* registration and start               */
+	uint32_t expected;      /* threads kproc_start'ed to schedule   */
+	uint32_t registered;
+	uint32_t gate;          /* sched_go: the host let it start      */
+	uint32_t depth;         /* pct d                                */
+	uint64_t members;       /* registered and not exited, by tid    */
+	uint64_t expect_mask;   /* kproc_start'ed slots to schedule     */
+	uint64_t seed;
+	uint64_t prng;          /* splitmix64 state                     */
+	uint64_t k;             /* estimated steps (pct, bounded)       */
+	uint32_t bound;         /* bounded b                            */
+	uint32_t pending;       /* bounded: planned preemptions due     */
+	uint64_t max_steps;     /* at this step ask for shutdown, 0 no  */
+	uint64_t tick_steps;    /* a virtual tick every N steps, 0: only when idle */
+	uint64_t step;
+	uint64_t trace_hash;    /* FNV-1a over every event              */
+	uint64_t nevents;
+	uint64_t trace_cap;     /* full trace: events after this struct */
+	uint64_t preemptions;
+	uint64_t switches;      /* hand-offs of the turn                */
+	uint64_t stop_step;     /* of the deadlock or the hang          */
+	uint64_t diverged;      /* forced picks that were not runnable  */
+	uint32_t nplan;
+	uint32_t iplan;
+	uint64_t plan[SCHED_MAXPLAN];   /* sorted steps: pct change points, bounded preemptions */
+	int32_t  prio[SMPVM_MAXTHREADS];        /* pct priorities       */
+	uint32_t wake[SMPVM_MAXTHREADS];        /* futex words, per tid */
+	uint32_t hang;          /* running 2 x max_steps: no exit after shutdown */
+	uint32_t pad0;
+	uint32_t nchoices;
+	uint32_t choices_lost;
+	uint32_t nforced;
+	uint32_t iforced;
+	struct sched_choice choices[SCHED_MAXCHOICES];  /* recorded         */
+	struct sched_choice forced[SCHED_MAXCHOICES];   /* SCHED_FORCED input */
+	struct sched_event ring[SCHED_RING];
+	char     report[1024];  /* the deadlock or hang, every thread named */
+};
+
 /* ---- the C entry points (one per kernel operation) ---------------------- */
 
 typedef void (*smpvm_hook_fn)(int op, int id);
@@ -1021,6 +1127,14 @@ int      race_lock_class(void *base, int kind, int id);
 /* benchmarks: the same loops entirely in C */
 uint64_t smpvm_bench_spin_loop(int id, uint64_t n);
 uint64_t smpvm_bench_token_loop(int id, uint64_t n);
+
+/* deterministic scheduler (csrc/sched.c); base: this process's machine */
+int      sched_configure(void *base, int strategy, uint64_t seed, int depth,
+	    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps);
+int      sched_force(void *base, uint64_t step, int tid, int kind);
+void     sched_expect(void *base, int tid);
+void     sched_go(void *base);
+int      sched_hook_installed(void);
 /* @c-only-begin */
 #endif
 /* @c-only-end */

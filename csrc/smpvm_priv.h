@@ -36,6 +36,21 @@ HIDDEN void prof_wait(int kind, int lock, const char *cfunc, uint64_t wait_ns);
 HIDDEN void vm_layout(struct smpvm_config *cfg, uint64_t *len);
 HIDDEN void vm_bind(void *base);
 HIDDEN void vm_init(void);
+HIDDEN int futex_wait(volatile uint32_t *w, uint32_t val, uint64_t timeout_ns);
+HIDDEN void futex_wake(volatile uint32_t *w, int n);
+
+/* the deterministic scheduler (sched.c) */
+extern HIDDEN struct sched_state *SCH;  /* NULL: no REG_SCHED           */
+extern HIDDEN int sched_on;             /* this process is a scheduled thread */
+HIDDEN void sched_layout(struct smpvm_config *cfg, uint64_t *len);
+HIDDEN void sched_bind(void *base);
+HIDDEN void sched_init(void);
+HIDDEN void sched_unbind(void);
+HIDDEN void sched_attach(void);
+HIDDEN void sched_exit(void);
+HIDDEN int  sched_block(void);
+HIDDEN void sched_switch(void);
+HIDDEN void sched_panic(void);
 
 /* the race checkers (race.c); race_on is 0 unless the machine is checked */
 extern HIDDEN uint32_t race_on;

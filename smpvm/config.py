@@ -33,6 +33,66 @@ def parse_check(spec):
                              + ", ".join(CHECKERS) + ")")
         flags |= CHECKERS[name]
     return flags
+SCHED_STRATEGIES = {"off": lib.SCHED_OFF, "random": lib.SCHED_RANDOM,
+                    "pct": lib.SCHED_PCT, "bounded": lib.SCHED_BOUNDED,
+                    "forced": lib.SCHED_FORCED}
+
+
+@dataclasses.dataclass
+class SchedConfig:
+    """The deterministic scheduler (csrc/sched.c); off by default.
+
+    strategy   off | random | pct | bounded | forced
+    seed       drives every choice (and the PCT/bounded plans)
+    depth      pct: bug depth d (d-1 priority change points)
+    k          pct, bounded: estimated steps of the run (plans fall in [1, k])
+    bound      bounded: at most this many preemptions of a runnable thread
+    schedule   forced: ((step, tid), ...) choices, ascending steps; every
+               other step follows the default policy
+    max_steps  at this step the scheduler asks for shutdown (0: never); a
+               thread still running max_steps steps later is a hang (panic)
+    tick_steps one virtual tick every this many steps (0: the clock moves
+               only when every thread sleeps); daemons polling with tsleep
+               timeouts need it while CPUs are busy
+    trace      events of the full trace kept in the segment (0: ring only)
+    """
+    strategy: str = "off"
+    seed: int = 0
+    depth: int = 3
+    k: int = 10000
+    bound: int = 2
+    schedule: tuple = ()
+    max_steps: int = 0
+    tick_steps: int = 0
+    trace: int = 0
+
+    @property
+    def on(self):
+        return self.strategy != "off"
+
+    def validate(self):
+        def need(ok, field, what):
+            if not ok:
+                raise ConfigError(
+                    f"sched.{field}={getattr(self, field)!r}: {what}")
+
+        need(self.strategy in SCHED_STRATEGIES, "strategy",
+             "must be one of " + ", ".join(SCHED_STRATEGIES))
+        need(0 <= self.seed < 1 << 64, "seed", "must be 0..2^64-1")
+        need(1 <= self.depth <= lib.SCHED_MAXPLAN + 1, "depth",
+             f"must be 1..{lib.SCHED_MAXPLAN + 1}")
+        need(1 <= self.k < 1 << 62, "k", "must be at least 1")
+        need(0 <= self.bound <= lib.SCHED_MAXPLAN, "bound",
+             f"must be 0..{lib.SCHED_MAXPLAN}")
+        need(len(self.schedule) <= lib.SCHED_MAXCHOICES, "schedule",
+             f"at most {lib.SCHED_MAXCHOICES} choices")
+        steps = [c[0] for c in self.schedule]
+        need(steps == sorted(set(steps)), "schedule",
+             "steps must be strictly ascending")
+        need(0 <= self.max_steps < 1 << 62, "max_steps", "must be >= 0")
+        need(0 <= self.tick_steps < 1 << 62, "tick_steps", "must be >= 0")
+        need(0 <= self.trace <= 1 << 24, "trace", "must be 0..2^24 events")
+        return self
 
 
 @dataclasses.dataclass
@@ -53,6 +113,7 @@ class MachineConfig:
     speedup: int = 1            # wall clock: ticks run this many times faster
     check: str = ""             # race checkers: "", "all" or fields,witness,hb
     check_sample: int = 1       # happens-before: check 1 access in N
+    sched: SchedConfig = dataclasses.field(default_factory=SchedConfig)
 
     def check_flags(self):
         """The RACE_* mask of self.check."""
@@ -102,6 +163,12 @@ class MachineConfig:
         need(isinstance(self.check_sample, int)
              and 1 <= self.check_sample <= 1 << 20, "check_sample",
              "must be 1..1048576")
+        need(isinstance(self.sched, SchedConfig), "sched",
+             "must be a SchedConfig")
+        self.sched.validate()
+        need(not self.sched.on or self.clock == "virtual", "clock",
+             "must be virtual in deterministic mode (sched.strategy "
+             f"{self.sched.strategy!r}): the scheduler advances it")
         if self.datadir_base:
             need(os.path.isdir(self.datadir_base), "datadir_base",
                  "must be an existing directory")

@@ -28,7 +28,7 @@ import time
 import posix_ipc
 
 from smpvm import layout
-from smpvm.config import MachineConfig
+from smpvm.config import SCHED_STRATEGIES, MachineConfig
 from smpvm.errors import AttachError
 from smpvm.layout import ffi, lib
 
@@ -92,7 +92,8 @@ class Machine:
             "nvnodes": cfg.nvnodes, "nswap": cfg.nswap, "nmeta": cfg.nmeta,
             "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
             "nsleepq": cfg.nsleepq, "hz": cfg.hz,
-            "check": cfg.check_flags(), "check_sample": cfg.check_sample})
+            "check": cfg.check_flags(), "check_sample": cfg.check_sample,
+            "sched": int(cfg.sched.on), "sched_trace": cfg.sched.trace})
         proto = ffi.new("struct smpvm_header *")
         if lib.smpvm_layout(ccfg, proto) != 0:
             raise AttachError(f"smpvm_layout refused the config {cfg}")
@@ -124,6 +125,8 @@ class Machine:
             _register_lock_classes(h)
             _set_kern_defaults(h)
             lib.smpvm_init(m.base)
+            if cfg.sched.on:
+                _sched_configure(m, cfg.sched)
             m._start_janitor()
             h.state = lib.MS_RUNNING
             return m
@@ -341,6 +344,20 @@ def _register_lock_classes(h):
         c.first = first
         c.count = count
     h.nclasses = len(classes)
+
+
+def _sched_configure(m, sc):
+    """Deterministic mode: strategy, seed, plans and forced choices into
+    REG_SCHED (csrc/sched.c), before any thread exists."""
+    if lib.sched_configure(m.base, SCHED_STRATEGIES[sc.strategy], sc.seed,
+                           sc.depth, sc.k, sc.bound, sc.max_steps,
+                           sc.tick_steps) != 0:
+        raise AttachError(f"sched_configure refused {sc}")
+    for c in sc.schedule:
+        step, tid = c[0], c[1]
+        kind = c[2] if len(c) > 2 else lib.SCHED_CH_SWITCH
+        if lib.sched_force(m.base, step, tid, kind) != 0:
+            raise AttachError(f"sched_force refused choice {c}")
 
 
 def _set_kern_defaults(h):

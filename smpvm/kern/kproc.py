@@ -84,6 +84,7 @@ class Supervisor:
         if tid < 0:
             raise SmpvmError(
                 f"machine {self.machine.name}: no free thread slot for {name}")
+        lib.sched_expect(self.machine.base, tid)    # deterministic mode
         p = CTX.Process(target=_thread_main, name=name,
                         args=(self.machine, tid, os.getpid(), fn, args))
         p.start()
@@ -95,6 +96,12 @@ class Supervisor:
         return [self.kproc_start(f"cpu{c}", fn, *args, cpu=c, kind=lib.TDK_CPU)
                 for c in range(self.machine.config.ncpus)]
 
+    def sched_go(self):
+        """Deterministic mode: every thread to schedule has been started;
+        the schedule begins once they have all attached (wait() calls
+        this).  A no-op otherwise."""
+        lib.sched_go(self.machine.base)
+
     def live(self):
         return {tid: p for tid, p in self.procs.items() if p.exitcode is None}
 
@@ -103,6 +110,7 @@ class Supervisor:
         cleanly ('exited'), or the machine panics ('panic').  A child that
         exits non-zero before shutdown is a panic."""
         deadline = None if seconds is None else time.monotonic() + seconds
+        self.sched_go()
         while True:
             if self.machine.panicked:
                 return self._panicked()

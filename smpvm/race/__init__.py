@@ -1,2 +1,2 @@
-"""Race detection: the checkers' reports, hang forensics, the race
-command and the pytest plugin (the users' second job)."""
+"""Race detection: the checkers' reports, hang forensics, the race command,
+the pytest plugin and the deterministic scheduler's face (sched)."""
