@@ -761,6 +761,8 @@ race_access(int field, int idx, int write, uint64_t value, uint32_t site)
 {
 	if (!race_on || td == NULL || field < 0 || field >= smpvm_nfields_gen)
 		return;
+	/* a checked access is a preemption point (deterministic schedules) */
+	PREEMPT_POINT(HOOK_ACCESS, field);
 	access_check(field, idx, write, value, site, NULL);
 }
 

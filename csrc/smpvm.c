@@ -421,6 +421,29 @@ smpvm_thread_exit(void)
 	return 0;
 }
 
+static void lwkt_relalltokens(void);
+
+/*
+ * The current thread ends in the middle of an operation because the machine
+ * shuts down (smpvm.errors.Shutdown): its tokens are released and dropped
+ * from its stack first.  It must hold no spinlock.  Busy pages it holds stay
+ * busy: nobody will wait for them any more.
+ */
+int
+smpvm_thread_exit_shutdown(void)
+{
+	if (td == NULL)
+		return 0;
+	if (!__atomic_load_n(&H->shutdown, __ATOMIC_SEQ_CST)) {
+		panicf("thread %s abandons an operation but the machine is not "
+		    "shutting down", td->name);
+		return -1;
+	}
+	lwkt_relalltokens();
+	td->td_toks_stop = 0;
+	return smpvm_thread_exit();
+}
+
 int
 smpvm_curtid(void)
 {

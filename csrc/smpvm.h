@@ -112,6 +112,7 @@
 #define HOOK_WAKEUP             6
 #define HOOK_YIELD              7
 #define HOOK_ATOMIC             8
+#define HOOK_ACCESS             9       /* a checked field access (id: field) */
 
 /* ---- workload counters (hdr.stress[], atomic adds by CPU processes) ---- */
 #define ST_OPS                  0
@@ -435,7 +436,7 @@ struct smpvm_header {
 /* broken on purpose (never in seed or fixed): the classic mistakes of this
  * code, for proving the checkers (smpvm/vm/vm_init.py BUGS names them) */
 #define BUG_SKIP_UNSWAP_ON_WRITE 0x0100 /* a buffer write keeps the stale swap copy */
-#define BUG_NO_OBJECT_RECHECK   0x0200  /* writing pass: no m->object != object recheck */
+#define BUG_NO_OBJECT_RECHECK   0x0200  /* writing pass: m->object read before busy, no recheck */
 #define BUG_NO_OBJECT_HOLD      0x0400  /* writing pass: the object is never held */
 #define BUG_NO_PIP              0x0800  /* flush: no vm_object_pip_add */
 #define BUG_FLUSH_UNBUSIED      0x1000  /* flush: page unbusied before its I/O setup */
@@ -594,7 +595,7 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t skip_maxfilesize;
 	uint64_t heuristic_waits;       /* passes refused by the heuristic */
 	uint64_t swap_read_errors;      /* diverted reads that failed      */
-	uint64_t pad0[1];
+	uint64_t scan_factor_bad;       /* condfree gave a scan factor <= 0 */
 };
 
 /*
@@ -987,6 +988,7 @@ void     smpvm_unbind(void *base);
 int      smpvm_thread_alloc(void *base, int kind, int cpu, const char *name);
 int      smpvm_thread_attach(int tid);
 int      smpvm_thread_exit(void);
+int      smpvm_thread_exit_shutdown(void);
 int      smpvm_curtid(void);
 void     smpvm_set_hook(smpvm_hook_fn fn);
 void     smpvm_set_count_hook(int on);

@@ -161,13 +161,16 @@ def cmd_stress(a):
         delay_ppm=a.delay_ppm, delay_us=a.delay_us,
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=a.quiet,
         json_path=a.json, lockstat_dir=a.lockstat, check=a.check,
-        check_sample=a.check_sample)
+        check_sample=a.check_sample, **_sched_opts(a))
     if a.mix:
         opts.mix = _mix(a.mix)
     opts.validate()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
         KeyboardInterrupt()))
     code, result = run(opts)
+    again = _save_schedule(a, opts, result, code)
+    if again:
+        result["replay"] = again
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=2, default=str)
@@ -175,6 +178,23 @@ def cmd_stress(a):
     if not a.quiet or code != 0:
         print(text, flush=True)
     return code
+
+
+def _sched_opts(a):
+    return {"sched": a.sched, "steps": a.steps, "tick_steps": a.tick_steps,
+            "pct_depth": a.pct_depth, "bound": a.bound,
+            "gap_scale": a.gap_scale}
+
+
+def _save_schedule(a, opts, result, code):
+    """A failing deterministic run: write its schedule file and return the
+    replay command (None when there is nothing to save)."""
+    if code == 0 or opts.sched == "off" or "schedule" not in result:
+        return None
+    from smpvm.race.replay import save
+    path = a.save_schedule or f"smpvm-schedule-{opts.seed}.json"
+    save(opts, result, path)
+    return f"smpvm replay {path}"
 
 
 def cmd_race(a):
@@ -191,14 +211,15 @@ def cmd_race(a):
         eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
         delay_ppm=a.delay_ppm, delay_us=a.delay_us,
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=True,
-        check=a.check, check_sample=a.check_sample)
+        check=a.check, check_sample=a.check_sample, **_sched_opts(a))
     if a.mix:
         opts.mix = _mix(a.mix)
     opts.validate()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
         KeyboardInterrupt()))
     code, result = run(opts)
-    replay = result["replay"].replace("smpvm stress", "smpvm race", 1)
+    replay = (_save_schedule(a, opts, result, code)
+              or result["replay"].replace("smpvm stress", "smpvm race", 1))
     out = {"exit": code, "replay": replay, "seed": opts.seed,
            "summary": result["race_summary"], "reports": result["races"],
            "panic": result["panic"], "hang": result["hang"],
@@ -228,6 +249,54 @@ def cmd_race(a):
           f"{s.get('order_edges', 0)} lock-order edges learned, "
           f"{result['metrics']['ops_per_second']} ops/s, exit {code}")
     print(f"replay: {replay}")
+    return code
+
+
+def cmd_replay(a):
+    """Replay a schedule file; with --shrink, reduce it and print the
+    scenario that remains."""
+    from smpvm.race import replay as rp
+    from smpvm.race.report import format_report
+    try:
+        opts, doc = rp.load(a.file)
+    except ValueError as e:
+        raise SmpvmError(str(e)) from None
+    if not a.shrink:
+        code, result, same = rp.replay(a.file, trace=a.trace)
+        for r in result["races"]:
+            print(format_report(r, f"smpvm replay {a.file}"))
+        if result["panic"]:
+            print(result["panic"])
+        if result["hang"]:
+            print("HANG: " + result["hang"])
+        for v in result["violations"][:10]:
+            print(f"invariant violation: {v}")
+        if a.trace:
+            print(rp.scenario(result))
+        print(f"smpvm replay: {result['sched']['steps']} steps, trace "
+              f"{result['sched']['trace_hash']}; found "
+              f"{sorted(rp.signature(result)) or 'nothing'}; "
+              f"{'the same as recorded' if same else 'NOT the same as recorded'}"
+              f" (exit {code})")
+        return code if same else EXIT_DATA if code == 0 else code
+    try:
+        small, result, runs = rp.shrink(a.file, max_runs=a.max_runs,
+                                        log=print)
+    except ValueError as e:
+        raise SmpvmError(str(e)) from None
+    out = a.file[:-5] + ".min.json" if a.file.endswith(".json") \
+        else a.file + ".min.json"
+    import dataclasses
+    traced = dataclasses.replace(small, trace=small.steps + 16)
+    from smpvm.stress.harness import run
+    code, result = run(traced)
+    rp.save(small, result, out)
+    print(rp.scenario(result))
+    print(f"smpvm replay --shrink: {len(doc['options']['schedule'])} -> "
+          f"{len(small.schedule)} choices, {doc['steps']} -> "
+          f"{result['sched']['steps']} steps in {runs} runs; still found "
+          f"{sorted(rp.signature(result))}")
+    print(f"replay: smpvm replay {out}")
     return code
 
 
@@ -415,6 +484,9 @@ def _stress_args(sx, d, check_default):
                         default=getattr(d, f.replace("-", "_")),
                         help=f"{h} (default "
                              f"{getattr(d, f.replace('-', '_'))})")
+    sx.add_argument("--gap-scale", type=float, default=d.gap_scale,
+                    help="scale the minimum op gaps of destructive ops "
+                         "(0: as often as their weight says)")
     sx.add_argument("--check-every", type=float, default=d.check_every,
                     help="seconds between stop-the-world invariant checks")
     for f in ("eio-ppm", "short-ppm", "enospc-ppm", "delay-ppm"):
@@ -426,6 +498,24 @@ def _stress_args(sx, d, check_default):
     sx.add_argument("--bug", default="", choices=[""] + sorted(BUGS),
                     help="run a kernel broken on purpose")
     _check_args(sx, check_default)
+    g = sx.add_argument_group("deterministic schedules")
+    g.add_argument("--sched", choices=("off", "random", "pct", "bounded"),
+                   default="off",
+                   help="one CPU at a time between preemption points, "
+                        "chosen from --seed by this strategy (default off: "
+                        "free-running)")
+    g.add_argument("--steps", type=int, default=d.steps,
+                   help="preemption points before the schedule shuts the "
+                        f"machine down (default {d.steps})")
+    g.add_argument("--tick-steps", type=int, default=d.tick_steps,
+                   help="a virtual clock tick every N steps")
+    g.add_argument("--pct-depth", type=int, default=d.pct_depth,
+                   help="pct: bug depth d")
+    g.add_argument("--bound", type=int, default=d.bound,
+                   help="bounded: at most this many preemptions")
+    g.add_argument("--save-schedule", default="", metavar="FILE",
+                   help="where a failing schedule is written (default "
+                        "./smpvm-schedule-SEED.json)")
 
 
 def build_parser():
@@ -473,6 +563,19 @@ def build_parser():
     rc.add_argument("--json", action="store_true",
                     help="print the reports as JSON")
     rc.set_defaults(fn=cmd_race)
+
+    rp = sub.add_parser("replay", help="replay a failing schedule file "
+                        "exactly; --shrink reduces it to a short scenario")
+    rp.add_argument("file")
+    rp.add_argument("--shrink", action="store_true",
+                    help="remove preemptions and steps while it still fails "
+                         "the same way; write FILE.min.json")
+    rp.add_argument("--max-runs", type=int, default=60,
+                    help="runs the shrinker may make (default 60)")
+    rp.add_argument("--trace", type=int, default=0, metavar="N",
+                    help="keep N events of the full trace and print the "
+                         "interleaving")
+    rp.set_defaults(fn=cmd_replay)
 
     ck = sub.add_parser("check", help="stop the world and check the VM's "
                         "invariants on a running machine")

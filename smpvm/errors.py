@@ -23,3 +23,9 @@ class Panic(Exception):
     Raised in the thread whose C call panicked, right after that call
     returns; the message is the machine's panicstr.
     """
+
+
+class Shutdown(BaseException):
+    """An operation that can no longer finish because the machine shuts
+    down (it waits for memory the stopped pagedaemon would have freed).
+    The thread ends; a BaseException so that no kernel `except` eats it."""

@@ -1,82 +1,93 @@
 #!/usr/bin/env python3
 """Detection benchmark: every registered bug on purpose (smpvm/vm/vm_init.py
-BUGS), run checked over K seeds until the first finding, and the fixed
-kernel the same way (it must give none).  Prints, per bug: which detector
-caught it (race report type, assertion panic, hang forensics, invariant
-checker, stress verifier), the fraction of seeds that found it and the
-median seconds to detection.
+BUGS), run checked over K seeds with each strategy until the first
+finding, and the fixed kernel the same way (it must give none).  Prints,
+per bug and strategy: which detector caught it (race report type, assertion
+panic, hang forensics, invariant checker, stress verifier), the fraction of
+seeds that found it, the first seed that did (a deterministic schedule
+replays from it), and the median steps and seconds to detection.
 
-Free-running schedules (real parallel CPUs); goals (issue 7): every bug
-detected, each seed bug in < 60 s, median <= 10 s.  Not an assertion.
+Strategies: free (real parallel CPUs, the stress defaults, --seconds per
+run) and the deterministic random, pct and bounded (the hunting profile
+below: a small machine where the cache fills and cleans within a few
+hundred thousand steps, destructive ops not rate-limited).  Goals (issue 7):
+every bug detected; each of the seed's bugs in < 60 s; median <= 10 s.
+Not an assertion: the figures go in the notes.
 
-Usage: python tools/bench_detect.py [--seeds K] [--seconds S] [--bugs a,b]
+Usage: python tools/bench_detect.py [--seeds K] [--strategies free,random,
+       pct,bounded] [--bugs a,b] [--seconds S] [--steps N]
 """
 import argparse
 import statistics
 import sys
 import time
 
+from smpvm.race.replay import detectors
 from smpvm.stress.harness import StressOptions, run
 from smpvm.vm.vm_init import BUGS
 
+# the deterministic hunting profile (also the tests' pinned detections)
+HUNT = dict(gap_scale=0.0, files=3, file_pages=8, npages=64, nswap=64,
+            nmeta=32, mix={"read": 10, "write": 10, "unlink": 10,
+                           "truncate": 3, "mmap": 3, "xread": 5})
 
-def detectors(code, r):
-    """What found the run's problem, and when (seconds)."""
-    found, t = [], None
-    for rep in r.get("races", []):
-        found.append(f"race:{rep['type']}")
-    if r.get("races"):
-        t = r.get("first_report_s")
-    if r.get("failures") or r["workload"]["failures"] or \
-            r["workload"]["zero_fills"]:
-        found.append("stress verifier")
-        t = t if t is not None else r.get("first_failure_s")
-    if r.get("panic"):
-        found.append("assertion panic")
-    if r.get("hang") or r.get("waits"):
-        found.append("hang forensics")
-    if r.get("violations"):
-        found.append("invariant checker")
-    if found and t is None:
-        t = r["seconds"]
-    return sorted(set(found)), t
+
+def options(bug, strategy, seed, a):
+    if strategy == "free":
+        return StressOptions(seconds=a.seconds, cpus=2, seed=seed, bug=bug,
+                             check="all", quiet=True, check_every=2.0,
+                             stop_on_detection=True)
+    return StressOptions(seconds=a.seconds, cpus=2, seed=seed, bug=bug,
+                         check="all", quiet=True, sched=strategy,
+                         steps=a.steps, **HUNT)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=20.0,
+                   help="free runs: seconds each (deterministic: limit)")
+    p.add_argument("--steps", type=int, default=300000)
+    p.add_argument("--strategies", default="free,random,pct,bounded")
     p.add_argument("--bugs", default="", help="comma list (default: all)")
     a = p.parse_args(argv)
     names = [b for b in a.bugs.split(",") if b] or sorted(BUGS)
+    strategies = [s for s in a.strategies.split(",") if s]
     rows = []
     for name in names + ["(fixed kernel)"]:
         bug = "" if name.startswith("(") else name
-        hits, times, found = 0, [], set()
-        t0 = time.monotonic()
-        for seed in range(1, a.seeds + 1):
-            code, r = run(StressOptions(
-                seconds=a.seconds, cpus=a.cpus, seed=seed, bug=bug,
-                check="all", quiet=True, check_every=2.0,
-                stop_on_detection=True))
-            d, t = detectors(code, r)
-            if d:
-                hits += 1
-                found.update(d)
-                times.append(t)
-        med = statistics.median(times) if times else None
-        rows.append((name, ", ".join(sorted(found)) or "-", hits, med,
-                     time.monotonic() - t0))
-        print(f"  {name:<26} {hits}/{a.seeds} found  median "
-              f"{'-' if med is None else f'{med:.1f} s':>7}  by "
-              f"{', '.join(sorted(found)) or '-'}", flush=True)
-    print(f"\ndetection over {a.seeds} seeds x <= {a.seconds:g} s, "
-          f"{a.cpus} cpus, checked (all), free-running schedules")
-    print(f"{'bug':<26} {'found':>6} {'median s':>9}  detector")
-    for name, by, hits, med, _ in rows:
-        print(f"{name:<26} {hits:>3}/{a.seeds:<2} "
-              f"{'-' if med is None else f'{med:.1f}':>9}  {by}")
+        for st in strategies:
+            hits, times, steps, found, first = 0, [], [], set(), None
+            for seed in range(1, a.seeds + 1):
+                t0 = time.monotonic()
+                code, r = run(options(bug, st, seed, a))
+                d, t = detectors(r)
+                if d:
+                    hits += 1
+                    found.update(d)
+                    times.append(t if st == "free"
+                                 else time.monotonic() - t0)
+                    if "sched" in r:
+                        steps.append(r["sched"]["steps"])
+                    first = seed if first is None else first
+            med = statistics.median(times) if times else None
+            mst = int(statistics.median(steps)) if steps else None
+            rows.append((name, st, hits, first, mst, med,
+                         ", ".join(sorted(found)) or "-"))
+            print(f"  {name:<25} {st:<8} {hits}/{a.seeds} first seed "
+                  f"{first}  median {mst} steps "
+                  f"{'-' if med is None else f'{med:.1f} s'}  by "
+                  f"{', '.join(sorted(found)) or '-'}", flush=True)
+    print(f"\ndetection: {a.seeds} seeds per cell, checked (all); free: "
+          f"{a.seconds:g} s runs of the stress defaults; random/pct/bounded: "
+          f"<= {a.steps} steps of the hunting profile")
+    print("| bug | strategy | found | first seed | median steps | "
+          "median s | detector |")
+    print("|---|---|---|---|---|---|---|")
+    for name, st, hits, first, mst, med, by in rows:
+        print(f"| {name} | {st} | {hits}/{a.seeds} | {first or '-'} | "
+              f"{mst or '-'} | {'-' if med is None else f'{med:.1f}'} | "
+              f"{by} |")
     return 0
 
 

@@ -16,7 +16,7 @@ import multiprocess
 import multiprocess.connection
 
 from smpvm import machine as machine_mod
-from smpvm.errors import Panic, SmpvmError
+from smpvm.errors import Panic, Shutdown, SmpvmError
 from smpvm.kern import ddb
 from smpvm.kern.thread import panic, thread_attach, thread_exit
 from smpvm.layout import cstr, lib, threads
@@ -45,6 +45,10 @@ def _thread_main(machine, tid, parent_pid, fn, args):
         try:
             fn(machine, *args)
             thread_exit()
+        except Shutdown:
+            # abandoned mid-operation at shutdown: let go of the tokens the
+            # operation held and end the thread (hands the turn on)
+            lib.smpvm_thread_exit_shutdown()
         except Panic:
             code = EXIT_PANIC
         except BaseException as e:  # a kernel thread may not die: panic

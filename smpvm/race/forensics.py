@@ -126,7 +126,8 @@ def trace_ring(machine, tid, last=12):
     return evs[-last:]
 
 
-def _event_text(machine, op, lid):
+def event_text(machine, op, lid):
+    """A trace event as text, naming the lock or page it concerns."""
     if op in ("spin_lock", "spin_unlock") and lid >= 0:
         return f"{op} {lock_name(machine, lib.LK_SPIN, lid)}"
     if op in ("token_get", "token_rel") and lid >= 0:
@@ -175,7 +176,7 @@ def hang_report(machine, min_seconds=0.0):
         if ring:
             t_end = ring[-1][0]
             lines.append("      last events: " + "; ".join(
-                f"-{(t_end - ns) / 1e3:.0f}us {_event_text(machine, op, i)}"
+                f"-{(t_end - ns) / 1e3:.0f}us {event_text(machine, op, i)}"
                 for ns, op, i in ring))
     lines.append(format_threads(machine))
     return "\n".join(lines)

@@ -17,13 +17,14 @@ import signal
 import sys
 import time
 
-from smpvm.config import MachineConfig
+from smpvm.config import MachineConfig, SchedConfig
 from smpvm.errors import SmpvmError
 from smpvm.kern import ddb
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.safepoint import restart_the_world, stop_the_world
 from smpvm.layout import lib, threads
-from smpvm.race import forensics, report
+from smpvm import layout
+from smpvm.race import forensics, report, sched
 from smpvm.stress.workloads import (OPS, STRESS_MIX, stress_worker,
                                     workload_counters)
 from smpvm.vm.vm_init import BUGS as VM_BUGS
@@ -60,6 +61,16 @@ class StressOptions:
     bug: str = ""
     lockstat_dir: str = ""
     stop_on_detection: bool = False     # end the run at the first finding
+    # deterministic schedule (race/sched.py): off, random, pct, bounded,
+    # forced (a recorded choice list: `schedule`)
+    gap_scale: float = 1.0      # x MIN_OP_GAP (0: no rate limit)
+    sched: str = "off"
+    steps: int = 20000          # the schedule asks for shutdown here
+    tick_steps: int = 200       # one virtual tick every N steps
+    pct_depth: int = 3
+    bound: int = 2
+    schedule: tuple = ()        # forced: ((step, tid, kind), ...)
+    trace: int = 0              # full-trace events kept (for scenarios)
     check: str = ""             # race checkers (config.CHECKERS, or all)
     check_sample: int = 1
     quiet: bool = False
@@ -85,16 +96,36 @@ class StressOptions:
         for f in ("eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm"):
             if not 0 <= getattr(self, f) <= 1000000:
                 raise SmpvmError(f"--{f.replace('_', '-')}: 0..1000000")
+        if self.sched not in ("off", "random", "pct", "bounded", "forced"):
+            raise SmpvmError(f"--sched {self.sched}: off, random, pct or "
+                             "bounded")
+        if self.sched != "off" and (self.steps < 1 or self.tick_steps < 0):
+            raise SmpvmError("--steps must be >= 1 and --tick-steps >= 0")
+        if self.sched != "off" and self.kill_cpu_at:
+            raise SmpvmError("--kill-cpu-at needs free-running schedules")
         cfg = self.machine_config().validate()
         if self.nmeta // self.cpus < 1:
             raise SmpvmError("--nmeta must give every CPU a page")
         return cfg
 
+    def sched_config(self):
+        """The SchedConfig of a deterministic run (strategy off if free).
+        The schedule's seed is the run's seed: one seed drives all."""
+        return SchedConfig(strategy=self.sched, seed=self.seed,
+                           depth=self.pct_depth, k=self.steps,
+                           bound=self.bound,
+                           schedule=tuple(tuple(c) for c in self.schedule),
+                           max_steps=self.steps, tick_steps=self.tick_steps,
+                           trace=self.trace)
+
     def machine_config(self):
+        det = self.sched != "off"
         return MachineConfig(ncpus=self.cpus, npages=self.npages,
                              nswap=self.nswap, nmeta=self.nmeta,
                              check=self.check,
-                             check_sample=self.check_sample)
+                             check_sample=self.check_sample,
+                             clock="virtual" if det else "wall",
+                             sched=self.sched_config())
 
     def replay_command(self):
         """The exact command that replays this run."""
@@ -107,7 +138,7 @@ class StressOptions:
                                        self.mix.items())]
         for f in ("npages", "nswap", "nmeta", "files", "file_pages",
                   "eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm",
-                  "delay_us", "kill_cpu_at"):
+                  "delay_us", "kill_cpu_at", "gap_scale"):
             if getattr(self, f) != getattr(d, f):
                 args += ["--" + f.replace("_", "-"), f"{getattr(self, f):g}"]
         if self.swarm:
@@ -120,6 +151,12 @@ class StressOptions:
             args += ["--check", self.check]
         if self.check_sample != 1:
             args += ["--check-sample", str(self.check_sample)]
+        if self.sched not in ("off", "forced"):
+            args += ["--sched", self.sched, "--steps", str(self.steps)]
+            for f in ("tick_steps", "pct_depth", "bound"):
+                if getattr(self, f) != getattr(d, f):
+                    args += ["--" + f.replace("_", "-"),
+                             str(getattr(self, f))]
         return " ".join(args)
 
 
@@ -191,19 +228,23 @@ def run(opts, out=sys.stdout):
         with Supervisor(m) as sup:
             kt = start_kernel_threads(sup)
             cpus = sup.start_cpus(stress_worker, opts.seed, opts.mix,
-                                  opts.files, opts.file_pages)
+                                  opts.files, opts.file_pages, None,
+                                  opts.gap_scale)
             if not opts.quiet:
                 print(f"smpvm stress: {m.name}, {opts.cpus} cpus, kernel "
                       f"{opts.kernel}, seed {opts.seed}, mix "
                       f"{','.join(f'{k}={w}' for k, w in opts.mix.items())}",
                       file=out, flush=True)
+            if opts.sched != "off":
+                outcome = _run_scheduled(m, sup, opts, result, t0)
             last_ops, last_t = 0, time.monotonic()
             last_progress = time.monotonic()
             next_check = time.monotonic() + opts.check_every
             killed = False
             watched = {}
-            outcome = "running"
-            while True:
+            if opts.sched == "off":
+                outcome = "running"
+            while opts.sched == "off":
                 now = time.monotonic()
                 remaining = t0 + opts.seconds - now
                 if remaining <= 0:
@@ -248,7 +289,9 @@ def run(opts, out=sys.stdout):
                 if now >= next_check:
                     _check(m, kt, result)
                     next_check = time.monotonic() + opts.check_every
-            if outcome != "panic" and not result["hang"]:
+            if opts.sched != "off":
+                pass                    # _run_scheduled ended the run
+            elif outcome != "panic" and not result["hang"]:
                 _check(m, kt, result)
                 sup.shutdown(hooks=[vm_shutdown])
                 if m.panicked:
@@ -273,6 +316,24 @@ def run(opts, out=sys.stdout):
         result["locks"] = ddb.lock_summary(m)
         result["races"] = report.reports(m)
         result["race_summary"] = report.summary(m)
+        if opts.sched != "off":
+            result["schedule"] = dataclasses.asdict(
+                sched.recorded_schedule(m))
+            result["sched"] = sched.summary(m)
+            result["panic_tid"] = int(m.hdr.panic_tid) if m.panicked else -1
+            if result["panic"] or result["hang"]:
+                names = _thread_names(m)
+                result["sched_ring"] = [
+                    f"{e.step:>8} {names.get(e.tid, e.tid):>10} "
+                    + forensics.event_text(
+                        m, sched.OP_NAMES.get(e.op, str(e.op)), e.id)
+                    for e in sched.trace_ring(m)[-40:]]
+            if opts.trace:
+                result["trace"] = [
+                    (e.step, e.tid, forensics.event_text(
+                        m, sched.OP_NAMES.get(e.op, str(e.op)), e.id))
+                    for e in sched.trace(m)]
+                result["thread_names"] = _thread_names(m)
         if opts.lockstat_dir:
             lockstat.write_all(lockstat.snapshot(m), samples,
                                opts.lockstat_dir)
@@ -287,6 +348,36 @@ def run(opts, out=sys.stdout):
         m.destroy()
     result["exit"] = code
     return code, result
+
+
+def _run_scheduled(m, sup, opts, result, t0):
+    """A deterministic run: the scheduler alone drives the threads (the host
+    must not run kernel code meanwhile) and asks for shutdown at
+    opts.steps; wait for every thread to exit (opts.seconds is only a
+    wall-clock safety limit), then check the invariants of the quiet
+    machine.  Returns the supervisor's outcome."""
+    outcome = sup.wait(max(opts.seconds, 1.0) * 10)
+    if outcome == "timeout":
+        result["hang"] = (f"the schedule did not finish within "
+                          f"{max(opts.seconds, 1.0) * 10:g} s of wall time "
+                          f"(step {sched.steps(m)})\n"
+                          + forensics.hang_report(m))
+        dump_stacks(m)
+        sup.shutdown()
+        return outcome
+    if outcome == "panic":
+        return outcome
+    _detected(m, result, time.monotonic() - t0)
+    bad = check_all(m, None)            # every thread has exited
+    result["invariant_checks"] += 1
+    result["violations"] += [f"final check: {b}" for b in bad[:50]]
+    return outcome
+
+
+def _thread_names(m):
+    td = threads(m.base)
+    return {i: layout.cstr(td[i].name) for i in range(m.config.maxthreads)
+            if td[i].name[0] != b"\0"}
 
 
 def _detected(m, result, t):

@@ -78,8 +78,10 @@ class File:
 
 
 class Worker:
-    def __init__(self, machine, seed, mix, files, file_pages, log_len=64):
+    def __init__(self, machine, seed, mix, files, file_pages, log_len=64,
+                 gap_scale=1.0):
         self.m = machine
+        self.gaps = {k: int(g * gap_scale) for k, g in MIN_OP_GAP.items()}
         self.me = curthread().tid
         self.cpu = curthread().cpu
         self.ncpus = machine.config.ncpus
@@ -315,7 +317,7 @@ class Worker:
         while not self.m.shutting_down():
             safepoint(self.m)
             kind = self.rng.choices(self.kinds, self.weights)[0]
-            gap = MIN_OP_GAP.get(kind)
+            gap = self.gaps.get(kind)
             if gap:
                 if self.op - self.last_op.get(kind, -gap) < gap:
                     kind = "read"
@@ -331,10 +333,12 @@ class Worker:
 
 
 def stress_worker(machine, seed=0, mix=None, files=4, file_pages=64,
-                  op_budget=None):
+                  op_budget=None, gap_scale=1.0):
     """Entry of a CPU process: set up this CPU's files, then run the mix
-    until shutdown (or op_budget operations)."""
-    Worker(machine, seed, mix or STRESS_MIX, files, file_pages).run(op_budget)
+    until shutdown (or op_budget operations).  gap_scale scales
+    MIN_OP_GAP (0: destructive ops as often as their weight says)."""
+    Worker(machine, seed, mix or STRESS_MIX, files, file_pages,
+           gap_scale=gap_scale).run(op_budget)
 
 
 def files_workload(machine, files=8, file_pages=256, seed=0):

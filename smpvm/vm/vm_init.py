@@ -32,9 +32,9 @@ BUGS = {
                                  "in-flight swap write", "hazard H1"),
     "skip-unswap-on-write": (lib.BUG_SKIP_UNSWAP_ON_WRITE, "a buffer write "
                              "keeps the stale swap copy", "classic"),
-    "no-object-recheck": (lib.BUG_NO_OBJECT_RECHECK, "writing pass: no "
-                          "m->object != object recheck after the hold",
-                          "classic"),
+    "no-object-recheck": (lib.BUG_NO_OBJECT_RECHECK, "writing pass: "
+                          "m->object read before the page is busied and "
+                          "not rechecked after the hold", "classic"),
     "no-object-hold": (lib.BUG_NO_OBJECT_HOLD, "writing pass: the object "
                        "is used without vm_object_hold", "classic"),
     "no-pip": (lib.BUG_NO_PIP, "flush: pages written without "

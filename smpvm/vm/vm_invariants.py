@@ -247,4 +247,8 @@ def check_all(machine, swapcached_tid=None):
     swap_bad, blocks = check_swap(v)
     bad += swap_bad
     bad += check_swapped_flags(v, blocks)
+    if v.cnt.scan_factor_bad:
+        bad.append(f"swap_pager_condfree returned a scan factor <= 0 "
+                   f"{v.cnt.scan_factor_bad} times: cleaning passes "
+                   "overran their budget")
     return bad

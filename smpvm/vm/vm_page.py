@@ -110,10 +110,14 @@ def pmap_load(m, obj, pindex, off, n):
 def vm_wait():
     """Wait for free memory: wake the pagedaemon and sleep on the free count
     (every token is lost while asleep; callers look again)."""
+    from smpvm.errors import Shutdown
     from smpvm.kern.kern_synch import tsleep
     from smpvm.kern.safepoint import safepoint
     from smpvm.kern.thread import curmachine
     m = curmachine()
+    if m.shutting_down():
+        # the pagedaemon has stopped: no page will be freed for us
+        raise Shutdown("vm_wait at shutdown")
     lib.wakeup(lib.IDENT_PAGEDAEMON)
     tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, m.config.hz // 10))
     safepoint(m)        # the caller holds no busied page here

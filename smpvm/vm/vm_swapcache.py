@@ -301,12 +301,15 @@ def vm_swapcache_writing(marker):
             count += 1
             cnt.skip_free += 1
             continue
+        early = None
+        if _bugs() & lib.BUG_NO_OBJECT_RECHECK:     # broken on purpose:
+            early = pg.object                       # read before the busy
         if vm_page_busy_try(m, True):
             cnt.skip_busy += 1
             continue
         vm_page_queues_spin_unlock(PQ_INACTIVE)
 
-        object = pg.object
+        object = pg.object if early is None else early
         if object == NULL:
             cnt.skip_object += 1
             vm_page_wakeup(m)
@@ -580,6 +583,10 @@ def vm_swapcache_cleaning(marker):
         basei[0] = mk.size
         n = lib.swap_pager_condfree(object, basei, count)
         mk.size = basei[0]
+        if n <= 0:
+            # smpvm's INVARIANTS check (the seed has none): a scan factor
+            # <= 0 lets the pass's budget grow (reference 7.4 e)
+            v.cnt.scan_factor_bad += 1
 
         vm_object_drop(object)
 
