@@ -148,6 +148,7 @@ race_bind(void *base)
 }
 
 static void race_declare(int ca, int cb);
+static int race_lock_class(int kind, int id);
 
 /*
  * The kernel's declared order (reference 3, vm_page.c): the page (pool)
@@ -158,10 +159,10 @@ static void race_declare(int ca, int cb);
 static void
 declare_kernel_order(void)
 {
-	int page = race_lock_class(NULL, LK_SPIN, 0), q;
+	int page = race_lock_class(LK_SPIN, 0), q;
 
 	for (q = PQ_FREE; q < PQ_COUNT; q++)
-		race_declare(page, race_lock_class(NULL, LK_SPIN, QSPIN(q)));
+		race_declare(page, race_lock_class(LK_SPIN, QSPIN(q)));
 }
 
 /* Lay out REG_RACE (after smpvm_init bound the regions and the VM). */
@@ -225,8 +226,8 @@ smpvm_field(int i)
  * The class of lock (kind, id): the header's class table (registered by the
  * creator after smpvm_init), looked up once per lock and cached.
  */
-int
-race_lock_class(void *base, int kind, int id)
+static int
+race_lock_class(int kind, int id)
 {
 	uint32_t i, slot;
 
@@ -601,12 +602,6 @@ race_thread_fork(int child)
 	RG->thr[child].trace_pos = 0;
 }
 
-static inline int
-lock_hint(int n)
-{
-	return n;
-}
-
 static void
 snapshot_locks(int32_t out[2])
 {
@@ -884,7 +879,7 @@ report_cycle(int held_kind, int held_id, int kind, int id, int ca, int cb,
 static int
 witness_edge(int hk, int hid, int kind, int id, const char *cfunc)
 {
-	int ca = race_lock_class(NULL, hk, hid), cb = race_lock_class(NULL, kind, id);
+	int ca = race_lock_class(hk, hid), cb = race_lock_class(kind, id);
 	int path[SMPVM_MAXCLASSES], n;
 	uint32_t site;
 
@@ -929,11 +924,9 @@ race_witness(int kind, int id, const char *cfunc)
 	for (i = 0; i < ns; i++)
 		if (td->spins_held[i] != id)
 			witness_edge(LK_SPIN, td->spins_held[i], kind, id, cfunc);
-	if (kind == LK_BUSY && RG) {
-		struct race_thread *rt = &RG->thr[curtid];
-
-		(void)rt;       /* busy -> busy is one class: not an edge */
-	} else if (RG) {
+	/* page busy is a sleep lock held across spinlocks: busy -> spin edges
+	 * (busy -> busy is one class, not an edge) */
+	if (kind != LK_BUSY && RG) {
 		struct race_thread *rt = &RG->thr[curtid];
 
 		for (i = 0; i < rt->nbusy; i++)
@@ -971,7 +964,7 @@ race_rule(int type, int kind, int id, const char *cfunc, const char *fmt, ...)
 	va_end(ap);
 	site = site_of(cfunc);
 	h = mix(mix(mix(2166136261u, (uint32_t)type), site),
-	    (uint32_t)race_lock_class(NULL, kind, id));
+	    (uint32_t)race_lock_class(kind, id));
 	r = report_claim((uint32_t)type, h);
 	if (r == NULL)
 		return 1;
@@ -1025,13 +1018,6 @@ race_busy_released(int m)
 	}
 }
 
-/* Who last busied page m (-1: nobody / not checked). */
-HIDDEN int
-race_busy_tid(int m)
-{
-	return (RG && BUSYTID) ? BUSYTID[m] : -1;
-}
-
 /* ---- trace rings ---------------------------------------------------------------- */
 HIDDEN void
 race_trace(int op, int id)
@@ -1046,15 +1032,4 @@ race_trace(int op, int id)
 	e->ns = smpvm_nanotime();
 	e->op = (uint16_t)op;
 	e->id = id;
-}
-
-/* Forget every report, edge and clock (a new run on the same machine). */
-void
-race_reset(void *base)
-{
-	if (RG == NULL)
-		return;
-	memset(RG->reports, 0, sizeof(RG->reports));
-	RG->nreports = 0;
-	RG->dropped = 0;
 }

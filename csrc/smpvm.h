@@ -744,7 +744,6 @@ struct prof_hist {
 #define SK_SWBLOCK              4
 #define SK_VNODE                5
 #define SK_VMG                  6
-#define RACE_MAXFIELDS          128
 
 struct smpvm_field {
 	char     name[24];
@@ -1123,8 +1122,6 @@ int      swap_pager_condfree(int o, uint64_t *basei, int count);
 int      smpvm_nfields(void);
 const struct smpvm_field *smpvm_field(int i);
 void     race_access(int field, int idx, int write, uint64_t value, uint32_t site);
-void     race_reset(void *base);
-int      race_lock_class(void *base, int kind, int id);
 
 /* benchmarks: the same loops entirely in C */
 uint64_t smpvm_bench_spin_loop(int id, uint64_t n);

@@ -67,7 +67,6 @@ HIDDEN int  race_rule(int type, int kind, int id, const char *cfunc,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 HIDDEN void race_busy_acquired(int m);
 HIDDEN void race_busy_released(int m);
-HIDDEN int  race_busy_tid(int m);
 HIDDEN void race_trace(int op, int id);
 HIDDEN void race_access_c(int sk, int idx, int off, int write, uint64_t value,
     const char *cfunc, uint32_t *sitecache);

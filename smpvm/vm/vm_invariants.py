@@ -21,6 +21,9 @@ one-line strings naming the page, object or counter.
   accounting  entries = cache_use + anon_use = max - size = blist (7.1.9;
               the seed leaks, so this fails on the seed: a known bug)
   swapped     a resident page with PG_SWAPPED has metadata        (C3)
+  burst       curburst >= -16 pages: a pass checks curburst < 0 before
+              each page and flushes at most one cluster           (7.1.12)
+  condfree    its scan factor is never <= 0 (the seed's 7.4 e)
 """
 from smpvm.layout import lib
 from smpvm.vm.vmview import vmview
@@ -247,6 +250,10 @@ def check_all(machine, swapcached_tid=None):
     swap_bad, blocks = check_swap(v)
     bad += swap_bad
     bad += check_swapped_flags(v, blocks)
+    floor = -lib.SWAPCACHE_META_PAGES * lib.PAGE_SIZE
+    if v.vmg.swapcache.curburst < floor:
+        bad.append(f"curburst {v.vmg.swapcache.curburst} < {floor}: a "
+                   "pass flushed after curburst went negative (7.1.12)")
     if v.cnt.scan_factor_bad:
         bad.append(f"swap_pager_condfree returned a scan factor <= 0 "
                    f"{v.cnt.scan_factor_bad} times: cleaning passes "

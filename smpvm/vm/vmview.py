@@ -107,8 +107,11 @@ def field_table():
     return t
 
 
+_MASK = 0xffffffffffffffff
+
+
 def _value(v):
-    return v & 0xffffffffffffffff if isinstance(v, int) else 0
+    return v & _MASK if isinstance(v, int) else 0
 
 
 def _proxy_class(sname):
@@ -137,12 +140,17 @@ def _proxy_class(sname):
             object.__setattr__(self, "_raw", raw)
             object.__setattr__(self, "_idx", idx)
 
+        # the hot path of checked mode: kept to one frame and one C call
         def __getattr__(self, name):
-            raw = self._raw
-            v = getattr(raw, name)
+            v = getattr(self._raw, name)
             fid = read_fields.get(name)
             if fid is not None:
-                _race_access(fid, self._idx, 0, _value(v), _site())
+                f = _getframe(1)
+                sid = _sites.get((f.f_code, f.f_lineno))
+                if sid is None:
+                    sid = _site()
+                _race_access(fid, self._idx, 0,
+                             v & _MASK if type(v) is int else 0, sid)
             elif name in subarrays:
                 return _CheckedArray(v, subarrays[name])
             return v

@@ -1,6 +1,7 @@
 """Seed sweep (smpvm_seed comes from the smpvm pytest plugin):
 `pytest tests/stress -n auto --smpvm-seeds N` runs the fixed
-kernel once per seed, in parallel; every run must be clean."""
+kernel once per seed, in parallel, free-running and under deterministic
+schedules; every run must be clean."""
 from smpvm.stress.harness import StressOptions, format_summary, run
 
 
@@ -10,3 +11,14 @@ def test_seed(smpvm_seed, pytestconfig):
                                 quiet=True, swarm=smpvm_seed % 2 == 0,
                                 check_every=2.0))
     assert code == 0, format_summary(r)
+
+
+def test_schedule(smpvm_seed):
+    """The same sweep over deterministic schedules (PCT on a small machine):
+    each seed is one reproducible interleaving; none may find anything."""
+    from smpvm.race.replay import detectors
+    code, r = run(StressOptions(seed=smpvm_seed, cpus=2, quiet=True,
+                                sched="pct", steps=100000, check="all",
+                                gap_scale=0.0, files=3, file_pages=8,
+                                npages=64, nswap=64, nmeta=32))
+    assert code == 0 and detectors(r)[0] == [], format_summary(r)
