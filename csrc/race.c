@@ -976,6 +976,39 @@ race_rule(int type, int kind, int id, const char *cfunc, const char *fmt, ...)
 	return 1;
 }
 
+/*
+ * Page contents written by the buffer cache (vm_page_copyin): they need the
+ * page busy and no I/O of the page in flight.  A swap write in flight
+ * (PG_SWAPINPROG) is the H1 hazard.
+ */
+HIDDEN void
+race_page_write(int m, const char *cfunc)
+{
+	uint32_t f = __atomic_load_n(&PG[m].flags, __ATOMIC_RELAXED);
+	struct race_report *r;
+	uint32_t site, h;
+
+	if (!(race_on & RACE_FIELDS) || td == NULL)
+		return;
+	if ((f & PG_BUSY) && !(f & PG_SWAPINPROG))
+		return;
+	site = site_of(cfunc);
+	h = mix(mix(2166136261u, RR_INFLIGHT), site);
+	r = report_claim(RR_INFLIGHT, h);
+	if (r == NULL)
+		return;
+	r->index = m;
+	r->required = PROT_BUSY;
+	fill_side(&r->a, site, 1, f);
+	memset(&r->b, 0, sizeof(r->b));
+	r->b.tid = -1;
+	snprintf(r->msg, sizeof(r->msg), "page %d contents written %s", m,
+	    (f & PG_SWAPINPROG) ? "while its swap write is in flight "
+	    "(PG_SWAPINPROG: the swap copy may be stale, H1)" :
+	    "without PG_BUSY");
+	report_publish(r);
+}
+
 /* ---- page busy as a lock (witness and happens-before) --------------------- */
 
 HIDDEN void

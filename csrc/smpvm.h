@@ -764,6 +764,7 @@ struct smpvm_field {
 #define RR_ORDER                3       /* lock order reversal (declared or a cycle) */
 #define RR_SLEEP_SPIN           4       /* blocking or a token with a spinlock held */
 #define RR_RACE                 5       /* unordered conflicting accesses */
+#define RR_INFLIGHT             6       /* page contents written under its own I/O */
 
 #define RACE_NLOCKS             6
 #define RACE_NREPORTS           256
@@ -1070,6 +1071,7 @@ void     pmap_clear_modify(int m);
 void     pmap_enter(int m, int writable);
 int      pmap_store(int m, int o, uint64_t pindex, uint32_t off, const char *src, uint32_t len);
 int      pmap_load(int m, int o, uint64_t pindex, uint32_t off, char *dst, uint32_t len);
+void     vm_page_copyin(int m, uint32_t off, const char *src, uint32_t len);
 int      vm_page_lookup(int o, uint64_t pindex);
 int      vm_page_lookup_busy_try(int o, uint64_t pindex, int also_m_busy, int *error);
 int      vm_page_lookup_busy_wait(int o, uint64_t pindex, int also_m_busy, const char *wmesg);

@@ -65,6 +65,7 @@ HIDDEN void race_thread_fork(int child);
 HIDDEN void race_witness(int kind, int id, const char *cfunc);
 HIDDEN int  race_rule(int type, int kind, int id, const char *cfunc,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+HIDDEN void race_page_write(int m, const char *cfunc);
 HIDDEN void race_busy_acquired(int m);
 HIDDEN void race_busy_released(int m);
 HIDDEN void race_trace(int op, int id);

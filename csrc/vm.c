@@ -932,6 +932,26 @@ pmap_store(int m, int o, uint64_t pindex, uint32_t off, const char *src,
 	return 0;
 }
 
+/*
+ * vm_page_copyin(m, off, src, len): the buffer cache writes file data into
+ * page m (the kernel's bcopy into a buffer's pages).  The caller holds
+ * PG_BUSY.  Checked machines report a write into a page whose swap write is
+ * in flight (PG_SWAPINPROG): the device may take the old or a torn image
+ * and the page then carries PG_SWAPPED over stale swap (hazard H1).
+ */
+void
+vm_page_copyin(int m, uint32_t off, const char *src, uint32_t len)
+{
+	CHECK_PAGE("vm_page_copyin", m, NORV);
+	if (off + len > PAGE_SIZE || (uint32_t)m >= NPAGES) {
+		panicf("vm_page_copyin: page %d off %u len %u", m, off, len);
+		return;
+	}
+	if (__builtin_expect(race_on != 0, 0))
+		race_page_write(m, __func__);
+	memcpy(PHYS + (uint64_t)m * PAGE_SIZE + off, src, len);
+}
+
 /* pmap_load(m, o, pindex, off, dst, len): a CPU load through a mapping of
  * (o, pindex); -1: fault. */
 int

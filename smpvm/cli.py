@@ -222,6 +222,7 @@ def cmd_race(a):
               or result["replay"].replace("smpvm stress", "smpvm race", 1))
     out = {"exit": code, "replay": replay, "seed": opts.seed,
            "summary": result["race_summary"], "reports": result["races"],
+           "sched": result.get("sched"),
            "panic": result["panic"], "hang": result["hang"],
            "forensics": result.get("forensics"),
            "waits": result.get("waits", []),
@@ -248,6 +249,12 @@ def cmd_race(a):
           f"({s.get('hb_checked', 0)} happens-before), "
           f"{s.get('order_edges', 0)} lock-order edges learned, "
           f"{result['metrics']['ops_per_second']} ops/s, exit {code}")
+    if "sched" in result:
+        sc = result["sched"]
+        print(f"schedule: {sc['strategy']} seed {sc['seed']}, {sc['steps']} "
+              f"steps, trace {sc['trace_hash']}"
+              + (f", PCT bound {sc['pct_bound']:.3g}" if "pct_bound" in sc
+                 else ""))
     print(f"replay: {replay}")
     return code
 

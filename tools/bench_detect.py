@@ -22,15 +22,9 @@ import statistics
 import sys
 import time
 
-from smpvm.race.replay import detectors
+from smpvm.race.replay import HUNT, detectors
 from smpvm.stress.harness import StressOptions, run
 from smpvm.vm.vm_init import BUGS
-
-# the deterministic hunting profile (also the tests' pinned detections)
-HUNT = dict(gap_scale=0.0, files=3, file_pages=8, npages=64, nswap=64,
-            nmeta=32, mix={"read": 10, "write": 10, "unlink": 10,
-                           "truncate": 3, "mmap": 3, "xread": 5})
-
 
 def options(bug, strategy, seed, a):
     if strategy == "free":

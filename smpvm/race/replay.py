@@ -19,6 +19,14 @@ from smpvm.stress.harness import StressOptions, run
 
 FORMAT = "smpvm-schedule/1"
 
+# The hunting profile of deterministic runs (StressOptions fields): files
+# larger than memory, so pages are evicted and read back through the SSD;
+# an SSD small enough that cleaning runs all the time; destructive ops not
+# rate-limited.  tools/bench_detect.py and the tests use it.
+HUNT = dict(gap_scale=0.0, files=3, file_pages=16, npages=64, nswap=96,
+            nmeta=32, mix={"read": 20, "write": 10, "unlink": 3,
+                           "truncate": 2, "mmap": 2, "xread": 5})
+
 
 def signature(result):
     """What a run found, as a set of comparable strings (numbers that vary

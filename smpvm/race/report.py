@@ -13,7 +13,8 @@ TYPES = {lib.RR_UNPROTECTED: "unprotected access",
          lib.RR_PLAIN_STORE: "plain store to an atomic/immutable field",
          lib.RR_ORDER: "lock order",
          lib.RR_SLEEP_SPIN: "blocking with a spinlock held",
-         lib.RR_RACE: "data race"}
+         lib.RR_RACE: "data race",
+         lib.RR_INFLIGHT: "write during I/O"}
 PROTECTORS = {getattr(lib, n): n[5:].lower() for n in dir(lib)
               if n.startswith("PROT_")}
 ENTITY = {lib.SK_PAGE: "page", lib.SK_PQ: "queue", lib.SK_OBJECT: "object",
@@ -79,6 +80,8 @@ def reports(machine):
         d = {"seq": int(r.seq), "type": TYPES.get(r.type, str(r.type)),
              "type_id": int(r.type), "count": int(r.count),
              "message": cstr(r.msg), "a": _side(machine, sites, r.a)}
+        if r.type == lib.RR_INFLIGHT:
+            d["index"] = int(r.index)
         if r.field >= 0:
             f = lib.smpvm_field(r.field)
             d["field"] = f"{cstr(f.sname)}.{cstr(f.name)}"
@@ -152,6 +155,11 @@ def format_report(d, replay=None):
                        + (f"; value {s['value']:#x}" if s["write"] else ""))
         out.append("  the two accesses are not ordered by any lock release/"
                    "acquire, busy hand-off or wakeup")
+    elif d["type_id"] == lib.RR_INFLIGHT:
+        out.append(f"  page       {d['index']} (flags {a['value']:#x})")
+        out.append(f"  write by   {_who(a)}")
+        out.append(f"  at         {a['site']}")
+        out.append(f"  locks held {_held(a)}")
     elif d["type_id"] == lib.RR_ORDER and d.get("cycle"):
         cyc = d["cycle"]
         out.append(f"  {_who(a)} is trying to acquire {d['acquiring']}")

@@ -320,6 +320,14 @@ def run(opts, out=sys.stdout):
             result["schedule"] = dataclasses.asdict(
                 sched.recorded_schedule(m))
             result["sched"] = sched.summary(m)
+            if opts.sched == "pct":
+                # PCT's guarantee for a bug of depth d, with n threads
+                # scheduled and k steps: 1 / (n k^(d-1)) per run
+                n = opts.cpus + len(kt)
+                result["sched"]["pct_bound"] = sched.pct_bound(
+                    n, opts.steps, opts.pct_depth)
+                result["sched"]["pct_n_k_d"] = (n, opts.steps,
+                                                opts.pct_depth)
             result["panic_tid"] = int(m.hdr.panic_tid) if m.panicked else -1
             if result["panic"] or result["hang"]:
                 names = _thread_names(m)
@@ -487,6 +495,15 @@ def format_summary(result):
         ("data failures", len(result["failures"]) or w["failures"]),
         ("zero fills", w["zero_fills"]),
     ]
+    sc = result.get("sched")
+    if sc:
+        rows.append(("schedule", f"{sc['strategy']} seed {sc['seed']}: "
+                     f"{sc['steps']} steps, {sc['switches']} switches, "
+                     f"trace {sc['trace_hash']}"))
+        if "pct_bound" in sc:
+            n, k, d = sc["pct_n_k_d"]
+            rows.append(("PCT bound 1/(n k^(d-1))",
+                         f"{sc['pct_bound']:.3g} (n={n}, k={k}, d={d})"))
     rs = result.get("race_summary", {})
     if rs.get("checked"):
         rows.append(("race reports / accesses checked",

@@ -238,7 +238,7 @@ def bwrite_page(vp, obj, pindex, off, data, stats):
     pg = v.pages[m]
     if partial and pg.valid != _ALL:
         vn_strategy_read(vp, obj, pages, stats)
-    v.page_bytes(m)[off:off + len(data)] = data
+    lib.vm_page_copyin(m, off, data, len(data))
     pg.valid = _ALL
     vm_page_dirty(m)
     extend_size(vp, pindex * _PAGE + off + len(data))

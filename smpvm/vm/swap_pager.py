@@ -103,8 +103,19 @@ def io_wait():
 
 
 def _swap_write(v, run, blk):
-    """pwritev the pages of run to blocks blk..; 0 or an errno."""
-    io_wait()
+    """pwritev the pages of run to blocks blk..; 0 or an errno.
+
+    The device takes the pages' contents when the write is issued (the DMA
+    of the kernel's async write), then the thread waits for the I/O (a
+    token-loss point): a page modified meanwhile is newer than its swap copy
+    (hazard H1), which is what a write that ignores soft busy gets."""
+    try:
+        return _swap_pwritev(v, run, blk)
+    finally:
+        io_wait()
+
+
+def _swap_pwritev(v, run, blk):
     f = _fault("write", blk, len(run))
     bufs = [v.page_bytes(m) for m in run]
     want = len(run) * _PAGE

@@ -26,7 +26,9 @@ BUGS = {
                      "swblock budget runs out (cleaning overruns)",
                      "seed 7.4(e)"),
     "swblock-leak": (lib.BUG_SWBLOCK_LEAK, "meta_free leaks the last block "
-                     "of an emptied swblock", "seed 7.4(g)"),
+                     "of an emptied swblock, and frees a range entry by "
+                     "entry, blocking in between (hazard H2)",
+                     "seed 7.4(g), H2"),
     "write-ignores-swapinprog": (lib.BUG_WRITE_IGNORES_SWAPINPROG,
                                  "a buffer write does not wait for an "
                                  "in-flight swap write", "hazard H1"),

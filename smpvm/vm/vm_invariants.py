@@ -14,6 +14,8 @@ one-line strings naming the page, object or counter.
                                                                  (7.1.3)
   objects     every page of an object is in the object's hash at its
               pindex and resident_page_count matches; pip is 0   (7.1.6)
+  objlist     vm_object_list is consistent, each object once, count
+              matches; no marker twice                     (7.1.6, 7.1.7)
   markers     the swapcached marker is on PQ_INACTIVE once, keeps its
               flags and wire_count 1                              (7.1.7)
   swap        swblock_count = nodes; swb_count = non-NONE entries > 0;
@@ -147,6 +149,39 @@ def check_objects(v):
     return bad
 
 
+def check_object_list(v):
+    """vm_object_list: a consistent doubly linked list of allocated slots,
+    each object at most once, vm_object_count its non-marker entries, no
+    marker twice (7.1.6, 7.1.7)."""
+    bad = []
+    g = v.vmg
+    seen, prev, o, n = set(), -1, g.vm_object_list_head, 0
+    nslots = g.nobjslots
+    while o >= 0:
+        if o >= nslots:
+            return bad + [f"vm_object_list: bad slot {o} after {prev}"]
+        if o in seen:
+            return bad + [f"vm_object_list: object {o} linked twice "
+                          f"(after {prev})"]
+        seen.add(o)
+        ob = v.objects[o]
+        if ob.state == 0:
+            bad.append(f"vm_object_list: free slot {o} on the list")
+        if ob.list_prev != prev:
+            bad.append(f"vm_object_list: object {o} list_prev "
+                       f"{ob.list_prev} != {prev}")
+        if ob.type != lib.OBJT_MARKER:
+            n += 1
+        prev, o = o, ob.list_next
+    if g.vm_object_list_tail != prev:
+        bad.append(f"vm_object_list: tail {g.vm_object_list_tail} != "
+                   f"{prev}")
+    if g.vm_object_count != n:
+        bad.append(f"vm_object_count {g.vm_object_count} != {n} objects "
+                   "on the list")
+    return bad
+
+
 def check_markers(v, swapcached_tid=None):
     bad = []
     nm = v.vmg.nmarkers
@@ -246,6 +281,7 @@ def check_all(machine, swapcached_tid=None):
     bad += check_queues(v)
     bad += check_contents_and_busy(v)
     bad += check_objects(v)
+    bad += check_object_list(v)
     bad += check_markers(v, swapcached_tid)
     swap_bad, blocks = check_swap(v)
     bad += swap_bad
