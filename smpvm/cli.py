@@ -181,9 +181,15 @@ def cmd_stress(a):
 
 
 def _sched_opts(a):
+    pairs = []
+    for spec in a.sysctls:
+        name, eq, value = spec.partition("=")
+        if not eq:
+            raise SmpvmError(f"--sysctl {spec}: expected name=value")
+        pairs.append((name, value))
     return {"sched": a.sched, "steps": a.steps, "tick_steps": a.tick_steps,
             "pct_depth": a.pct_depth, "bound": a.bound,
-            "gap_scale": a.gap_scale}
+            "gap_scale": a.gap_scale, "sysctls": tuple(pairs)}
 
 
 def _save_schedule(a, opts, result, code):
@@ -491,6 +497,9 @@ def _stress_args(sx, d, check_default):
                         default=getattr(d, f.replace("-", "_")),
                         help=f"{h} (default "
                              f"{getattr(d, f.replace('-', '_'))})")
+    sx.add_argument("--sysctl", action="append", default=[],
+                    metavar="NAME=VALUE", dest="sysctls",
+                    help="set a sysctl at boot (repeatable)")
     sx.add_argument("--gap-scale", type=float, default=d.gap_scale,
                     help="scale the minimum op gaps of destructive ops "
                          "(0: as often as their weight says)")

@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 
-from smpvm.race.replay import HUNT, detectors
+from smpvm.race.replay import detectors, hunt_profile
 from smpvm.stress.harness import StressOptions, run
 from smpvm.vm.vm_init import BUGS
 
@@ -33,7 +33,7 @@ def options(bug, strategy, seed, a):
                              stop_on_detection=True)
     return StressOptions(seconds=a.seconds, cpus=2, seed=seed, bug=bug,
                          check="all", quiet=True, sched=strategy,
-                         steps=a.steps, **HUNT)
+                         steps=a.steps, **hunt_profile(bug))
 
 
 def main(argv=None):
@@ -52,6 +52,7 @@ def main(argv=None):
         bug = "" if name.startswith("(") else name
         for st in strategies:
             hits, times, steps, found, first = 0, [], [], set(), None
+            sweep0, to_first = time.monotonic(), None
             for seed in range(1, a.seeds + 1):
                 t0 = time.monotonic()
                 code, r = run(options(bug, st, seed, a))
@@ -63,25 +64,31 @@ def main(argv=None):
                                  else time.monotonic() - t0)
                     if "sched" in r:
                         steps.append(r["sched"]["steps"])
-                    first = seed if first is None else first
+                    if first is None:
+                        first = seed
+                        # seeds 1.. swept in order until the first finding
+                        to_first = (time.monotonic() - sweep0
+                                    if st != "free" else
+                                    (seed - 1) * a.seconds + t)
             med = statistics.median(times) if times else None
             mst = int(statistics.median(steps)) if steps else None
-            rows.append((name, st, hits, first, mst, med,
+            rows.append((name, st, hits, first, to_first, mst, med,
                          ", ".join(sorted(found)) or "-"))
             print(f"  {name:<25} {st:<8} {hits}/{a.seeds} first seed "
-                  f"{first}  median {mst} steps "
+                  f"{first} after {to_first and round(to_first, 1)} s  "
+                  f"median {mst} steps "
                   f"{'-' if med is None else f'{med:.1f} s'}  by "
                   f"{', '.join(sorted(found)) or '-'}", flush=True)
     print(f"\ndetection: {a.seeds} seeds per cell, checked (all); free: "
           f"{a.seconds:g} s runs of the stress defaults; random/pct/bounded: "
           f"<= {a.steps} steps of the hunting profile")
-    print("| bug | strategy | found | first seed | median steps | "
-          "median s | detector |")
-    print("|---|---|---|---|---|---|---|")
-    for name, st, hits, first, mst, med, by in rows:
+    print("| bug | strategy | found | first seed | s to first | median "
+          "steps | median s | detector |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, st, hits, first, tf, mst, med, by in rows:
         print(f"| {name} | {st} | {hits}/{a.seeds} | {first or '-'} | "
-              f"{mst or '-'} | {'-' if med is None else f'{med:.1f}'} | "
-              f"{by} |")
+              f"{'-' if tf is None else f'{tf:.1f}'} | {mst or '-'} | "
+              f"{'-' if med is None else f'{med:.1f}'} | {by} |")
     return 0
 
 

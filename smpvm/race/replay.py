@@ -26,6 +26,18 @@ FORMAT = "smpvm-schedule/1"
 HUNT = dict(gap_scale=0.0, files=3, file_pages=16, npages=64, nswap=96,
             nmeta=32, mix={"read": 20, "write": 10, "unlink": 3,
                            "truncate": 2, "mmap": 2, "xread": 5})
+# bugs whose window needs more of one thing: the cleaning defects need
+# files unlinked while the cleaning pass walks the object list
+_UNLINKS = dict(files=4, file_pages=8, nswap=64,
+                mix={"read": 5, "write": 10, "unlink": 20})
+HUNT_FOR = {"yield-before-hold": _UNLINKS,
+            "clean-markers": dict(_UNLINKS, sysctls=(
+                ("vm.swapcache.maxlaunder", "4"),))}
+
+
+def hunt_profile(bug):
+    """StressOptions fields for hunting bug on a deterministic schedule."""
+    return dict(HUNT, **HUNT_FOR.get(bug, {}))
 
 
 def signature(result):
@@ -69,7 +81,7 @@ def detectors(result):
     if result.get("violations"):
         found.add("invariant checker")
     if found and t is None:
-        t = result["seconds"]
+        t = result.get("first_violation_s", result["seconds"])
     return sorted(found), t
 
 
@@ -100,6 +112,7 @@ def load(path):
                          f"{doc.get('format')!r})")
     o = dict(doc["options"])
     o["schedule"] = tuple(tuple(c) for c in o["schedule"])
+    o["sysctls"] = tuple(tuple(c) for c in o.get("sysctls", ()))
     o["sched"] = "forced"
     o["quiet"] = True
     o["json_path"] = ""

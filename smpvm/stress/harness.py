@@ -19,7 +19,7 @@ import time
 
 from smpvm.config import MachineConfig, SchedConfig
 from smpvm.errors import SmpvmError
-from smpvm.kern import ddb
+from smpvm.kern import ddb, sysctl
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.safepoint import restart_the_world, stop_the_world
 from smpvm.layout import lib, threads
@@ -64,6 +64,7 @@ class StressOptions:
     # deterministic schedule (race/sched.py): off, random, pct, bounded,
     # forced (a recorded choice list: `schedule`)
     gap_scale: float = 1.0      # x MIN_OP_GAP (0: no rate limit)
+    sysctls: tuple = ()         # (("vm.swapcache.maxlaunder", "8"), ...) at boot
     sched: str = "off"
     steps: int = 20000          # the schedule asks for shutdown here
     tick_steps: int = 200       # one virtual tick every N steps
@@ -96,6 +97,8 @@ class StressOptions:
         for f in ("eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm"):
             if not 0 <= getattr(self, f) <= 1000000:
                 raise SmpvmError(f"--{f.replace('_', '-')}: 0..1000000")
+        for name, value in self.sysctls:
+            sysctl.parse_value(sysctl.lookup(name), str(value))
         if self.sched not in ("off", "random", "pct", "bounded", "forced"):
             raise SmpvmError(f"--sched {self.sched}: off, random, pct or "
                              "bounded")
@@ -147,6 +150,8 @@ class StressOptions:
             args += ["--bug", self.bug]
         if self.lockstat_dir:
             args += ["--lockstat", self.lockstat_dir]
+        for name, value in self.sysctls:
+            args += ["--sysctl", f"{name}={value}"]
         if self.check:
             args += ["--check", self.check]
         if self.check_sample != 1:
@@ -216,6 +221,8 @@ def run(opts, out=sys.stdout):
         sc.accrate = cfg.nswap * 4096 // 2
         sc.minburst = sc.accrate
         sc.maxburst = sc.curburst = 4 * sc.accrate
+        for name, value in opts.sysctls:
+            sysctl.sysctl_set(m, name, str(value))
         f = v.vmg.faults
         f.seed = opts.seed
         f.eio_ppm, f.short_ppm = opts.eio_ppm, opts.short_ppm
@@ -396,7 +403,11 @@ def _detected(m, result, t):
     w = workload_counters(m)
     if (w["failures"] or w["zero_fills"]) and "first_failure_s" not in result:
         result["first_failure_s"] = round(t, 2)
-    return "first_report_s" in result or "first_failure_s" in result
+    if (result["violations"] or result.get("waits")) and \
+            "first_violation_s" not in result:
+        result["first_violation_s"] = round(t, 2)
+    return any(k in result for k in ("first_report_s", "first_failure_s",
+                                     "first_violation_s"))
 
 
 def _watchdog(m, result, watched, out, quiet):

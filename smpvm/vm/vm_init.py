@@ -19,9 +19,12 @@ BUGS = {
     "yield-before-hold": (lib.BUG_YIELD_BEFORE_HOLD, "cleaning: lwkt_yield "
                           "before vm_object_hold (the object may be freed)",
                           "seed 7.4(a)"),
-    "clean-markers": (lib.BUG_CLEAN_MARKERS, "cleaning: holds other "
-                      "threads' markers, re-inserts its marker before an "
-                      "object reached after blocking", "seed 7.4(b)-(d)"),
+    # (b)-(d) need (a)'s yield: it is the blocking point that lets the
+    # object the marker goes back in front of be unlinked
+    "clean-markers": (lib.BUG_CLEAN_MARKERS | lib.BUG_YIELD_BEFORE_HOLD,
+                      "cleaning: holds other threads' markers, re-inserts "
+                      "its marker before an object reached after blocking "
+                      "(with (a)'s yield)", "seed 7.4(b)-(d)"),
     "condfree-neg": (lib.BUG_CONDFREE_NEG, "condfree returns -1 when its "
                      "swblock budget runs out (cleaning overruns)",
                      "seed 7.4(e)"),

@@ -13,6 +13,7 @@ the invariant checker, statistics readers).
 """
 import os
 import sys
+from operator import attrgetter
 
 from smpvm import layout
 from smpvm.kern.thread import curmachine
@@ -43,13 +44,16 @@ class VMView:
                 _sites_machine[0] = machine
             self.raw = VMView(machine, checked=False)
             self.checked = True
-            self.pages = _CheckedArray(self.pages, _proxy_class("vm_page"))
-            self.objects = _CheckedArray(self.objects,
-                                         _proxy_class("vm_object"))
-            self.vnodes = _CheckedArray(self.vnodes, _proxy_class("vnode"))
-            self.swblocks = _CheckedArray(self.swblocks,
-                                          _proxy_class("swblock"))
-            self.vmg = _proxy_class("vm_globals")(self.vmg, 0)
+            cfg = machine.config
+            self.pages = _checked_list(
+                self.pages, self.npages + self.vmg.nmarkers, "vm_page")
+            self.objects = _checked_list(self.objects, self.vmg.nobjslots,
+                                         "vm_object")
+            self.vnodes = _checked_list(self.vnodes, cfg.nvnodes, "vnode")
+            self.swblocks = _checked_list(self.swblocks,
+                                          self.vmg.nswblocks, "swblock")
+            self.vmg = _checked_list(ffi.cast("struct vm_globals *",
+                                              self.vmg), 1, "vm_globals")[0]
 
     def page_bytes(self, m):
         """The live contents of page m (a memoryview, not a copy)."""
@@ -115,67 +119,84 @@ def _value(v):
 
 
 def _proxy_class(sname):
+    """The checked-struct class of struct sname: a property per field.  A
+    field read that needs no check (atomic, immutable, racy, or readable
+    without a lock) is an attrgetter property: C all the way down, so the
+    common reads (flags, queue) cost little more than a plain cdata read.
+    Reads of fields with a read protector and every store call
+    race_access() with the caller's site."""
     cls = _proxies.get(sname)
     if cls is not None:
         return cls
-    table = field_table()
-    # stores are all checked; reads only of fields with a read protector
-    # (atomic, immutable, racy and unlocked-read fields need no check and
-    # race only against writes)
-    fields = {name: fid for name, (fid, f) in table.get(sname, {}).items()
-              if "." not in name}
-    read_fields = {name: fid for name, (fid, f) in
-                   table.get(sname, {}).items()
-                   if "." not in name and f.kind == 0 and f.rd_any}
-    # nested arrays of structs with their own checked fields
-    subarrays = {}
-    if sname == "vm_globals":
-        subarrays["vm_page_queues"] = _proxy_class("vpgqueues")
-
-    class Checked:
-        """A struct of the segment whose field accesses are checked."""
-        __slots__ = ("_raw", "_idx")
-
-        def __init__(self, raw, idx):
-            object.__setattr__(self, "_raw", raw)
-            object.__setattr__(self, "_idx", idx)
-
-        # the hot path of checked mode: kept to one frame and one C call
-        def __getattr__(self, name):
-            v = getattr(self._raw, name)
-            fid = read_fields.get(name)
-            if fid is not None:
-                f = _getframe(1)
-                sid = _sites.get((f.f_code, f.f_lineno))
-                if sid is None:
-                    sid = _site()
-                _race_access(fid, self._idx, 0,
-                             v & _MASK if type(v) is int else 0, sid)
-            elif name in subarrays:
-                return _CheckedArray(v, subarrays[name])
-            return v
-
-        def __setattr__(self, name, value):
-            fid = fields.get(name)
-            if fid is not None:
-                # a Python store is a plain store (write 2): never atomic
-                _race_access(fid, self._idx, 2, _value(value), _site())
-            setattr(self._raw, name, value)
-
-        def __repr__(self):
-            return f"<checked {sname}[{self._idx}]>"
-
-    Checked.__name__ = f"Checked_{sname}"
-    _proxies[sname] = Checked
-    return Checked
+    table = field_table().get(sname, {})
+    ns = {"__slots__": ("_raw", "_idx"),
+          "__doc__": f"struct {sname} of the segment, field accesses "
+                     "checked",
+          "__repr__": lambda self: f"<checked {sname}[{self._idx}]>"}
+    for name, _ in ffi.typeof(f"struct {sname}").fields:
+        entry = table.get(name)
+        if sname == "vm_globals" and name == "vm_page_queues":
+            ns[name] = property(_queues_getter(), None)
+        elif entry is None:
+            # pads and nested statistics (atomic/racy): unchecked
+            ns[name] = property(attrgetter("_raw." + name),
+                                _raw_setter(name))
+        else:
+            fid, f = entry
+            getter = (_checked_getter(name, fid) if f.kind == 0 and f.rd_any
+                      else attrgetter("_raw." + name))
+            ns[name] = property(getter, _checked_setter(name, fid))
+    cls = type(f"Checked_{sname}", (), ns)
+    _proxies[sname] = cls
+    return cls
 
 
-class _CheckedArray:
-    __slots__ = ("_raw", "_cls")
+def _checked_getter(name, fid):
+    def get(self):
+        v = getattr(self._raw, name)
+        f = _getframe(1)
+        sid = _sites.get((f.f_code, f.f_lineno))
+        if sid is None:
+            sid = _site()
+        _race_access(fid, self._idx, 0, v & _MASK if type(v) is int else 0,
+                     sid)
+        return v
+    return get
 
-    def __init__(self, raw, cls):
-        self._raw = raw
-        self._cls = cls
 
-    def __getitem__(self, i):
-        return self._cls(self._raw[i], i)
+def _checked_setter(name, fid):
+    def put(self, value):
+        # a Python store is a plain store (write 2): never atomic
+        _race_access(fid, self._idx, 2, _value(value), _site())
+        setattr(self._raw, name, value)
+    return put
+
+
+def _raw_setter(name):
+    def put(self, value):
+        setattr(self._raw, name, value)
+    return put
+
+
+def _queues_getter():
+    cache = []
+
+    def get(self):
+        if not cache:
+            cache.append(_checked_list(self._raw.vm_page_queues,
+                                       lib.PQ_COUNT, "vpgqueues"))
+        return cache[0]
+    return get
+
+
+def _checked_list(raw, n, sname):
+    """A list of the n checked structs of array raw: indexing it is the
+    list's own C code."""
+    cls = _proxy_class(sname)
+    out = []
+    for i in range(n):
+        p = object.__new__(cls)
+        p._raw = raw[i]
+        p._idx = i
+        out.append(p)
+    return out
