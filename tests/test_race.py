@@ -222,7 +222,8 @@ def test_a_lost_wakeup_hang_is_named_by_the_forensics(vm):
 def test_race_cli_is_clean_on_the_fixed_kernel_and_prints_the_replay():
     r = subprocess.run([sys.executable, "-m", "smpvm.cli", "race",
                         "--seconds", "6", "--seed", "5", "--json"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120,
+                       cwd="/")
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["reports"] == [] and out["violations"] == []
@@ -232,7 +233,8 @@ def test_race_cli_is_clean_on_the_fixed_kernel_and_prints_the_replay():
     assert out["replay"].startswith("smpvm race --seed 5")
     bad = subprocess.run([sys.executable, "-m", "smpvm.cli", "race",
                           "--check", "bogus", "--seconds", "1"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60,
+                         cwd="/")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 

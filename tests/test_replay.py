@@ -57,7 +57,8 @@ def test_a_failing_schedule_is_saved_and_replays_from_its_file(tmp_path):
             "8", "--npages", "64", "--nswap", "64", "--nmeta", "32",
             "--quiet", "--save-schedule", str(path)]
     r = subprocess.run([sys.executable, "-m", "smpvm.cli", "stress"] + args,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120,
+                       cwd="/")
     assert r.returncode == 3, r.stdout + r.stderr
     assert f"replay: smpvm replay {path}" in r.stdout
     doc = json.loads(path.read_text())
@@ -65,11 +66,12 @@ def test_a_failing_schedule_is_saved_and_replays_from_its_file(tmp_path):
                             "(use after free)"]
     rr = subprocess.run([sys.executable, "-m", "smpvm.cli", "replay",
                          str(path)], capture_output=True, text=True,
-                        timeout=120)
+                        timeout=120, cwd="/")
     assert rr.returncode == 3 and "the same as recorded" in rr.stdout
     bad = subprocess.run([sys.executable, "-m", "smpvm.cli", "replay",
                           str(tmp_path / "missing.json")],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60,
+                         cwd="/")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -180,11 +180,16 @@ def vnode_pager_putpage(vp, m):
     vm_page_protect(m, lib.VM_PROT_READ)
     if not v.vmg.bugs & lib.BUG_SKIP_UNSWAP_ON_WRITE:
         swap_pager_unswapped(m)
+    # The write is clipped at EOF as it is issued: the size is read after
+    # the bio wait (which loses o's token), so a truncation that ran during
+    # the wait -- it holds o while it shrinks the file -- cannot be undone
+    # by an old page written past the new EOF (found by the stress verifier:
+    # the seed's vnode lock serialises the two; o's token does here).
+    io_wait()
     size = v.vnodes[vp].size
     off = pg.pindex * _PAGE
     n = min(_PAGE, max(0, size - off))
     if n:
-        io_wait()
         os.pwrite(backing_fd(v.machine, vp), v.page_bytes(m)[:n], off)
     vm_page_undirty(m)
     pmap_clear_modify(m)
