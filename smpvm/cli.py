@@ -306,8 +306,8 @@ def cmd_replay(a):
     rp.save(small, result, out)
     print(rp.scenario(result))
     print(f"smpvm replay --shrink: {len(doc['options']['schedule'])} -> "
-          f"{len(small.schedule)} choices, {doc['steps']} -> "
-          f"{result['sched']['steps']} steps in {runs} runs; still found "
+          f"{len(small.schedule)} choices, {doc['options']['steps']} -> "
+          f"{small.steps} steps in {runs} runs; still found "
           f"{sorted(rp.signature(result))}")
     print(f"replay: smpvm replay {out}")
     return code

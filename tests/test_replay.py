@@ -75,19 +75,37 @@ def test_a_failing_schedule_is_saved_and_replays_from_its_file(tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_the_shrinker_keeps_the_failure_with_fewer_steps_and_choices(
-        tmp_path):
+# the same defect found by the bounded strategy early in a run (seed 9 of
+# tools/bench_detect.py's sweep): 48 choices, which the shrinker cuts to 5
+YIELD_BOUNDED = dict(hunt_profile("yield-before-hold"), cpus=2, quiet=True,
+                     seconds=60, sched="bounded", seed=9, steps=300000,
+                     check="all", bug="yield-before-hold")
+
+
+def test_the_pct_crash_replays_with_the_same_trace():
     code, r = run(StressOptions(**YIELD_BUG))
     assert code == 3 and "use after free" in r["panic"]
+    opts = StressOptions(**dict(YIELD_BUG, sched="forced", schedule=tuple(
+        map(tuple, r["schedule"]["choices"]))))
+    code2, r2 = run(opts)
+    assert code2 == 3 and r2["sched"]["trace_hash"] == \
+        r["sched"]["trace_hash"]
+
+
+def test_the_shrinker_keeps_the_failure_with_fewer_steps_and_choices(
+        tmp_path):
+    code, r = run(StressOptions(**YIELD_BOUNDED))
+    assert code == 3 and "use after free" in r["panic"]
     path = str(tmp_path / "y.json")
-    replay.save(StressOptions(**YIELD_BUG), r, path)
-    small, res, runs = replay.shrink(path, max_runs=12)
-    assert runs <= 12
-    assert small.steps < YIELD_BUG["steps"]
-    assert len(small.schedule) <= len(r["schedule"]["choices"])
+    replay.save(StressOptions(**YIELD_BOUNDED), r, path)
+    small, res, runs = replay.shrink(path, max_runs=40)
+    assert runs <= 40
+    assert small.steps <= r["sched"]["steps"] + 1 < YIELD_BOUNDED["steps"]
+    assert len(small.schedule) <= 8 < len(r["schedule"]["choices"])
     assert "use after free" in res["panic"]
     traced = StressOptions(**dict(vars(small), trace=small.steps + 16))
     code, res = run(traced)
+    assert "use after free" in res["panic"]
     text = replay.scenario(res)
     assert "cpu0" in text and "swapcached" in text and "stretches" in text
 
