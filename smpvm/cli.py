@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a wrong byte was read (stress) or a race report
 used, 3 panic.  Bad input is one line on stderr.
 """
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -270,6 +271,7 @@ def cmd_replay(a):
     scenario that remains."""
     from smpvm.race import replay as rp
     from smpvm.race.report import format_report
+    from smpvm.stress.harness import run
     try:
         opts, doc = rp.load(a.file)
     except ValueError as e:
@@ -299,9 +301,7 @@ def cmd_replay(a):
         raise SmpvmError(str(e)) from None
     out = a.file[:-5] + ".min.json" if a.file.endswith(".json") \
         else a.file + ".min.json"
-    import dataclasses
     traced = dataclasses.replace(small, trace=small.steps + 16)
-    from smpvm.stress.harness import run
     code, result = run(traced)
     rp.save(small, result, out)
     print(rp.scenario(result))

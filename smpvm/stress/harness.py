@@ -17,13 +17,13 @@ import signal
 import sys
 import time
 
+from smpvm import layout
 from smpvm.config import MachineConfig, SchedConfig
 from smpvm.errors import SmpvmError
 from smpvm.kern import ddb, sysctl
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.safepoint import restart_the_world, stop_the_world
 from smpvm.layout import lib, threads
-from smpvm import layout
 from smpvm.race import forensics, report, sched
 from smpvm.stress.workloads import (OPS, STRESS_MIX, stress_worker,
                                     workload_counters)
@@ -61,10 +61,10 @@ class StressOptions:
     bug: str = ""
     lockstat_dir: str = ""
     stop_on_detection: bool = False     # end the run at the first finding
-    # deterministic schedule (race/sched.py): off, random, pct, bounded,
-    # forced (a recorded choice list: `schedule`)
     gap_scale: float = 1.0      # x MIN_OP_GAP (0: no rate limit)
     sysctls: tuple = ()         # (("vm.swapcache.maxlaunder", "8"), ...) at boot
+    # deterministic schedule (race/sched.py): off, random, pct, bounded,
+    # forced (a recorded choice list: `schedule`)
     sched: str = "off"
     steps: int = 20000          # the schedule asks for shutdown here
     tick_steps: int = 200       # one virtual tick every N steps
@@ -396,7 +396,8 @@ def _thread_names(m):
 
 
 def _detected(m, result, t):
-    """Note when the first race report and the first wrong byte appear."""
+    """Note when the first race report, wrong byte and invariant violation
+    (or indefinite wait) appear; True once anything was found."""
     rs = report.race_globals(m)
     if rs is not None and rs.nreports and "first_report_s" not in result:
         result["first_report_s"] = round(t, 2)
