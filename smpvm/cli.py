@@ -301,10 +301,13 @@ def cmd_replay(a):
         raise SmpvmError(str(e)) from None
     out = a.file[:-5] + ".min.json" if a.file.endswith(".json") \
         else a.file + ".min.json"
-    traced = dataclasses.replace(small, trace=small.steps + 16)
+    # the run goes on past `steps` while its threads shut down (at most as
+    # long again): trace all of it
+    traced = dataclasses.replace(small, trace=2 * small.steps + 64)
     code, result = run(traced)
     rp.save(small, result, out)
     print(rp.scenario(result))
+    print(rp.decisions(result))
     print(f"smpvm replay --shrink: {len(doc['options']['schedule'])} -> "
           f"{len(small.schedule)} choices, {doc['options']['steps']} -> "
           f"{small.steps} steps in {runs} runs; still found "

@@ -103,11 +103,15 @@ def test_the_shrinker_keeps_the_failure_with_fewer_steps_and_choices(
     assert small.steps <= r["sched"]["steps"] + 1 < YIELD_BOUNDED["steps"]
     assert len(small.schedule) <= 8 < len(r["schedule"]["choices"])
     assert "use after free" in res["panic"]
-    traced = StressOptions(**dict(vars(small), trace=small.steps + 16))
+    traced = StressOptions(**dict(vars(small), trace=2 * small.steps + 64))
     code, res = run(traced)
     assert "use after free" in res["panic"]
     text = replay.scenario(res)
     assert "cpu0" in text and "swapcached" in text and "stretches" in text
+    text = replay.decisions(res)
+    assert f"{len(small.schedule)} scheduling decisions" in text
+    assert text.count("  step ") == len(small.schedule)
+    assert "use after free" in text
 
 
 def test_the_bug_registry():

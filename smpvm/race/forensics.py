@@ -134,6 +134,9 @@ def event_text(machine, op, lid):
         return f"{op} {lock_name(machine, lib.LK_TOKEN, lid)}"
     if op in ("atomic", "wakeup") and lid >= 0:
         return f"{op} page {lid}"
+    if op == "access" and 0 <= lid < lib.smpvm_nfields():
+        f = lib.smpvm_field(lid)
+        return f"access {cstr(f.sname)}.{cstr(f.name)}"
     return op
 
 

@@ -254,3 +254,29 @@ def scenario(result, context=3, width=36, last=14):
     return "\n".join(lines)
 
 
+
+
+def decisions(result):
+    """The schedule as the few decisions that matter: each recorded choice
+    (where the run departs from the default policy -- keep the running
+    thread, else the lowest runnable one) with the operation the switch
+    happened at, then how the run ended.  Needs a traced run."""
+    names = {int(k): v for k, v in result.get("thread_names", {}).items()}
+    at = {}
+    for step, tid, text in result.get("trace") or []:
+        at.setdefault(step, (tid, text))
+    kinds = {lib.SCHED_CH_PREEMPT: "preempts", lib.SCHED_CH_SWITCH:
+             "runs next"}
+    lines = [f"{len(result['schedule']['choices'])} scheduling decisions; "
+             "every other step follows the default policy (the running "
+             "thread goes on until it blocks, then the lowest runnable one)"]
+    for step, tid, kind in result["schedule"]["choices"]:
+        was, text = at.get(step, (-1, "?"))
+        lines.append(f"  step {step:>7}: {names.get(was, f'tid {was}')} at "
+                     f"{text}; {names.get(tid, f'tid {tid}')} "
+                     f"{kinds.get(kind, kind)}")
+    if result.get("panic"):
+        lines.append("  then: " + result["panic"].splitlines()[0])
+    for r in result.get("races", [])[:3]:
+        lines.append(f"  then: {r['type']}: {r['message']}")
+    return "\n".join(lines)
