@@ -152,22 +152,30 @@ def _mix(text):
     return mix
 
 
-def cmd_stress(a):
-    from smpvm.stress.harness import StressOptions, format_summary, run
+def _stress_options(a, **extra):
+    """The StressOptions of the stress/race arguments (validated).  SIGTERM
+    takes the same orderly path as Ctrl-C from here on."""
+    from smpvm.stress.harness import StressOptions
     opts = StressOptions(
         cpus=a.cpus, seconds=a.seconds, seed=a.seed, kernel=a.kernel,
         npages=a.npages, nswap=a.nswap, nmeta=a.nmeta, files=a.files,
         file_pages=a.file_pages, check_every=a.check_every,
         eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
         delay_ppm=a.delay_ppm, delay_us=a.delay_us,
-        kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=a.quiet,
-        json_path=a.json, lockstat_dir=a.lockstat, check=a.check,
-        check_sample=a.check_sample, **_sched_opts(a))
+        kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, check=a.check,
+        check_sample=a.check_sample, **_sched_opts(a), **extra)
     if a.mix:
         opts.mix = _mix(a.mix)
     opts.validate()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
         KeyboardInterrupt()))
+    return opts
+
+
+def cmd_stress(a):
+    from smpvm.stress.harness import format_summary, run
+    opts = _stress_options(a, quiet=a.quiet, json_path=a.json,
+                           lockstat_dir=a.lockstat)
     code, result = run(opts)
     again = _save_schedule(a, opts, result, code)
     if again:
@@ -208,22 +216,10 @@ def cmd_race(a):
     """The stress mix (or the given one) on a checked machine; the reports
     with the replay command.  0 clean, 1 reports, 2 usage, 3 panic."""
     from smpvm.race.report import format_report
-    from smpvm.stress.harness import StressOptions, run
+    from smpvm.stress.harness import run
     if not a.check:
         raise SmpvmError("smpvm race: --check must name a checker")
-    opts = StressOptions(
-        cpus=a.cpus, seconds=a.seconds, seed=a.seed, kernel=a.kernel,
-        npages=a.npages, nswap=a.nswap, nmeta=a.nmeta, files=a.files,
-        file_pages=a.file_pages, check_every=a.check_every,
-        eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
-        delay_ppm=a.delay_ppm, delay_us=a.delay_us,
-        kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, quiet=True,
-        check=a.check, check_sample=a.check_sample, **_sched_opts(a))
-    if a.mix:
-        opts.mix = _mix(a.mix)
-    opts.validate()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
-        KeyboardInterrupt()))
+    opts = _stress_options(a, quiet=True)
     code, result = run(opts)
     replay = (_save_schedule(a, opts, result, code)
               or result["replay"].replace("smpvm stress", "smpvm race", 1))
