@@ -27,12 +27,14 @@ HUNT = dict(gap_scale=0.0, files=3, file_pages=16, npages=64, nswap=96,
             nmeta=32, mix={"read": 20, "write": 10, "unlink": 3,
                            "truncate": 2, "mmap": 2, "xread": 5})
 # bugs whose window needs more of one thing: the cleaning defects need
-# files unlinked while the cleaning pass walks the object list
-_UNLINKS = dict(files=4, file_pages=8, nswap=64,
-                mix={"read": 5, "write": 10, "unlink": 20})
-HUNT_FOR = {"yield-before-hold": _UNLINKS,
-            "clean-markers": dict(_UNLINKS, sysctls=(
-                ("vm.swapcache.maxlaunder", "4"),))}
+# files unlinked while many cleaning passes walk the object list (a tick
+# every 20 steps: swapcached runs ten times as often), and the marker
+# re-insert (b)-(d) a budget that runs out within a pass
+_CLEANING = dict(files=4, file_pages=8, nswap=64, tick_steps=20,
+                 mix={"read": 5, "write": 10, "unlink": 20})
+HUNT_FOR = {"yield-before-hold": _CLEANING,
+            "clean-markers": dict(_CLEANING, sysctls=(
+                ("vm.swapcache.maxlaunder", "2"),))}
 
 
 def hunt_profile(bug):
