@@ -477,7 +477,7 @@ def cmd_clean(a):
 
 
 def _stress_args(sx, d, check_default):
-    from smpvm.stress.harness import BUGS
+    from smpvm.vm.bugs import BUGS
     from smpvm.stress.workloads import OPS
     sx.add_argument("--cpus", type=int, default=d.cpus,
                     help=f"CPU processes (default {d.cpus})")

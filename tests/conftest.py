@@ -80,8 +80,10 @@ def vm(request):
     kw = dict(ncpus=4, npages=256, nswap=2048, nmeta=64)
     kernel = "fixed"
     if marker:
-        kernel = marker.kwargs.pop("kernel", "fixed")
-        kw.update(marker.kwargs)
+        # a copy: the mark is shared by every case of a parametrised test
+        more = dict(marker.kwargs)
+        kernel = more.pop("kernel", "fixed")
+        kw.update(more)
     with Machine.create(MachineConfig(**kw)) as m:
         with bound_thread(m, "host"):
             vm_boot(m, kernel)

@@ -24,7 +24,7 @@ import time
 
 from smpvm.race.replay import detectors, hunt_profile
 from smpvm.stress.harness import StressOptions, run
-from smpvm.vm.vm_init import BUGS
+from smpvm.vm.bugs import BUGS
 
 def options(bug, strategy, seed, a):
     if strategy == "free":

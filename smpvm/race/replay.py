@@ -16,6 +16,7 @@ import time
 
 from smpvm.layout import lib
 from smpvm.stress.harness import StressOptions, run
+from smpvm.vm.bugs import BUGS
 
 FORMAT = "smpvm-schedule/1"
 
@@ -26,20 +27,12 @@ FORMAT = "smpvm-schedule/1"
 HUNT = dict(gap_scale=0.0, files=3, file_pages=16, npages=64, nswap=96,
             nmeta=32, mix={"read": 20, "write": 10, "unlink": 3,
                            "truncate": 2, "mmap": 2, "xread": 5})
-# bugs whose window needs more of one thing: the cleaning defects need
-# files unlinked while many cleaning passes walk the object list (a tick
-# every 20 steps: swapcached runs ten times as often), and the marker
-# re-insert (b)-(d) a budget that runs out within a pass
-_CLEANING = dict(files=4, file_pages=8, nswap=64, tick_steps=20,
-                 mix={"read": 5, "write": 10, "unlink": 20})
-HUNT_FOR = {"yield-before-hold": _CLEANING,
-            "clean-markers": dict(_CLEANING, sysctls=(
-                ("vm.swapcache.maxlaunder", "2"),))}
 
 
 def hunt_profile(bug):
-    """StressOptions fields for hunting bug on a deterministic schedule."""
-    return dict(HUNT, **HUNT_FOR.get(bug, {}))
+    """StressOptions fields for hunting bug on a deterministic schedule: the
+    general profile, with the bug's own (smpvm/vm/bugs.py) over it."""
+    return dict(HUNT, **(BUGS[bug].options() if bug else {}))
 
 
 def signature(result):

@@ -27,13 +27,12 @@ from smpvm.layout import lib, threads
 from smpvm.race import forensics, report, sched
 from smpvm.stress.workloads import (OPS, STRESS_MIX, stress_worker,
                                     workload_counters)
-from smpvm.vm.vm_init import BUGS as VM_BUGS
+from smpvm.vm.bugs import BUGS, bug_bits
 from smpvm.vm.vm_init import boot_machine, start_kernel_threads, vm_shutdown
 from smpvm.vm.vm_invariants import check_all
 from smpvm.vm.vm_meter import swapcache_status
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_PANIC = 0, 1, 2, 3
-BUGS = {name: bits for name, (bits, _, _) in VM_BUGS.items()}
 HANG_SECONDS = 30
 
 
@@ -204,7 +203,7 @@ def run(opts, out=sys.stdout):
         swarm(opts)
     cfg = opts.machine_config()
     m = boot_machine(cfg, opts.kernel, "demo")
-    v_bugs = BUGS.get(opts.bug, 0)
+    v_bugs = bug_bits(opts.bug)
     result = {"seed": opts.seed, "options": dataclasses.asdict(opts),
               "replay": opts.replay_command(), "timeline": [],
               "invariant_checks": 0, "violations": [], "panic": None,

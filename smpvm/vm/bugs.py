@@ -1,0 +1,104 @@
+"""The registry of bugs on purpose: named wrong variants of the kernel code,
+selectable with --bug NAME on top of any kernel.  One table; the harness,
+replay, the detection benchmark and the tests all read it.
+
+Each entry: the BUG_* bits of vm_globals.bugs (csrc/smpvm.h) that switch the
+wrong code on, what is wrong, where it comes from (the seed's own defect
+with its letter, a hazard of the reference, or a classic mistake of this
+kind of code), the upstream commit that fixed it (seed defects only), the
+detector expected to find it, and the stress options (a profile over the
+general hunting profile) under which its pinned detection was found.
+
+The bits' branches live in the kernel code (vm/, vfs/, csrc/vm.c); this
+table holds only what is known about them.
+"""
+import dataclasses
+
+from smpvm.layout import lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Bug:
+    name: str
+    bits: int
+    what: str
+    origin: str             # "seed (a)", "hazard H1", "classic"
+    fixed_by: str           # upstream commit, "smpvm" (our own fix) or ""
+    detector: str           # the detector expected to find it
+    profile: tuple = ()     # ((StressOptions field, value), ...)
+
+    def options(self):
+        """The profile as StressOptions fields (a dict; mix as a dict)."""
+        d = dict(self.profile)
+        if "mix" in d:
+            d["mix"] = dict(d["mix"])
+        return d
+
+    @property
+    def in_seed(self):
+        """Is this one of the seed kernel's own defects?"""
+        return self.origin.startswith(("seed", "hazard"))
+
+
+# the cleaning defects need files unlinked while many cleaning passes walk
+# the object list (a virtual tick every 20 steps: swapcached runs ten times
+# as often); the marker re-insert (b)-(d) also needs a budget that runs out
+# within a pass
+_CLEANING = (("files", 4), ("file_pages", 8), ("nswap", 64),
+             ("tick_steps", 20),
+             ("mix", (("read", 5), ("write", 10), ("unlink", 20))))
+
+_TABLE = (
+    Bug("yield-before-hold", lib.BUG_YIELD_BEFORE_HOLD,
+        "cleaning: lwkt_yield before vm_object_hold (the object may be "
+        "freed)", "seed (a)", "739be60bf6", "assertion panic", _CLEANING),
+    # (b)-(d) need (a)'s yield: it is the blocking point that lets the
+    # object the marker goes back in front of be unlinked
+    Bug("clean-markers", lib.BUG_CLEAN_MARKERS | lib.BUG_YIELD_BEFORE_HOLD,
+        "cleaning: holds other threads' markers, re-inserts its marker "
+        "before an object reached after blocking (with (a)'s yield)",
+        "seed (b)-(d)", "f5f6d24720", "invariant checker",
+        _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "2"),)),)),
+    Bug("condfree-neg", lib.BUG_CONDFREE_NEG,
+        "condfree returns -1 when its swblock budget runs out (cleaning "
+        "overruns)", "seed (e)", "08fb7a9da0", "invariant checker"),
+    Bug("swblock-leak", lib.BUG_SWBLOCK_LEAK,
+        "meta_free leaks the last block of an emptied swblock, and frees a "
+        "range entry by entry, blocking in between (hazard H2)",
+        "seed (g), H2", "0301c40799", "invariant checker"),
+    Bug("write-ignores-swapinprog", lib.BUG_WRITE_IGNORES_SWAPINPROG,
+        "a buffer write does not wait for an in-flight swap write",
+        "hazard H1", "smpvm", "race: write during I/O"),
+    Bug("skip-unswap-on-write", lib.BUG_SKIP_UNSWAP_ON_WRITE,
+        "a buffer write keeps the stale swap copy", "classic", "",
+        "stress verifier"),
+    Bug("no-object-recheck", lib.BUG_NO_OBJECT_RECHECK,
+        "writing pass: m->object read before the page is busied and not "
+        "rechecked after the hold", "classic", "",
+        "race: unprotected access"),
+    Bug("no-object-hold", lib.BUG_NO_OBJECT_HOLD,
+        "writing pass: the object is used without vm_object_hold",
+        "classic", "", "race: unprotected access"),
+    Bug("no-pip", lib.BUG_NO_PIP,
+        "flush: pages written without vm_object_pip_add", "classic", "",
+        "assertion panic"),
+    Bug("flush-unbusied", lib.BUG_FLUSH_UNBUSIED,
+        "flush: the page is unbusied before its I/O is set up", "classic",
+        "", "assertion panic"),
+    Bug("inverted-locks", lib.BUG_INVERTED_LOCKS,
+        "writing pass: page spinlock taken under the queue spinlock",
+        "classic", "", "race: lock order"),
+    Bug("lost-io-wakeup", lib.BUG_LOST_IO_WAKEUP,
+        "swap iodone clears busy without waking the sleepers", "classic", "",
+        "hang forensics"),
+    Bug("marker-unlocked", lib.BUG_MARKER_UNLOCKED,
+        "writing pass: the marker is moved without the queue spinlock",
+        "classic", "", "assertion panic"),
+)
+
+BUGS = {b.name: b for b in _TABLE}
+
+
+def bug_bits(name):
+    """The BUG_* bits of bug name ("" -> 0); KeyError if unknown."""
+    return BUGS[name].bits if name else 0
