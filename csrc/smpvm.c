@@ -176,8 +176,8 @@ panicf(const char *fmt, ...)
  * which tears the machine down).  The calling process is then sent SIGUSR2:
  * smpvm's Python handler raises Panic as soon as this C call returns.
  */
-void
-panic(const char *msg)
+static void
+panic_as(const char *what, const char *msg, int host)
 {
 	uint32_t zero = 0;
 
@@ -186,15 +186,34 @@ panic(const char *msg)
 		snprintf(H->panicstr, sizeof(H->panicstr), "%s", msg);
 		H->panic_tid = curtid;
 		H->panic_pid = getpid();
+		H->host_error = host;
 		__atomic_store_n(&H->state, MS_PANIC, __ATOMIC_SEQ_CST);
 		futex_wake(&H->state, INT_MAX);
 		sched_panic();          /* scheduled threads stop waiting */
 	}
-	fprintf(stderr, "panic: %s [tid %d %s, cpu %d, pid %d]\n", msg, curtid,
-	    td ? td->name : "-", td ? td->cpu : -1, (int)getpid());
+	fprintf(stderr, "%s: %s [tid %d %s, cpu %d, pid %d]\n", what, msg,
+	    curtid, td ? td->name : "-", td ? td->cpu : -1, (int)getpid());
 	fflush(stderr);
 	panic_pending = 1;
 	raise(SIGUSR2);
+}
+
+void
+panic(const char *msg)
+{
+	panic_as("panic", msg, 0);
+}
+
+/*
+ * panic_host(msg): the host refused what the kernel needed (a write to a
+ * full disk).  The machine stops as at a panic, but if this is the first
+ * panic the header marks it as the host's (host_error), so that it is
+ * reported as a host error and not as a defect of the kernel.
+ */
+void
+panic_host(const char *msg)
+{
+	panic_as("host error", msg, 1);
 }
 
 int

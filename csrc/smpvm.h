@@ -321,7 +321,8 @@ struct smpvm_header {
 	uint64_t ticks;                 /* the virtual clock                */
 	uint64_t clock_speedup;         /* wall clock: ticks run N x faster */
 	uint32_t prof_enabled;          /* lock profiling on (sites, records) */
-	uint32_t pad3;
+	uint32_t host_error;            /* 1: the panic is the host's (a full
+	                                   disk: panic_host), not the kernel's */
 	uint64_t prof_calls;            /* site lookups made (observer effect) */
 	uint64_t prof_ns;               /* ns spent in them                 */
 	uint32_t park_request;          /* stop the world at safe points    */
@@ -1003,6 +1004,7 @@ uint64_t smpvm_tsc_calibrate(int ms);
 int      smpvm_set_pdeathsig(int sig);
 int      smpvm_panic_pending(void);
 void     panic(const char *msg);
+void     panic_host(const char *msg);
 int      smpvm_noop(void);
 
 /* atomics (sys/cpu/x86_64/include/atomic.h names) */

@@ -118,7 +118,7 @@ def cmd_boot(a):
             if outcome != "panic":
                 sup.shutdown(hooks=[vm_shutdown])
                 if m.panicked:
-                    outcome = sup._panicked()
+                    outcome = sup.collect_panic()
             if outcome == "panic":
                 sys.stderr.write(sup.report + "\n")
                 rc = EXIT_PANIC

@@ -73,8 +73,9 @@ class SchedConfig:
     def validate(self):
         def need(ok, field, what):
             if not ok:
-                raise ConfigError(
-                    f"sched.{field}={getattr(self, field)!r}: {what}")
+                value = getattr(self, field)
+                raise ConfigError(f"sched.{field}={value!r}: {what}",
+                                  f"sched.{field}", value, what)
 
         need(self.strategy in SCHED_STRATEGIES, "strategy",
              "must be one of " + ", ".join(SCHED_STRATEGIES))
@@ -123,8 +124,9 @@ class MachineConfig:
         """Raise ConfigError naming the first field that is out of range."""
         def need(ok, field, what):
             if not ok:
-                raise ConfigError(
-                    f"{field}={getattr(self, field)!r}: {what}")
+                value = getattr(self, field)
+                raise ConfigError(f"{field}={value!r}: {what}", field, value,
+                                  what)
 
         def pow2(v):
             return v >= 1 and v & (v - 1) == 0
@@ -142,7 +144,7 @@ class MachineConfig:
              f"must exceed ncpus and be at most {lib.SMPVM_MAXTHREADS}")
         for f in ("npages", "nobjects", "nvnodes", "nmeta"):
             need(1 <= getattr(self, f) <= 1 << 24, f, "must be 1..16777216")
-        need(self.npages >= 64, "npages", "must be at least 64")
+        need(self.npages >= 64, "npages", "must be 64..16777216")
         # blocks 0..31 are never allocated (swaponvp keeps the first dmmax)
         need(64 <= self.nswap <= 1 << 30, "nswap", "must be 64..2^30 pages")
         need(pow2(self.spin_pool) and self.spin_pool <= 1 << 20, "spin_pool",
@@ -159,7 +161,8 @@ class MachineConfig:
         try:
             self.check_flags()
         except ValueError as e:
-            raise ConfigError(f"check={self.check!r}: {e}") from None
+            raise ConfigError(f"check={self.check!r}: {e}", "check",
+                              self.check, str(e)) from None
         need(isinstance(self.check_sample, int)
              and 1 <= self.check_sample <= 1 << 20, "check_sample",
              "must be 1..1048576")
@@ -172,4 +175,6 @@ class MachineConfig:
         if self.datadir_base:
             need(os.path.isdir(self.datadir_base), "datadir_base",
                  "must be an existing directory")
+            need(os.access(self.datadir_base, os.W_OK | os.X_OK),
+                 "datadir_base", "must be a directory you can write")
         return self

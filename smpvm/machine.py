@@ -11,16 +11,23 @@ Leak-proofing, by exit path:
     segment and removes the data directory.  CPU processes die with their
     parent (PR_SET_PDEATHSIG), so nothing keeps running;
   * the janitor killed too: the next create and `smpvm clean` sweep names
-    whose creator pid is dead (names are smpvm-<creator pid>-<n>).
+    whose creator pid is dead (names are smpvm-<creator pid>-<random>).
 No SysV object and no named semaphore is used: waits are futexes inside the
 segment, which vanish with it.
+
+The host is asked first: a machine larger than /dev/shm's free space or the
+memory available is refused with the sizes, and the segment's pages are
+allocated (fallocate) before anything touches them, so a full /dev/shm is an
+error, never a SIGBUS.  The name's second part is random, so another user
+cannot squat the names smpvm will pick; a taken name is skipped.
 """
-import itertools
 import mmap
 import os
 import re
+import secrets
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -29,17 +36,67 @@ import posix_ipc
 
 from smpvm import layout
 from smpvm.config import SCHED_STRATEGIES, MachineConfig
-from smpvm.errors import AttachError
+from smpvm.errors import AttachError, ConfigError, HostError
 from smpvm.layout import ffi, lib
 
 SHM_DIR = "/dev/shm"
 NAME_PREFIX = "smpvm-"
-NAME_RE = re.compile(r"^smpvm-(\d+)-(\d+)$")
-DATADIR_RE = re.compile(r"^smpvm-(\d+)-(\d+)-")
+NAME_RE = re.compile(r"^smpvm-(\d+)-([0-9a-f]{1,16})$")
+DATADIR_RE = re.compile(r"^smpvm-(\d+)-([0-9a-f]{1,16})-")
+NAME_TRIES = 16             # taken names skipped before giving up
 
-_counter = itertools.count()
 # write ends of janitor pipes held by this process; fork children close them
 janitor_fds = set()
+
+
+def new_name():
+    """A fresh machine name: smpvm-<this pid>-<8 random hex digits>."""
+    return f"{NAME_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def check_name(name):
+    """name, if it is a machine name (smpvm-PID-ID); AttachError if not."""
+    name = name.lstrip("/")
+    if not NAME_RE.match(name):
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise AttachError(f"-m {shown!r}: not a machine name (names look "
+                          "like smpvm-PID-ID; `smpvm ps` lists them)")
+    return name
+
+
+def format_size(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else \
+                f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _mem_available():
+    """Bytes of memory the host can still give (MemAvailable + SwapFree),
+    or None when /proc/meminfo does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return sum(int(info[k].split()[0]) * 1024
+                   for k in ("MemAvailable", "SwapFree"))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def check_fits(size):
+    """Refuse a segment of size bytes that /dev/shm or memory cannot hold
+    (ConfigError with the sizes), before anything is created."""
+    st = os.statvfs(SHM_DIR)
+    shm_free = st.f_bavail * st.f_frsize
+    mem = _mem_available()
+    if size > shm_free or (mem is not None and size > mem):
+        raise ConfigError(
+            f"a machine of {format_size(size)} does not fit: {SHM_DIR} has "
+            f"{format_size(shm_free)} free"
+            + (f" and the host {format_size(mem)} of memory available"
+               if mem is not None else "")
+            + " (make --npages or --nobjects smaller)")
 
 
 def _posix_name(name):
@@ -81,59 +138,51 @@ class Machine:
     def create(cls, config=None):
         """Create a machine from config (defaults if None) and return it.
 
-        Sweeps this user's leftovers of dead creators first.
+        Sweeps this user's leftovers of dead creators first.  ConfigError
+        for a machine the host cannot hold or a data directory that cannot
+        be made; HostError when the host fails the creation.
         """
         cfg = (config or MachineConfig()).validate()
         sweep()
-        name = f"{NAME_PREFIX}{os.getpid()}-{next(_counter)}"
-        ccfg = ffi.new("struct smpvm_config *", {
-            "ncpus": cfg.ncpus, "maxthreads": cfg.maxthreads,
-            "npages": cfg.npages, "nobjects": cfg.nobjects,
-            "nvnodes": cfg.nvnodes, "nswap": cfg.nswap, "nmeta": cfg.nmeta,
-            "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
-            "nsleepq": cfg.nsleepq, "hz": cfg.hz,
-            "check": cfg.check_flags(), "check_sample": cfg.check_sample,
-            "sched": int(cfg.sched.on), "sched_trace": cfg.sched.trace})
-        proto = ffi.new("struct smpvm_header *")
-        if lib.smpvm_layout(ccfg, proto) != 0:
-            raise AttachError(f"smpvm_layout refused the config {cfg}")
+        proto = _layout(cfg)
         size = proto.segment_size
-        datadir = tempfile.mkdtemp(prefix=name + "-",
-                                   dir=cfg.datadir_base or None)
-        shm = None
+        check_fits(size)
+        name, shm = _create_segment(size)
+        m = datadir = None
         try:
-            shm = posix_ipc.SharedMemory(_posix_name(name), posix_ipc.O_CREX,
-                                         mode=0o600, size=size)
             try:
+                # the pages now, so that a full /dev/shm is ENOSPC here and
+                # not a SIGBUS in smpvm_init
+                os.posix_fallocate(shm.fd, 0, size)
                 mm = mmap.mmap(shm.fd, size)
+            except OSError as e:
+                raise HostError(f"{SHM_DIR} cannot hold a machine of "
+                                f"{format_size(size)}: {e.strerror}") \
+                    from None
             finally:
                 shm.close_fd()
+            datadir = _make_datadir(name, cfg.datadir_base)
             m = cls(name, mm, creator=True)
             ffi.memmove(m.base, proto, ffi.sizeof("struct smpvm_header"))
             h = m.hdr
             h.owner_uid = os.getuid()
             h.creator_pid = os.getpid()
             h.created_ns = time.time_ns()
-            h.boot_mono_ns = lib.smpvm_nanotime()
-            h.tsc_ns_q32 = lib.smpvm_tsc_calibrate(5)
             h.state = lib.MS_BOOTING
-            h.clock_mode = (lib.CLOCK_VIRTUAL if cfg.clock == "virtual"
-                            else lib.CLOCK_WALL)
-            h.clock_speedup = cfg.speedup
             h.name = name.encode()
             h.datadir = datadir.encode()
-            _register_lock_classes(h)
-            _set_kern_defaults(h)
-            lib.smpvm_init(m.base)
-            if cfg.sched.on:
-                _sched_configure(m, cfg.sched)
+            # the janitor first: from here on a dying creator leaves nothing
             m._start_janitor()
+            _init_machine(m, cfg)
             h.state = lib.MS_RUNNING
             return m
         except BaseException:
-            if shm is not None:
+            if m is not None:
+                m.destroy()
+            else:
                 _unlink(name)
-            shutil.rmtree(datadir, ignore_errors=True)
+                if datadir:
+                    shutil.rmtree(datadir, ignore_errors=True)
             raise
 
     def _start_janitor(self):
@@ -152,7 +201,7 @@ class Machine:
     @classmethod
     def attach(cls, name):
         """Map an existing machine by name; AttachError if that is not sound."""
-        name = name.lstrip("/")
+        name = check_name(name)
         try:
             shm = posix_ipc.SharedMemory(_posix_name(name))
         except posix_ipc.ExistentialError:
@@ -161,6 +210,9 @@ class Machine:
         except posix_ipc.PermissionsError:
             raise AttachError(
                 f"machine {name!r} belongs to another user") from None
+        except (posix_ipc.Error, ValueError, OSError) as e:
+            raise AttachError(f"machine {name!r} cannot be opened ({e})") \
+                from None
         try:
             hsize = ffi.sizeof("struct smpvm_header")
             if shm.size < 16:
@@ -226,6 +278,15 @@ class Machine:
     @property
     def panicstr(self):
         return layout.cstr(self.hdr.panicstr)
+
+    @property
+    def host_panic(self):
+        """Is the machine's panic the host's (a full disk: panic_host),
+        not the kernel's?  The first panic sets it, as it sets panicstr."""
+        return self.panicked and self.hdr.host_error != 0
+
+    def creator_alive(self):
+        return _pid_alive(self.hdr.creator_pid)
 
     def shutting_down(self):
         return self.hdr.shutdown != 0
@@ -317,6 +378,51 @@ class Machine:
         return f"<Machine {self.name} {'creator' if self.creator else ''}>"
 
 
+def _layout(cfg):
+    """The header of a machine of cfg, with its sizes and offsets (C's
+    smpvm_layout computes them)."""
+    ccfg = ffi.new("struct smpvm_config *", {
+        "ncpus": cfg.ncpus, "maxthreads": cfg.maxthreads,
+        "npages": cfg.npages, "nobjects": cfg.nobjects,
+        "nvnodes": cfg.nvnodes, "nswap": cfg.nswap, "nmeta": cfg.nmeta,
+        "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
+        "nsleepq": cfg.nsleepq, "hz": cfg.hz,
+        "check": cfg.check_flags(), "check_sample": cfg.check_sample,
+        "sched": int(cfg.sched.on), "sched_trace": cfg.sched.trace})
+    proto = ffi.new("struct smpvm_header *")
+    if lib.smpvm_layout(ccfg, proto) != 0:
+        raise AttachError(f"smpvm_layout refused the config {cfg}")
+    return proto
+
+
+def _make_datadir(name, base):
+    """The machine's private data directory (mode 0700) in base or $TMPDIR;
+    ConfigError if it cannot be made there."""
+    try:
+        return tempfile.mkdtemp(prefix=name + "-", dir=base or None)
+    except OSError as e:
+        where = base or tempfile.gettempdir()
+        what = (f"cannot make the machine's data directory there "
+                f"({e.strerror})")
+        raise ConfigError(f"datadir_base={where!r}: {what}", "datadir_base",
+                          where, what) from None
+
+
+def _init_machine(m, cfg):
+    """Fill the rest of the header and let C initialise every region."""
+    h = m.hdr
+    h.boot_mono_ns = lib.smpvm_nanotime()
+    h.tsc_ns_q32 = lib.smpvm_tsc_calibrate(5)
+    h.clock_mode = (lib.CLOCK_VIRTUAL if cfg.clock == "virtual"
+                    else lib.CLOCK_WALL)
+    h.clock_speedup = cfg.speedup
+    _register_lock_classes(h)
+    _set_kern_defaults(h)
+    lib.smpvm_init(m.base)
+    if cfg.sched.on:
+        _sched_configure(m, cfg.sched)
+
+
 def _register_lock_classes(h):
     """Lock classes: contiguous id ranges, named for reports."""
     named = h.cfg.spin_pool     # named spinlocks follow the pool
@@ -370,6 +476,25 @@ def _set_kern_defaults(h):
     k.spin_panic_ms = lib.SPIN_PANIC_MS_DEFAULT
 
 
+def _create_segment(size):
+    """Create a fresh segment of size bytes (mode 0600, exclusively),
+    skipping names that are taken: (name, posix_ipc.SharedMemory)."""
+    taken = []
+    for _ in range(NAME_TRIES):
+        name = new_name()
+        try:
+            return name, posix_ipc.SharedMemory(
+                _posix_name(name), posix_ipc.O_CREX, mode=0o600, size=size)
+        except posix_ipc.ExistentialError:
+            taken.append(name)
+        except (posix_ipc.Error, OSError) as e:
+            raise HostError(f"{SHM_DIR}: cannot create {name}: {e}") \
+                from None
+    raise HostError(f"{SHM_DIR}: {len(taken)} fresh machine names were "
+                    f"already taken (the last {taken[-1]}): another user "
+                    "is holding names smpvm picks")
+
+
 def _unlink(name):
     try:
         posix_ipc.unlink_shared_memory(_posix_name(name))
@@ -382,6 +507,7 @@ def _janitor_main(rfd, name, datadir, hdr):
     try:
         os.setsid()                 # Ctrl-C goes to the creator, not here
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)   # not the creator's
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
@@ -412,18 +538,39 @@ def list_machines():
         if not mo:
             continue
         try:
-            if os.stat(os.path.join(SHM_DIR, e)).st_uid != uid:
-                continue
+            st = os.lstat(os.path.join(SHM_DIR, e))
         except FileNotFoundError:
+            continue
+        if st.st_uid != uid or not stat.S_ISREG(st.st_mode):
             continue
         out.append((e, int(mo.group(1))))
     return out
 
 
+def _own_dir(path, uid):
+    """Is path a directory (never a symlink) owned by uid?"""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_uid == uid and stat.S_ISDIR(st.st_mode)
+
+
+def _remove_dir(path, uid):
+    """Remove this user's directory path (never through a symlink); True
+    if it is gone afterwards and was there before."""
+    if not _own_dir(path, uid):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
+
+
 def sweep(verbose=False):
     """Remove this user's segments and data directories whose creator is
-    dead.  Returns what was removed (names and paths)."""
+    dead; never follows a symlink.  Returns exactly what was removed
+    (names and paths)."""
     removed = []
+    uid = os.getuid()
     for name, pid in list_machines():
         if _pid_alive(pid):
             continue
@@ -434,28 +581,26 @@ def sweep(verbose=False):
         if m is not None:
             d = m.datadir
             m.close()
-            if d and os.path.basename(d).startswith(name + "-"):
-                shutil.rmtree(d, ignore_errors=True)
-        _unlink(name)
-        removed.append(name)
+            if d and os.path.basename(d).startswith(name + "-") and \
+                    _remove_dir(d, uid):
+                removed.append(d)
+        try:
+            posix_ipc.unlink_shared_memory(_posix_name(name))
+            removed.append(name)
+        except posix_ipc.Error:
+            pass
     base = tempfile.gettempdir()
-    uid = os.getuid()
     try:
         entries = os.listdir(base)
     except FileNotFoundError:
         entries = []
-    for e in entries:
+    for e in sorted(entries):
         mo = DATADIR_RE.match(e)
         if not mo or _pid_alive(int(mo.group(1))):
             continue
         p = os.path.join(base, e)
-        try:
-            if os.stat(p).st_uid != uid:
-                continue
-        except FileNotFoundError:
-            continue
-        shutil.rmtree(p, ignore_errors=True)
-        removed.append(p)
+        if _remove_dir(p, uid):
+            removed.append(p)
     if verbose:
         for r in removed:
             print(f"removed {r}")

@@ -14,13 +14,15 @@ import pytest
 
 from conftest import wait_for
 from smpvm.config import MachineConfig
-from smpvm.errors import AttachError, ConfigError, Panic, SysctlError
+from smpvm import machine as machine_mod
+from smpvm.errors import (AttachError, ConfigError, HostError, Panic,
+                          SysctlError)
 from smpvm.kern import sysctl
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.lwkt_token import lwkt_gettoken
 from smpvm.kern.spinlock import spin_lock
 from smpvm.layout import lib, threads
-from smpvm.machine import Machine
+from smpvm.machine import Machine, sweep
 
 SMPVM = [sys.executable, "-m", "smpvm.cli"]
 
@@ -345,3 +347,63 @@ def test_cli_kernel_defaults_leave_swapcache_off():
         p.wait(20)
         p.stdout.close()
         p.stderr.close()
+
+
+def test_a_machine_the_host_cannot_hold_is_refused_with_the_sizes(
+        monkeypatch):
+    monkeypatch.setattr(machine_mod, "_mem_available", lambda: 1 << 20)
+    with pytest.raises(ConfigError, match=r"a machine of [\d.]+ MiB does "
+                       r"not fit: /dev/shm has .* free and the host 1.0 MiB "
+                       "of memory available"):
+        Machine.create(MachineConfig(ncpus=2))
+    # nothing was made: the leak check of conftest looks at /dev/shm and
+    # the temp directory after this test
+
+
+def test_a_taken_segment_name_is_skipped(monkeypatch):
+    """Another process holding the name smpvm picks first costs a retry,
+    not the machine; when every pick is taken, a host error."""
+    taken = f"smpvm-{os.getpid()}-deadbeef"
+    squat = posix_ipc.SharedMemory("/" + taken, posix_ipc.O_CREX, size=4096)
+    squat.close_fd()
+    try:
+        names = iter([taken, f"smpvm-{os.getpid()}-0badcafe"])
+        monkeypatch.setattr(machine_mod, "new_name", lambda: next(names))
+        with Machine.create(MachineConfig(ncpus=2)) as m:
+            assert m.name == f"smpvm-{os.getpid()}-0badcafe"
+        assert os.path.exists(f"/dev/shm/{taken}")     # not ours: intact
+        monkeypatch.setattr(machine_mod, "new_name", lambda: taken)
+        with pytest.raises(HostError, match="names were already taken"):
+            Machine.create(MachineConfig(ncpus=2))
+    finally:
+        squat.unlink()
+
+
+@pytest.mark.parametrize("name", ["a/b", "../../etc/passwd", "x" * 300,
+                                  "smpvm-1"])
+def test_attach_refuses_what_is_not_a_machine_name(name):
+    with pytest.raises(AttachError, match="not a machine name"):
+        Machine.attach(name)
+
+
+def test_clean_never_follows_a_symlink_and_says_only_what_it_removed(
+        tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("mine")
+    base = tempfile.gettempdir()
+    link = os.path.join(base, "smpvm-999999999-0-evil")
+    left = os.path.join(base, "smpvm-999999999-0-left")
+    os.symlink(victim, link)
+    os.mkdir(left)
+    try:
+        removed = sweep()
+        assert link not in removed and os.path.islink(link)
+        assert (victim / "keep").read_text() == "mine"
+        # (a parallel test's create may have swept the leftover first)
+        assert not os.path.exists(left)
+        assert not [r for r in removed if os.path.lexists(r)]
+    finally:
+        os.unlink(link)
+        if os.path.exists(left):
+            os.rmdir(left)

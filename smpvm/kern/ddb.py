@@ -1,7 +1,45 @@
 """show threads / show locks: who holds and waits on what, from any process
-that maps the machine (ddb's `show locks`, `ps`)."""
-from smpvm.layout import (LOCK_KINDS, THREAD_KINDS, THREAD_STATES, cstr, ffi,
-                          lib, spinlocks, threads, tokens)
+that maps the machine (ddb's `show locks`, `ps`).  Where the host's view
+differs from the machine's -- a thread's process stopped (SIGSTOP, a
+debugger) or gone, a creator that died -- the text says so."""
+import os
+
+from smpvm.layout import (LOCK_KINDS, MACHINE_STATES, THREAD_KINDS,
+                          THREAD_STATES, cstr, ffi, lib, spinlocks, threads,
+                          tokens)
+
+# /proc/PID/stat states that are not the machine's to explain
+HOST_STATES = {"T": "stopped by the host", "t": "stopped by a tracer",
+               "Z": "dead", "X": "dead"}
+
+
+def host_state(pid):
+    """What the host says of process pid: '' when it runs or sleeps as
+    usual, else 'stopped by the host', 'stopped by a tracer', 'dead' or
+    'gone' (read from /proc/PID/stat)."""
+    if pid <= 0:
+        return ""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
+    return HOST_STATES.get(state, "")
+
+
+def host_stopped(machine):
+    """[(tid, name, pid, host state)] of the threads whose process the host
+    stopped or lost."""
+    td = threads(machine.base)
+    out = []
+    for tid in range(machine.config.maxthreads):
+        t = td[tid]
+        if t.state in (lib.TDS_FREE, lib.TDS_EXITED) or t.pid <= 0:
+            continue
+        hs = host_state(t.pid)
+        if hs:
+            out.append((tid, cstr(t.name), int(t.pid), hs))
+    return out
 
 
 def prof_sites(machine):
@@ -60,6 +98,7 @@ def thread_rows(machine):
             "tid": tid, "name": cstr(t.name), "pid": t.pid, "cpu": t.cpu,
             "kind": THREAD_KINDS.get(t.kind, "?"),
             "state": THREAD_STATES.get(t.state, "?"), "waiting": wait,
+            "host": host_state(t.pid) if t.state != lib.TDS_EXITED else "",
             "holds": held, "token_stack": toks, "critcount": t.td_critcount,
             "spinlocks": t.gd_spinlocks_wr, "sleeps": t.n_sleeps,
             "switches": t.n_switches})
@@ -90,13 +129,31 @@ def format_threads(machine):
     lines = [f"{'tid':>3} {'name':<14} {'kind':<7} {'cpu':>3} {'pid':>7} "
              f"{'state':<9} waiting / holding"]
     for r in thread_rows(machine):
+        host = f"[{r['host']}] " if r["host"] else ""
         lines.append(f"{r['tid']:>3} {r['name']:<14} {r['kind']:<7} "
                      f"{r['cpu']:>3} {r['pid']:>7} {r['state']:<9} "
-                     f"{r['waiting']}")
+                     f"{host}{r['waiting']}")
         if r["holds"]:
             lines.append(f"{'':>4}holds: {', '.join(r['holds'])}")
         if r["token_stack"]:
             lines.append(f"{'':>4}token stack: {', '.join(r['token_stack'])}")
+    return "\n".join(lines)
+
+
+def format_machine(machine):
+    """`smpvm ps` of one machine: its state (a leftover whose creator died
+    says so), size, creator, data directory, panic, then its threads."""
+    h = machine.hdr
+    state = MACHINE_STATES.get(h.state, "?")
+    creator = f"creator pid {h.creator_pid}"
+    if not os.path.exists(f"/proc/{h.creator_pid}"):
+        state = f"leftover ({state} when its creator died)"
+        creator += " (dead: `smpvm clean` removes the machine)"
+    lines = [f"{machine.name}: {state}, {h.cfg.ncpus} cpus, {creator}, "
+             f"data {cstr(h.datadir)}"]
+    if machine.panicked:
+        lines.append(f"  panic: {cstr(h.panicstr)}")
+    lines.append(format_threads(machine))
     return "\n".join(lines)
 
 

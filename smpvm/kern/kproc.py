@@ -5,6 +5,12 @@ The supervisor notices a dead child at once (process sentinels).  A child
 that dies before the machine shuts down -- killed, crashed, or panicked --
 is a panic: the report names the thread, how it died, the spinlocks and
 tokens whose lock words still name it, and every thread's state.
+
+A write the host refuses (a full disk under the data directory, a quota,
+RLIMIT_FSIZE, a read-only or failing disk: errors.HOST_ERRNOS) stops the
+machine the same way, but is marked as the host's (hdr.host_error): the
+report says so and carries no traceback, and callers class it as a host
+error, not as a kernel panic.
 """
 import os
 import signal
@@ -16,14 +22,15 @@ import multiprocess
 import multiprocess.connection
 
 from smpvm import machine as machine_mod
-from smpvm.errors import Panic, Shutdown, SmpvmError
+from smpvm.errors import HOST_ERRNOS, Panic, Shutdown, SmpvmError
 from smpvm.kern import ddb
 from smpvm.kern.thread import panic, thread_attach, thread_exit
 from smpvm.layout import cstr, lib, threads
 
-# fork: ~2 ms a process and the mapping is inherited (measured-costs.md 6)
+# fork: ~2 ms a process (spawn: ~50 ms) and the mapping is inherited
 CTX = multiprocess.get_context("fork")
-EXIT_PANIC = 70
+# a kernel process's own exit status after it panicked (not a CLI exit code)
+CHILD_EXIT_PANIC = 70
 
 
 def _thread_main(machine, tid, parent_pid, fn, args):
@@ -32,7 +39,7 @@ def _thread_main(machine, tid, parent_pid, fn, args):
     try:
         lib.smpvm_set_pdeathsig(signal.SIGKILL)     # die with the supervisor
         if os.getppid() != parent_pid:
-            os._exit(EXIT_PANIC)
+            os._exit(CHILD_EXIT_PANIC)
         for fd in list(machine_mod.janitor_fds):    # janitors must see EOF
             try:
                 os.close(fd)
@@ -50,13 +57,17 @@ def _thread_main(machine, tid, parent_pid, fn, args):
             # operation held and end the thread (hands the turn on)
             lib.smpvm_thread_exit_shutdown()
         except Panic:
-            code = EXIT_PANIC
+            code = CHILD_EXIT_PANIC
         except BaseException as e:  # a kernel thread may not die: panic
-            traceback.print_exc()
-            code = EXIT_PANIC
+            code = CHILD_EXIT_PANIC
+            name = cstr(threads(machine.base)[tid].name)
             try:
-                panic(f"{cstr(threads(machine.base)[tid].name)}: unhandled "
-                      f"{type(e).__name__}: {e}")
+                if isinstance(e, OSError) and e.errno in HOST_ERRNOS:
+                    lib.panic_host(f"{name}: the host refused a write under "
+                                   f"{machine.datadir}: {e}".encode())
+                    raise Panic(name)   # if SIGUSR2 did not raise it
+                traceback.print_exc()
+                panic(f"{name}: unhandled {type(e).__name__}: {e}")
             except Panic:
                 pass
     finally:
@@ -109,25 +120,28 @@ class Supervisor:
     def live(self):
         return {tid: p for tid, p in self.procs.items() if p.exitcode is None}
 
-    def wait(self, seconds=None):
+    def wait(self, seconds=None, until=None):
         """Watch until `seconds` pass ('timeout'), every child has exited
-        cleanly ('exited'), or the machine panics ('panic').  A child that
-        exits non-zero before shutdown is a panic."""
+        cleanly ('exited'), the machine panics ('panic'), or until() turns
+        true ('interrupted'; polled every 50 ms).  A child that exits
+        non-zero before shutdown is a panic."""
         deadline = None if seconds is None else time.monotonic() + seconds
         self.sched_go()
         while True:
             if self.machine.panicked:
-                return self._panicked()
+                return self.collect_panic()
             for tid, p in self.procs.items():
                 if tid in self._reaped or p.exitcode is None:
                     continue
                 self._reaped.add(tid)
                 if p.exitcode != 0 and not self.machine.shutting_down():
                     self._child_died(tid, p)
-                    return self._panicked()
+                    return self.collect_panic()
             live = self.live()
             if not live:
                 return "exited"
+            if until is not None and until():
+                return "interrupted"
             timeout = 0.05
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
@@ -149,8 +163,16 @@ class Supervisor:
             msg += " holding " + ", ".join(held)
         self.machine.record_panic(msg)
 
-    def _panicked(self):
+    def collect_panic(self):
+        """After the machine panicked: fill self.report (the panic message,
+        who panicked, every thread) and return the outcome, 'panic'.  When
+        the panic is the host's (Machine.host_panic) the report says so in
+        one line and names no thread."""
         m = self.machine
+        if m.host_panic:
+            self.report = (f"{m.panicstr} (machine {m.name}: the host, not "
+                           "the emulated kernel, failed the run)")
+            return "panic"
         self.report = (f"panic: {m.panicstr}\n"
                        f"machine {m.name}, panicking thread tid "
                        f"{m.hdr.panic_tid} pid {m.hdr.panic_pid}\n"

@@ -16,7 +16,7 @@ lwkt_yield()         a token-loss point (see debug.lwkt_yield_switch).
 Token ids: the global tokens are TOK_MP, TOK_VM, TOK_VMOBJ, ... (smpvm.h);
 pool tokens follow them, chosen by lwkt_token_pool_lookup(addr).
 """
-from smpvm.layout import GLOBAL_TOKENS, lib
+from smpvm.layout import lib
 
 lwkt_gettoken = lib.lwkt_gettoken
 lwkt_trytoken = lib.lwkt_trytoken
@@ -40,5 +40,3 @@ def lwkt_getpooltoken(addr):
     lib.lwkt_gettoken(tok)
     return tok
 
-
-__all__ = ["GLOBAL_TOKENS"]

@@ -34,21 +34,38 @@ def _live(machine):
             and td[i].kind in (lib.TDK_CPU, lib.TDK_KTHREAD)]
 
 
-def stop_the_world(machine, timeout=10.0, wake=()):
-    """Request parking and wait until every live thread is parked.  wake:
-    idents to wakeup so sleeping daemons reach their safe point (idle CPUs,
-    asleep on IDENT_SHUTDOWN, are always woken).  Returns True when
-    stopped; False on timeout (the request is withdrawn)."""
-    h = machine.hdr
-    h.park_request = 1
-    deadline = time.monotonic() + timeout
+def stop_request(machine, wake=()):
+    """Ask every thread to park at its next safe point (returns at once;
+    poll world_stopped).  wake: idents to wakeup so sleeping daemons reach
+    their safe point (idle CPUs, asleep on IDENT_SHUTDOWN, always are)."""
+    machine.hdr.park_request = 1
+    world_stopped(machine, wake)
+
+
+def world_stopped(machine, wake=()):
+    """Wake the sleepers again; True once every live thread is parked."""
+    for ident in set(wake) | {lib.IDENT_SHUTDOWN}:
+        wakeup(ident)
+    return not unparked(machine) and \
+        machine.hdr.parked == len(_live(machine))
+
+
+def unparked(machine):
+    """The live threads (tids) not parked at a safe point yet."""
     td = threads(machine.base)
+    return [i for i in _live(machine)
+            if not (td[i].state == lib.TDS_SLEEPING
+                    and td[i].wchan == lib.IDENT_PARK)]
+
+
+def stop_the_world(machine, timeout=10.0, wake=()):
+    """Request parking and wait until every live thread is parked.
+    Returns True when stopped; False on timeout, panic or shutdown (the
+    request is withdrawn)."""
+    stop_request(machine, wake)
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for ident in set(wake) | {lib.IDENT_SHUTDOWN}:
-            wakeup(ident)
-        live = _live(machine)
-        if all(td[i].state == lib.TDS_SLEEPING and td[i].wchan ==
-               lib.IDENT_PARK for i in live) and h.parked == len(live):
+        if world_stopped(machine, wake):
             return True
         if machine.panicked or machine.shutting_down():
             break

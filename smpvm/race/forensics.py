@@ -9,7 +9,11 @@ spinlock, a token, a page busy, a tsleep without timeout.  The kernel warns
 about them at 1 s, dumps backtraces at 11 s and panics at 60 s (smpvm's
 debug.spin_warn_ms / spin_backtrace_ms / spin_panic_ms give the marks).
 """
-from smpvm.kern.ddb import format_threads, lock_name, locks_owned_by
+import os
+import signal
+
+from smpvm.kern.ddb import (format_threads, host_state, host_stopped,
+                            lock_name, locks_owned_by)
 from smpvm.layout import cstr, ffi, lib, pages, spinlocks, threads, tokens
 from smpvm.race.report import race_globals
 
@@ -183,3 +187,98 @@ def hang_report(machine, min_seconds=0.0):
                 for ns, op, i in ring))
     lines.append(format_threads(machine))
     return "\n".join(lines)
+
+
+def stall_text(machine):
+    """One line per thread the host stopped or lost, or '' if none."""
+    return "\n".join(f"{name} (tid {tid}, pid {pid}) is {hs}"
+                     for tid, name, pid, hs in host_stopped(machine))
+
+
+def dump_stacks(machine):
+    """Hang forensics: every thread process prints its Python stacks
+    (faulthandler on SIGUSR1) to stderr."""
+    td = threads(machine.base)
+    for i in range(machine.config.maxthreads):
+        if td[i].state != lib.TDS_FREE and td[i].pid > 0:
+            try:
+                os.kill(td[i].pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+
+
+class Watchdog:
+    """The kernel's marks for indefinite waits (spinlock, token, busy,
+    tsleep without timeout), from the debug.spin_*_ms sysctls: a warning at
+    the first, backtraces and forensics at the second, the end of the run
+    at the third.  A wait that the host caused -- the holder's process is
+    stopped (SIGSTOP, a debugger) -- is said to be the host's: its end is a
+    stall, not a hang.  poll() once a second or so; it reads the segment
+    only (the host runs no kernel code)."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.marks = {}         # (tid, kind, on) -> marks reached
+        self.stopped = {}       # tid -> (name, pid, what the host says)
+
+    def _held_by(self, w):
+        td = threads(self.machine.base)
+        out = []
+        for h in w["holders"]:
+            if 0 <= h < self.machine.config.maxthreads:
+                hs = host_state(td[h].pid)
+                out.append(f"{cstr(td[h].name)} (tid {h})"
+                           + (f", {hs}" if hs else ""))
+        return f"; held by {', '.join(out)}" if out else ""
+
+    def poll(self):
+        """[(event, text)]: ('host', one line) when the host stops a
+        thread's process or lets it go again; for an indefinite wait
+        ('warn', one line) at the first mark, ('backtrace', forensics) at
+        the second (stacks dumped to stderr unless the host stopped a
+        thread), then ('hang', report) or ('stall', report) at the third:
+        the run must end."""
+        m = self.machine
+        k = m.hdr.kern
+        warn_s, bt_s, end_s = (k.spin_warn_ms / 1e3,
+                               k.spin_backtrace_ms / 1e3,
+                               k.spin_panic_ms / 1e3)
+        events = []
+        now = {tid: (name, pid, hs) for tid, name, pid, hs in
+               host_stopped(m)}
+        for tid, (name, pid, hs) in now.items():
+            if self.stopped.get(tid) != (name, pid, hs):
+                events.append(("host", f"{name} (tid {tid}, pid {pid}) is "
+                                       f"{hs}"))
+        for tid in set(self.stopped) - set(now):
+            name, pid, _ = self.stopped[tid]
+            events.append(("host", f"{name} (tid {tid}, pid {pid}) runs "
+                                   "again"))
+        self.stopped = now
+        for w in indefinite(m, warn_s):
+            marks = self.marks.setdefault((w["tid"], w["kind"], w["on"]),
+                                          set())
+            if "warn" not in marks:
+                marks.add("warn")
+                events.append(("warn", (
+                    f"indefinite wait: {w['name']} (tid {w['tid']}) "
+                    f"{w['kind']} wait on {w['on']} for {w['seconds']:.1f} "
+                    f"s{self._held_by(w)}")))
+            stalled = stall_text(m)
+            if w["seconds"] >= bt_s and "backtrace" not in marks:
+                marks.add("backtrace")
+                if not stalled:
+                    dump_stacks(m)
+                events.append(("backtrace", hang_report(m, warn_s)))
+            if end_s and w["seconds"] >= end_s:
+                if stalled:
+                    events.append(("stall", (
+                        f"{w['name']} waited {w['seconds']:.1f} s on "
+                        f"{w['on']} while the host held a thread "
+                        f"stopped:\n{stalled}")))
+                else:
+                    events.append(("hang", (
+                        f"indefinite wait for {w['seconds']:.1f} s\n"
+                        + hang_report(m, warn_s))))
+                return events
+        return events

@@ -20,8 +20,6 @@ PROTECTORS = {getattr(lib, n): n[5:].lower() for n in dir(lib)
 ENTITY = {lib.SK_PAGE: "page", lib.SK_PQ: "queue", lib.SK_OBJECT: "object",
           lib.SK_SWBLOCK: "swblock", lib.SK_VNODE: "vnode",
           lib.SK_VMG: "vm_globals"}
-KIND_PREFIX = {lib.LK_SPIN: "spin", lib.LK_TOKEN: "token",
-               lib.LK_BUSY: "busy", lib.LK_SLEEP: "sleep"}
 
 
 def race_globals(machine):
@@ -190,6 +188,3 @@ def format_report(d, replay=None):
         out.append(f"  replay     {replay}")
     return "\n".join(out)
 
-
-def format_reports(machine, replay=None):
-    return "\n".join(format_report(d, replay) for d in reports(machine))

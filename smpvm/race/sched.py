@@ -25,7 +25,6 @@ OP_NAMES = {getattr(lib, n): n[5:].lower()
             for n in dir(lib) if n.startswith("HOOK_")}
 OP_NAMES.update({getattr(lib, n): n[9:].lower()
                  for n in dir(lib) if n.startswith("SCHED_EV_")})
-CHOICE_KINDS = {lib.SCHED_CH_PREEMPT: "preempt", lib.SCHED_CH_SWITCH: "switch"}
 
 
 def pct_bound(n, k, d):
@@ -177,34 +176,7 @@ def summary(machine):
             "ticks": machine.hdr.ticks}
 
 
-def add_sched_args(parser):
-    """--sched/--seed/--pct-depth/--pct-k/--bound/--max-steps/--schedule."""
-    g = parser.add_argument_group("deterministic scheduler")
-    g.add_argument("--sched", choices=[s for s in SCHED_STRATEGIES
-                                       if s != "forced"], default="off")
-    g.add_argument("--sched-seed", type=int, default=0)
-    g.add_argument("--pct-depth", type=int, default=3)
-    g.add_argument("--pct-k", type=int, default=10000,
-                   help="estimated steps (pct change points, bounded plan)")
-    g.add_argument("--bound", type=int, default=2)
-    g.add_argument("--max-steps", type=int, default=0)
-    g.add_argument("--tick-steps", type=int, default=0,
-                   help="a virtual tick every N steps (0: only when idle)")
-    g.add_argument("--schedule", metavar="FILE",
-                   help="replay a schedule file (JSON of Schedule)")
-
-
-def config_from_args(args):
-    """The SchedConfig of add_sched_args' options."""
-    if getattr(args, "schedule", None):
-        with open(args.schedule) as f:
-            return Schedule.from_json(f.read()).replay_config()
-    return SchedConfig(strategy=args.sched, seed=args.sched_seed,
-                       depth=args.pct_depth, k=args.pct_k, bound=args.bound,
-                       max_steps=args.max_steps, tick_steps=args.tick_steps)
-
-
 __all__ = ["SchedConfig", "Schedule", "Event", "pct_bound", "sched_state",
            "steps", "trace_hash", "trace_ring", "trace", "trace_bytes",
            "trace_complete", "deadlock", "hang", "recorded_schedule", "summary",
-           "format_event", "add_sched_args", "config_from_args"]
+           "format_event"]

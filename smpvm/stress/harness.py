@@ -301,7 +301,7 @@ def run(opts, out=sys.stdout):
                 _check(m, kt, result)
                 sup.shutdown(hooks=[vm_shutdown])
                 if m.panicked:
-                    outcome = sup._panicked()
+                    outcome = sup.collect_panic()
             if outcome == "panic":
                 result["panic"] = sup.report
                 result["forensics"] = forensics.hang_report(m)
