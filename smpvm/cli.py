@@ -1,37 +1,30 @@
-"""smpvm command line: stress, race, boot, stat, check, lockstat, sysctl,
-ps, clean.
+"""smpvm command line: stress, race, replay, boot, stat, check, lockstat,
+sysctl, ps, clean.  It parses and dispatches: runs are smpvm.stress, the
+lock profiler's watch smpvm.prof, a machine's text smpvm.kern.ddb.
 
-Exit codes: 0 success, 1 a wrong byte was read (stress) or a race report
-(race, or any run with --check), 2 bad input or a machine that cannot be
-used, 3 panic.  Bad input is one line on stderr.
+Exit codes are one table, smpvm.stress.findings.EXIT_CODES (README "Exit
+codes"): 0 nothing found, 1 a wrong byte / broken invariant / race report,
+2 bad input, 3 panic or hang, 4 the host failed the run, 5 a replay not the
+same as recorded, 130 interrupted.  Bad input is one line on stderr.
 """
 import argparse
-import dataclasses
 import json
+import math
 import os
-import signal
 import sys
-import time
 
-from smpvm.config import MachineConfig
-from smpvm.errors import SmpvmError
+from smpvm.config import CHECKERS, SCHED_STRATEGIES, MachineConfig
+from smpvm.errors import (ConfigError, HostError, SmpvmError, host_error_of)
 from smpvm.kern import ddb, sysctl
-from smpvm.kern.idle import cpu_idle_loop, lock_exercise_loop
-from smpvm.kern.kproc import Supervisor
-from smpvm.layout import MACHINE_STATES, lib
+from smpvm.layout import lib
 from smpvm.machine import Machine, list_machines, sweep
-from smpvm.stress.workloads import files_workload, workload_counters
-from smpvm.vm import vm_swapcache  # noqa: F401  (registers vm.swapcache.*)
-from smpvm.vm.vm_init import (KERNELS, boot_machine, start_kernel_threads,
-                              vm_shutdown)
+from smpvm.stress.findings import (EXIT_FOUND, EXIT_HOST, EXIT_INTERRUPTED,
+                                   EXIT_OK, EXIT_PANIC, EXIT_USAGE)
+from smpvm.stress.options import StressOptions, option_error
+from smpvm.stress.workloads import OPS, workload_counters
+from smpvm.vm.bugs import BUGS
+from smpvm.vm.vm_init import KERNELS
 from smpvm.vm.vm_meter import format_status, swapcache_status
-
-WORKLOADS = {"files": files_workload, "locks": lock_exercise_loop,
-             "idle": cpu_idle_loop}
-
-EXIT_DATA = 1
-EXIT_USAGE = 2
-EXIT_PANIC = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,42 +33,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _config_args(p):
-    d = MachineConfig()
-    p.add_argument("--cpus", type=int, default=d.ncpus,
-                   help=f"CPU processes (default {d.ncpus}: fits this host)")
-    for f in ("npages", "nobjects", "nvnodes", "nswap", "hz"):
-        p.add_argument(f"--{f}", type=int, default=getattr(d, f),
-                       help=f"(default {getattr(d, f)})")
-    p.add_argument("--datadir", default="",
-                   help="where the machine's data directory is made "
-                        "(default: the temp directory)")
-    p.add_argument("--speedup", type=int, default=1,
-                   help="run the machine clock N times faster than real time")
-    p.add_argument("--kernel", choices=sorted(KERNELS), default="fixed",
-                   help="seed: the seed with its defects; fixed (default): "
-                        "the upstream fixes (see README)")
-    _check_args(p, "")
-    p.add_argument("--sysctl-defaults", choices=("demo", "kernel"),
-                   default="demo",
-                   help="vm.swapcache.* at boot: the kernel's exact defaults "
-                        "(swapcache off) or the demo set (default)")
-
-
-def _check_args(p, default):
-    p.add_argument("--check", nargs="?", const="all", default=default,
-                   metavar="CHECKERS",
-                   help="run checked: all (the default of a bare --check) or "
-                        "a comma list of fields,witness,hb")
-    p.add_argument("--check-sample", type=int, default=1, metavar="N",
-                   help="happens-before checks 1 access in N (default 1)")
-
-
-def _config(a):
-    return MachineConfig(ncpus=a.cpus, npages=a.npages, nobjects=a.nobjects,
-                         nvnodes=a.nvnodes, nswap=a.nswap, hz=a.hz,
-                         datadir_base=a.datadir, speedup=a.speedup,
-                         check=a.check, check_sample=a.check_sample)
+def _finite(option, value, low, what):
+    """value, if it is a finite number >= low; else one line."""
+    if value is not None and not (math.isfinite(value) and value >= low):
+        raise ConfigError(f"{option} {value:g}: must be a finite number "
+                          f"{what}")
+    return value
 
 
 def _resolve_machine(name):
@@ -92,50 +55,24 @@ def _resolve_machine(name):
     return Machine.attach(live[0])
 
 
+# ---- commands ---------------------------------------------------------------
+
 def cmd_boot(a):
-    cfg = _config(a).validate()
-    if a.seconds is not None and a.seconds < 0:
-        raise SmpvmError(f"--seconds {a.seconds}: must be >= 0")
-    # SIGTERM takes the same orderly path as Ctrl-C
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
-        KeyboardInterrupt()))
-    m = boot_machine(cfg, a.kernel, a.sysctl_defaults)
-    rc = 0
+    from smpvm.stress.boot import boot
+    from smpvm.stress.outputs import check_dir
+    _finite("--seconds", a.seconds, 0, ">= 0 (default: until Ctrl-C)")
+    if a.datadir:
+        check_dir(a.datadir, "--datadir", create=False)
     try:
-        with Supervisor(m) as sup:
-            start_kernel_threads(sup)
-            if a.workload == "files":
-                # per CPU: enough files that the working set exceeds memory
-                per_cpu = max(4, 2 * cfg.npages // (cfg.ncpus * 256))
-                sup.start_cpus(files_workload, per_cpu, 256)
-            else:
-                sup.start_cpus(WORKLOADS[a.workload])
-            print(m.name, flush=True)
-            try:
-                outcome = sup.wait(a.seconds)
-            except KeyboardInterrupt:
-                outcome = "interrupted"
-            if outcome != "panic":
-                sup.shutdown(hooks=[vm_shutdown])
-                if m.panicked:
-                    outcome = sup.collect_panic()
-            if outcome == "panic":
-                sys.stderr.write(sup.report + "\n")
-                rc = EXIT_PANIC
-            else:
-                w = workload_counters(m)
-                if w["failures"] or w["zero_fills"]:
-                    rc = EXIT_DATA
-                if not a.quiet:
-                    print(f"{m.name}: {outcome}, shut down cleanly")
-                    print(format_status(swapcache_status(m)))
-                    if a.workload == "files":
-                        print("workload   " + ", ".join(
-                            f"{k} {v}" for k, v in w.items()))
-                    print(ddb.lock_summary(m), flush=True)
-    finally:
-        m.destroy()
-    return rc
+        cfg = MachineConfig(ncpus=a.cpus, npages=a.npages,
+                            nobjects=a.nobjects, nvnodes=a.nvnodes,
+                            nswap=a.nswap, hz=a.hz, datadir_base=a.datadir,
+                            speedup=a.speedup, check=a.check,
+                            check_sample=a.check_sample).validate()
+    except ConfigError as e:
+        raise option_error(e) from None
+    return boot(cfg, a.kernel, a.sysctl_defaults, a.workload, a.seconds,
+                a.quiet)
 
 
 def _mix(text):
@@ -143,19 +80,28 @@ def _mix(text):
     for part in text.split(","):
         k, sep, w = part.partition("=")
         if not sep:
-            raise SmpvmError(f"--mix {text!r}: expected op=weight,...")
+            raise ConfigError(f"--mix {text!r}: expected op=weight,...")
         try:
             mix[k.strip()] = int(w)
         except ValueError:
-            raise SmpvmError(f"--mix: weight of {k!r} is not an integer") \
+            raise ConfigError(f"--mix: weight of {k!r} is not an integer") \
                 from None
     return mix
 
 
+def _sysctls(specs):
+    pairs = []
+    for spec in specs:
+        name, eq, value = spec.partition("=")
+        if not eq:
+            raise ConfigError(f"--sysctl {spec}: expected name=value")
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
 def _stress_options(a, **extra):
-    """The StressOptions of the stress/race arguments (validated).  SIGTERM
-    takes the same orderly path as Ctrl-C from here on."""
-    from smpvm.stress.harness import StressOptions
+    """The StressOptions of the stress/race arguments, validated."""
+    from smpvm.stress.outputs import schedule_dir
     opts = StressOptions(
         cpus=a.cpus, seconds=a.seconds, seed=a.seed, kernel=a.kernel,
         npages=a.npages, nswap=a.nswap, nmeta=a.nmeta, files=a.files,
@@ -163,241 +109,117 @@ def _stress_options(a, **extra):
         eio_ppm=a.eio_ppm, short_ppm=a.short_ppm, enospc_ppm=a.enospc_ppm,
         delay_ppm=a.delay_ppm, delay_us=a.delay_us,
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, check=a.check,
-        check_sample=a.check_sample, **_sched_opts(a), **extra)
+        check_sample=a.check_sample, sched=a.sched, steps=a.steps,
+        tick_steps=a.tick_steps, pct_depth=a.pct_depth, bound=a.bound,
+        gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
+        stop_on_detection=a.stop_on_detection, datadir=a.datadir,
+        save_schedule=a.save_schedule or schedule_dir(), **extra)
     if a.mix:
         opts.mix = _mix(a.mix)
     opts.validate()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
-        KeyboardInterrupt()))
     return opts
 
 
 def cmd_stress(a):
-    from smpvm.stress.harness import format_summary, run
-    opts = _stress_options(a, quiet=a.quiet, json_path=a.json,
-                           lockstat_dir=a.lockstat)
-    code, result = run(opts)
-    again = _save_schedule(a, opts, result, code)
-    if again:
-        result["replay"] = again
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=2, default=str)
-    text = format_summary(result)
-    if not a.quiet or code != 0:
-        print(text, flush=True)
-    return code
-
-
-def _sched_opts(a):
-    pairs = []
-    for spec in a.sysctls:
-        name, eq, value = spec.partition("=")
-        if not eq:
-            raise SmpvmError(f"--sysctl {spec}: expected name=value")
-        pairs.append((name, value))
-    return {"sched": a.sched, "steps": a.steps, "tick_steps": a.tick_steps,
-            "pct_depth": a.pct_depth, "bound": a.bound,
-            "gap_scale": a.gap_scale, "sysctls": tuple(pairs)}
-
-
-def _save_schedule(a, opts, result, code):
-    """A failing deterministic run: write its schedule file and return the
-    replay command (None when there is nothing to save)."""
-    if code == 0 or opts.sched == "off" or "schedule" not in result:
-        return None
-    from smpvm.race.replay import save
-    path = a.save_schedule or f"smpvm-schedule-{opts.seed}.json"
-    save(opts, result, path)
-    return f"smpvm replay {path}"
+    from smpvm.stress.findings import format_summary
+    from smpvm.stress.session import run
+    f = run(_stress_options(a, quiet=a.quiet, json_path=a.json,
+                            lockstat_dir=a.lockstat))
+    if not a.quiet or f.exit != EXIT_OK:
+        print(format_summary(f), end="", flush=True)
+    return f.exit
 
 
 def cmd_race(a):
     """The stress mix (or the given one) on a checked machine; the reports
-    with the replay command.  0 clean, 1 reports, 2 usage, 3 panic."""
-    from smpvm.race.report import format_report
-    from smpvm.stress.harness import run
+    with the replay command."""
+    from smpvm.stress.findings import format_race, race_json
+    from smpvm.stress.session import run
     if not a.check:
-        raise SmpvmError("smpvm race: --check must name a checker")
-    opts = _stress_options(a, quiet=True)
-    code, result = run(opts)
-    replay = (_save_schedule(a, opts, result, code)
-              or result["replay"].replace("smpvm stress", "smpvm race", 1))
-    out = {"exit": code, "replay": replay, "seed": opts.seed,
-           "summary": result["race_summary"], "reports": result["races"],
-           "sched": result.get("sched"),
-           "panic": result["panic"], "hang": result["hang"],
-           "forensics": result.get("forensics"),
-           "waits": result.get("waits", []),
-           "violations": result["violations"],
-           "ops_per_second": result["metrics"]["ops_per_second"]}
+        raise ConfigError("smpvm race: --check must name a checker")
+    f = run(_stress_options(a, command="race", quiet=True))
     if a.json:
-        print(json.dumps(out, indent=2, default=str))
-        return code
-    for r in result["races"]:
-        print(format_report(r, replay))
-    for v in result["violations"]:
-        print(f"invariant violation: {v}")
-    for w in result.get("waits", []):
-        print(w)
-    if result.get("forensics") and not result["hang"]:
-        print(result["forensics"])
-    if result["panic"]:
-        print(result["panic"])
-    if result["hang"]:
-        print("HANG: " + result["hang"])
-    s = result["race_summary"]
-    print(f"smpvm race: {len(result['races'])} reports; "
-          f"{s.get('accesses_checked', 0)} accesses checked "
-          f"({s.get('hb_checked', 0)} happens-before), "
-          f"{s.get('order_edges', 0)} lock-order edges learned, "
-          f"{result['metrics']['ops_per_second']} ops/s, exit {code}")
-    if "sched" in result:
-        sc = result["sched"]
-        print(f"schedule: {sc['strategy']} seed {sc['seed']}, {sc['steps']} "
-              f"steps, trace {sc['trace_hash']}"
-              + (f", PCT bound {sc['pct_bound']:.3g}" if "pct_bound" in sc
-                 else ""))
-    print(f"replay: {replay}")
-    return code
+        print(json.dumps(race_json(f), indent=2, default=str))
+    else:
+        print(format_race(f), flush=True)
+    return f.exit
 
 
 def cmd_replay(a):
     """Replay a schedule file; with --shrink, reduce it and print the
     scenario that remains."""
-    from smpvm.race import replay as rp
-    from smpvm.race.report import format_report
-    from smpvm.stress.harness import run
-    try:
-        opts, doc = rp.load(a.file)
-    except ValueError as e:
-        raise SmpvmError(str(e)) from None
-    if not a.shrink:
-        code, result, same = rp.replay(a.file, trace=a.trace)
-        for r in result["races"]:
-            print(format_report(r, f"smpvm replay {a.file}"))
-        if result["panic"]:
-            print(result["panic"])
-        if result["hang"]:
-            print("HANG: " + result["hang"])
-        for v in result["violations"][:10]:
-            print(f"invariant violation: {v}")
-        if a.trace:
-            print(rp.scenario(result))
-        print(f"smpvm replay: {result['sched']['steps']} steps, trace "
-              f"{result['sched']['trace_hash']}; found "
-              f"{sorted(rp.signature(result)) or 'nothing'}; "
-              f"{'the same as recorded' if same else 'NOT the same as recorded'}"
-              f" (exit {code})")
-        return code if same else EXIT_DATA if code == 0 else code
-    try:
-        small, result, runs = rp.shrink(a.file, max_runs=a.max_runs,
+    from smpvm.stress import replay
+    from smpvm.stress.findings import format_replay
+    if a.shrink:
+        text, code = replay.shrink_file(a.file, max_runs=a.max_runs,
                                         log=print)
-    except ValueError as e:
-        raise SmpvmError(str(e)) from None
-    out = a.file[:-5] + ".min.json" if a.file.endswith(".json") \
-        else a.file + ".min.json"
-    # the run goes on past `steps` while its threads shut down (at most as
-    # long again): trace all of it
-    traced = dataclasses.replace(small, trace=2 * small.steps + 64)
-    code, result = run(traced)
-    rp.save(small, result, out)
-    print(rp.scenario(result))
-    print(rp.decisions(result))
-    print(f"smpvm replay --shrink: {len(doc['options']['schedule'])} -> "
-          f"{len(small.schedule)} choices, {doc['options']['steps']} -> "
-          f"{small.steps} steps in {runs} runs; still found "
-          f"{sorted(rp.signature(result))}")
-    print(f"replay: smpvm replay {out}")
+        print(text)
+        return code
+    f, same = replay.replay(a.file, trace=a.trace)
+    text, code = format_replay(f, same, a.file,
+                               replay.scenario(f) if a.trace else "")
+    print(text)
     return code
 
 
 def cmd_check(a):
-    """Stop a running machine's world at safe points, check the
-    structural invariants (reference 7.1), let it go."""
-    from smpvm.kern.safepoint import restart_the_world, stop_the_world
-    from smpvm.layout import cstr, threads
-    from smpvm.vm.vm_invariants import check_all
+    """Stop a running machine's world at safe points, check the structural
+    invariants, let it go."""
+    from smpvm.race.forensics import stall_text
+    from smpvm.stress.session import check_running
     m = _resolve_machine(a.machine)
-    lib.smpvm_bind(m.base, -1)
     try:
-        td = threads(m.base)
-        swapcached = next((i for i in range(m.config.maxthreads)
-                           if td[i].state != lib.TDS_FREE and
-                           cstr(td[i].name) == "swapcached"), None)
-        if not stop_the_world(m, wake=(lib.IDENT_SWAPCACHE,
-                                       lib.IDENT_PAGEDAEMON)):
-            print("could not stop the world within 10 s:")
-            print(ddb.format_threads(m))
-            return EXIT_PANIC
-        try:
-            bad = check_all(m, swapcached)
-        finally:
-            restart_the_world(m)
+        bad, stall = check_running(m)
+        stopped = stall and stall_text(m)
     finally:
         m.close()
+    if stall:
+        print(f"{m.name}: {stall}")
+        return EXIT_HOST if stopped else EXIT_PANIC
     for b in bad:
         print(b)
     print(f"{m.name}: {len(bad)} invariant violations")
-    return EXIT_DATA if bad else 0
+    return EXIT_FOUND if bad else EXIT_OK
 
 
 def cmd_lockstat(a):
-    from smpvm.prof import lockstat as L
+    from smpvm.prof import lockstat
+    from smpvm.stress.outputs import check_file
+    if not (math.isfinite(a.interval) and a.interval > 0):
+        raise ConfigError(f"--interval {a.interval:g}: must be a finite "
+                          "number of seconds > 0")
+    _finite("--seconds", a.seconds, 0, ">= 0")
+    if a.plot:
+        check_file(a.plot, "--plot")
     m = _resolve_machine(a.machine)
     lib.smpvm_bind(m.base, -1)
     was = m.hdr.prof_enabled
-    m.hdr.prof_enabled = 1
     try:
+        if a.klass and a.klass not in lockstat.known_classes(m):
+            raise ConfigError(f"--class {a.klass}: no such lock class ("
+                              + ", ".join(lockstat.known_classes(m)) + ")")
+        m.hdr.prof_enabled = 1
         if a.reset:
             lib.smpvm_stats_reset(m.base)
-        samples = []
-
-        def snap():
-            s = L.filtered(L.snapshot(m), a.klass, a.site, a.contended_only)
-            samples.append((time.time(), L.class_waits(s)))
-            return s
-        if a.once and not a.plot:
-            s = snap()
-        else:
-            deadline = None if a.seconds is None else \
-                time.monotonic() + a.seconds
-            s = snap()
-            try:
-                if a.once or a.json or a.csv or a.folded:
-                    while deadline is None or time.monotonic() < deadline:
-                        time.sleep(min(a.interval, max(0.0, deadline -
-                                                       time.monotonic()))
-                                   if deadline else a.interval)
-                        s = snap()
-                        if deadline is None:
-                            break
-                else:
-                    from rich.live import Live
-                    from rich.text import Text
-                    with Live(Text(L.format_table(s)), refresh_per_second=4,
-                              screen=False) as live:
-                        while deadline is None or \
-                                time.monotonic() < deadline:
-                            time.sleep(a.interval)
-                            s = snap()
-                            live.update(Text(L.format_table(s)))
-            except KeyboardInterrupt:
-                pass
+        plain = a.once or a.json or a.csv or a.folded
+        s, samples = lockstat.watch(
+            m, a.interval, a.seconds, live=not plain and sys.stdout.isatty(),
+            once=a.once and not a.plot, klass=a.klass, site=a.site,
+            contended_only=a.contended_only)
         if a.plot:
-            L.plot(samples, a.plot)
+            lockstat.plot(samples, a.plot)
         if a.json:
-            print(L.to_json(s))
+            print(lockstat.to_json(s))
         elif a.csv:
-            print(L.to_csv(s), end="")
+            print(lockstat.to_csv(s), end="")
         elif a.folded:
-            print(L.to_folded(s), end="")
-        elif a.once or a.plot:
-            print(L.format_table(s))
+            print(lockstat.to_folded(s), end="")
+        else:
+            print(lockstat.format_table(s))
     finally:
         m.hdr.prof_enabled = was
         m.close()
-    return 0
+    return EXIT_OK
 
 
 def cmd_stat(a):
@@ -406,18 +228,27 @@ def cmd_stat(a):
     try:
         d = swapcache_status(m)
         d["workload"] = workload_counters(m)
-        if a.json:
-            print(json.dumps(d, indent=2))
-        else:
-            print(format_status(d))
+        print(json.dumps(d, indent=2) if a.json else format_status(d))
     finally:
         m.close()
-    return 0
+    return EXIT_OK
 
 
 def cmd_sysctl(a):
     if not a.names and not a.all:
         raise SmpvmError("sysctl: name a variable (name or name=value) or -a")
+    # check every request before attaching or writing any
+    reqs = []
+    for spec in a.names:
+        if "=" in spec:
+            name, text = spec.split("=", 1)
+            node = sysctl.lookup(name)
+            if not node.writable:
+                raise SmpvmError(f"sysctl: oid '{name}' is read only")
+            reqs.append((name, sysctl.parse_value(node, text)))
+        else:
+            sysctl.lookup(spec)
+            reqs.append((spec, None))
     m = _resolve_machine(a.machine)
     try:
         if a.all:
@@ -426,18 +257,6 @@ def cmd_sysctl(a):
                 mark = "" if n.default is None or v == n.default else \
                     f"  # kernel default {n.default}"
                 print(f"{n.name}: {v}{mark}")
-        # check every request before writing any
-        reqs = []
-        for spec in a.names:
-            if "=" in spec:
-                name, text = spec.split("=", 1)
-                node = sysctl.lookup(name)
-                if not node.writable:
-                    raise SmpvmError(f"sysctl: oid '{name}' is read only")
-                reqs.append((name, sysctl.parse_value(node, text)))
-            else:
-                sysctl.lookup(spec)
-                reqs.append((spec, None))
         for name, v in reqs:
             if v is None:
                 print(f"{name}: {sysctl.sysctl_get(m, name)}")
@@ -446,42 +265,81 @@ def cmd_sysctl(a):
                 print(f"{name}: {old} -> {new}")
     finally:
         m.close()
-    return 0
+    return EXIT_OK
 
 
 def cmd_ps(a):
     names = [a.machine] if a.machine else [n for n, _ in list_machines()]
     if not names:
         print("no machines")
-        return 0
     for n in names:
         m = Machine.attach(n)
         try:
-            h = m.hdr
-            print(f"{n}: {MACHINE_STATES.get(h.state, '?')}, "
-                  f"{h.cfg.ncpus} cpus, creator pid {h.creator_pid}, "
-                  f"data {m.datadir}")
-            if m.panicked:
-                print(f"  panic: {m.panicstr}")
-            print(ddb.format_threads(m))
+            print(ddb.format_machine(m))
         finally:
             m.close()
-    return 0
+    return EXIT_OK
 
 
 def cmd_clean(a):
     removed = sweep(verbose=not a.quiet)
     if not a.quiet and not removed:
         print("nothing to clean")
-    return 0
+    return EXIT_OK
+
+
+# ---- the parser ---------------------------------------------------------------
+
+def _check_args(p, default):
+    p.add_argument("--check", nargs="?", const="all", default=default,
+                   metavar="CHECKERS",
+                   help="run checked: all (the default of a bare --check) or "
+                        "a comma list of " + ",".join(CHECKERS))
+    p.add_argument("--check-sample", type=int, default=1, metavar="N",
+                   help="happens-before checks 1 access in N (default 1)")
+
+
+def _datadir_arg(p):
+    p.add_argument("--datadir", default="",
+                   help="where the machine's data directory is made "
+                        "(default: the temp directory)")
+
+
+def _boot_args(b):
+    d = MachineConfig()
+    b.add_argument("--cpus", type=int, default=d.ncpus,
+                   help=f"CPU processes (default {d.ncpus}: fits this host)")
+    for f in ("npages", "nobjects", "nvnodes", "nswap", "hz"):
+        b.add_argument(f"--{f}", type=int, default=getattr(d, f),
+                       help=f"(default {getattr(d, f)})")
+    _datadir_arg(b)
+    b.add_argument("--speedup", type=int, default=1,
+                   help="run the machine clock N times faster than real time")
+    b.add_argument("--kernel", choices=sorted(KERNELS), default="fixed",
+                   help="seed: the seed with its defects; fixed (default): "
+                        "the upstream fixes (see README)")
+    _check_args(b, "")
+    b.add_argument("--sysctl-defaults", choices=("demo", "kernel"),
+                   default="demo",
+                   help="vm.swapcache.* at boot: the kernel's exact defaults "
+                        "(swapcache off) or the demo set (default)")
+    b.add_argument("--seconds", type=float, default=None,
+                   help="run this long (default: until Ctrl-C)")
+    b.add_argument("--workload", choices=("files", "locks", "idle"),
+                   default="files",
+                   help="what the CPU processes run: verified read-heavy "
+                        "file traffic over a working set larger than memory "
+                        "(files, the default), random lock traffic (locks) "
+                        "or nothing (idle)")
+    b.add_argument("--quiet", action="store_true")
 
 
 def _stress_args(sx, d, check_default):
-    from smpvm.vm.bugs import BUGS
-    from smpvm.stress.workloads import OPS
     sx.add_argument("--cpus", type=int, default=d.cpus,
                     help=f"CPU processes (default {d.cpus})")
-    sx.add_argument("--seconds", type=float, default=d.seconds)
+    sx.add_argument("--seconds", type=float, default=d.seconds,
+                    help=f"run this long (default {d.seconds:g}); Ctrl-C "
+                         "or SIGTERM end it sooner, the same way")
     sx.add_argument("--seed", type=int, default=d.seed)
     sx.add_argument("--kernel", choices=sorted(KERNELS), default=d.kernel)
     sx.add_argument("--mix", default="",
@@ -496,6 +354,7 @@ def _stress_args(sx, d, check_default):
                         default=getattr(d, f.replace("-", "_")),
                         help=f"{h} (default "
                              f"{getattr(d, f.replace('-', '_'))})")
+    _datadir_arg(sx)
     sx.add_argument("--sysctl", action="append", default=[],
                     metavar="NAME=VALUE", dest="sysctls",
                     help="set a sysctl at boot (repeatable)")
@@ -512,10 +371,13 @@ def _stress_args(sx, d, check_default):
                     help="SIGKILL a CPU process at this second (a panic)")
     sx.add_argument("--bug", default="", choices=[""] + sorted(BUGS),
                     help="run a kernel broken on purpose")
+    sx.add_argument("--stop-on-detection", action="store_true",
+                    help="end a free-running run at its first finding (a "
+                         "deterministic run ends at --steps anyway)")
     _check_args(sx, check_default)
     g = sx.add_argument_group("deterministic schedules")
-    g.add_argument("--sched", choices=("off", "random", "pct", "bounded"),
-                   default="off",
+    g.add_argument("--sched", default="off",
+                   choices=[s for s in SCHED_STRATEGIES if s != "forced"],
                    help="one CPU at a time between preemption points, "
                         "chosen from --seed by this strategy (default off: "
                         "free-running)")
@@ -529,8 +391,9 @@ def _stress_args(sx, d, check_default):
     g.add_argument("--bound", type=int, default=d.bound,
                    help="bounded: at most this many preemptions")
     g.add_argument("--save-schedule", default="", metavar="FILE",
-                   help="where a failing schedule is written (default "
-                        "./smpvm-schedule-SEED.json)")
+                   help="where a failing schedule is written (default: a new "
+                        "file in $XDG_STATE_HOME/smpvm/schedules/; FILE "
+                        "ending in / is a directory)")
 
 
 def build_parser():
@@ -539,15 +402,7 @@ def build_parser():
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     b = sub.add_parser("boot", help="create a machine and run it")
-    _config_args(b)
-    b.add_argument("--seconds", type=float, default=None,
-                   help="run this long (default: until Ctrl-C)")
-    b.add_argument("--workload", choices=sorted(WORKLOADS), default="files",
-                   help="what the CPU processes run: verified read-heavy "
-                        "file traffic over a working set larger than memory "
-                        "(files, the default), random lock traffic (locks) "
-                        "or nothing (idle)")
-    b.add_argument("--quiet", action="store_true")
+    _boot_args(b)
     b.set_defaults(fn=cmd_boot)
 
     s = sub.add_parser("sysctl", help="read or write sysctls of a running "
@@ -559,11 +414,9 @@ def build_parser():
     s.add_argument("names", nargs="*", metavar="name[=value]")
     s.set_defaults(fn=cmd_sysctl)
 
-    from smpvm.stress.harness import StressOptions
-    d = StressOptions()
     sx = sub.add_parser("stress", help="hammer the VM on every CPU and "
                         "verify every byte (the main job)")
-    _stress_args(sx, d, "")
+    _stress_args(sx, StressOptions(), "")
     sx.add_argument("--json", default="", help="write every metric here")
     sx.add_argument("--lockstat", default="", metavar="DIR",
                     help="profile the locks; write lockstat.{json,csv,"
@@ -573,8 +426,7 @@ def build_parser():
 
     rc = sub.add_parser("race", help="run the stress mix checked and print "
                         "the race reports (the second job)")
-    d_race = StressOptions(seconds=20.0)
-    _stress_args(rc, d_race, "all")
+    _stress_args(rc, StressOptions(seconds=20.0), "all")
     rc.add_argument("--json", action="store_true",
                     help="print the reports as JSON")
     rc.set_defaults(fn=cmd_race)
@@ -637,20 +489,31 @@ def build_parser():
     return p
 
 
+def _one_line(msg):
+    msg = " ".join(str(msg).split("\n")[0].split())
+    sys.stderr.write((msg if msg.startswith("smpvm") else f"smpvm: {msg}")
+                     + "\n")
+
+
 def main(argv=None):
     a = build_parser().parse_args(argv)
     try:
         return a.fn(a)
+    except HostError as e:
+        _one_line(e)
+        return EXIT_HOST
     except SmpvmError as e:
-        msg = str(e)
-        sys.stderr.write(msg if msg.startswith("smpvm") else f"smpvm: {msg}")
-        sys.stderr.write("\n")
+        _one_line(e)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:             # `smpvm stat | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
+    except OSError as e:                # a path the checks could not foresee
+        he = host_error_of(e)
+        _one_line(he or f"{e.strerror}: {e.filename or ''}")
+        return EXIT_HOST if he else EXIT_USAGE
 
 
 if __name__ == "__main__":

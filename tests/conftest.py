@@ -75,7 +75,7 @@ def wait_for(cond, timeout=10.0, what="condition"):
 def vm(request):
     """A booted VM (fixed kernel, demo sysctls) with this process as thread
     'host'; no kernel threads unless the test starts them."""
-    from smpvm.vm.vm_init import vm_boot
+    from smpvm.vm.vm_init import booted_vm
     marker = request.node.get_closest_marker("vmconfig")
     kw = dict(ncpus=4, npages=256, nswap=2048, nmeta=64)
     kernel = "fixed"
@@ -84,7 +84,5 @@ def vm(request):
         more = dict(marker.kwargs)
         kernel = more.pop("kernel", "fixed")
         kw.update(more)
-    with Machine.create(MachineConfig(**kw)) as m:
-        with bound_thread(m, "host"):
-            vm_boot(m, kernel)
-            yield m
+    with booted_vm(MachineConfig(**kw), kernel) as m:
+        yield m

@@ -1,11 +1,9 @@
 """Machine lifecycle: create/attach/destroy, attach errors, config errors,
-panics (a dead holder, an indefinite spin), and every exit path leaving
-nothing behind -- including the CLI killed by SIGKILL."""
-import json
+panics (a dead holder, an indefinite spin), the host asked first (a machine
+too large, a segment name taken), the sweep of leftovers (never through a
+symlink).  The command line's own tests are in test_cli.py."""
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -21,10 +19,8 @@ from smpvm.kern import sysctl
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern.lwkt_token import lwkt_gettoken
 from smpvm.kern.spinlock import spin_lock
-from smpvm.layout import lib, threads
+from smpvm.layout import lib
 from smpvm.machine import Machine, sweep
-
-SMPVM = [sys.executable, "-m", "smpvm.cli"]
 
 
 def test_create_attach_destroy(machine):
@@ -167,186 +163,6 @@ def test_thread_exit_with_lock_held_panics(machine):
         sup.kproc_start("leaky", body)
         assert sup.wait(10) == "panic"
     assert "exiting with 1 spinlocks" in machine.panicstr
-
-
-# ---- the command line -------------------------------------------------------
-
-def _run(args, **kw):
-    # cwd=/ so that -m finds the installed package, not a source checkout
-    return subprocess.run(SMPVM + args, capture_output=True, text=True,
-                          timeout=60, cwd="/", **kw)
-
-
-def test_cli_boot_runs_and_leaves_nothing():
-    r = _run(["boot", "--cpus", "4", "--seconds", "1", "--workload", "locks"])
-    assert r.returncode == 0, r.stderr
-    name = r.stdout.split()[0]
-    assert name.startswith("smpvm-")
-    assert not os.path.exists(f"/dev/shm/{name}")
-    pid = name.split("-")[1]
-    assert not [e for e in os.listdir(tempfile.gettempdir())
-                if e.startswith(f"smpvm-{pid}-")]
-
-
-@pytest.mark.parametrize("args,msg", [
-    (["boot", "--cpus", "0"], "ncpus=0"),
-    (["boot", "--cpus", "x"], "invalid int value"),
-    (["boot", "--seconds", "-1"], "--seconds"),
-    (["sysctl", "-m", "smpvm-1-1", "kern.hz"], "no machine named"),
-    (["frobnicate"], "invalid choice"),
-])
-def test_cli_bad_input_is_one_line_exit_2(args, msg):
-    r = _run(args)
-    assert r.returncode == 2
-    assert msg in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-
-
-def _boot(seconds=30, cpus=2, workload="idle"):
-    p = subprocess.Popen(SMPVM + ["boot", "--cpus", str(cpus), "--seconds",
-                                  str(seconds), "--workload", workload],
-                         stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd="/")
-    name = p.stdout.readline().strip()
-    assert name.startswith("smpvm-"), p.stderr.read()
-    m = Machine.attach(name)
-    def cpu_pids():
-        td = threads(m.base)
-        return [td[i].pid for i in range(m.config.maxthreads)
-                if td[i].kind == lib.TDK_CPU and td[i].pid > 0]
-    wait_for(lambda: len(cpu_pids()) == cpus, what="cpus up")
-    pids = cpu_pids()
-    return p, m, name, pids
-
-
-def _gone(name, pids):
-    def dead(pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            return True
-    return not os.path.exists(f"/dev/shm/{name}") and all(map(dead, pids))
-
-
-def test_cli_sysctl_on_running_machine():
-    p, m, name, pids = _boot()
-    try:
-        r = _run(["sysctl", "-m", name, "lwkt.token_spin=11"])
-        assert r.returncode == 0 and "5 -> 11" in r.stdout, r.stderr
-        assert m.hdr.kern.lwkt_token_spin == 11
-        r = _run(["sysctl", "-m", name, "-a"])
-        assert "lwkt.token_spin: 11  # kernel default 5" in r.stdout
-        r = _run(["sysctl", "-m", name, "hw.ncpu=8"])
-        assert r.returncode == 2 and "read only" in r.stderr
-        r = _run(["ps", "-m", name])
-        assert r.returncode == 0 and "cpu1" in r.stdout
-        r = _run(["sysctl", "-m", name, "vm.swapcache.maxswappct=101"])
-        assert r.returncode == 2 and "out of range" in r.stderr
-        r = _run(["sysctl", "-m", name, "vm.swapcache.accrate=4096"])
-        assert r.returncode == 0, r.stderr
-        r = _run(["check", "-m", name])
-        assert r.returncode == 0 and "0 invariant violations" in r.stdout, \
-            r.stdout + r.stderr
-        r = _run(["stat", "-m", name, "--json"])
-        assert r.returncode == 0, r.stderr
-        d = json.loads(r.stdout)
-        assert d["accrate"] == 4096 and d["kernel"] == "fixed"
-        r = _run(["lockstat", "-m", name, "--once", "--json"])
-        assert r.returncode == 0, r.stderr
-        d = json.loads(r.stdout)
-        assert d["schema"] == 1 and d["locks"]
-        r = _run(["lockstat", "-m", name, "--csv", "--class",
-                  "pq_inactive"])
-        assert r.returncode == 0 and r.stdout.startswith("# smpvm lockstat")
-        rows = r.stdout.splitlines()[2:]
-        assert rows and all(",pq_inactive," in line for line in rows), \
-            r.stdout[:500]
-    finally:
-        m.close()
-        p.send_signal(signal.SIGINT)
-        assert p.wait(20) == 0
-        p.stdout.close()
-        p.stderr.close()
-    assert _gone(name, pids)
-
-
-def test_cli_cpu_killed_is_a_panic_and_leaves_nothing():
-    p, m, name, pids = _boot()
-    m.close()
-    os.kill(pids[1], signal.SIGKILL)
-    assert p.wait(20) == 3
-    err = p.stderr.read()
-    p.stdout.close()
-    p.stderr.close()
-    assert "panic: cpu" in err and "killed by SIGKILL" in err
-    assert _gone(name, pids)
-
-
-def test_cli_supervisor_sigkilled_janitor_cleans_up():
-    p, m, name, pids = _boot()
-    datadir = m.datadir
-    m.close()
-    p.kill()
-    p.wait(10)
-    p.stdout.close()
-    p.stderr.close()
-    wait_for(lambda: _gone(name, pids), timeout=10, what="janitor cleanup")
-    assert not os.path.exists(datadir)
-
-
-def test_clean_sweeps_dead_creators_leftovers(tmp_path):
-    # a leftover as a crashed creator whose janitor died too would leave it
-    name = "smpvm-999999999-0"
-    shm = posix_ipc.SharedMemory("/" + name, posix_ipc.O_CREX, size=4096)
-    shm.close_fd()
-    try:
-        r = _run(["clean"])
-        assert r.returncode == 0
-        # a parallel test's Machine.create may have swept it first
-        assert f"removed {name}" in r.stdout or "nothing" in r.stdout
-        assert not os.path.exists(f"/dev/shm/{name}")
-    finally:
-        try:
-            shm.unlink()
-        except posix_ipc.ExistentialError:
-            pass
-
-
-def test_cli_boot_default_workload_serves_reads_from_the_ssd():
-    r = _run(["boot", "--cpus", "2", "--seconds", "6", "--npages", "512",
-              "--nswap", "2048"])
-    assert r.returncode == 0, r.stderr
-    assert "failures 0" in r.stdout and "zero_fills 0" in r.stdout
-    diverted = int(r.stdout.split("reads      ")[1].split()[0])
-    assert diverted > 0, r.stdout
-
-
-def test_cli_kernel_defaults_leave_swapcache_off():
-    p, m, name, pids = _boot()
-    m.close()
-    try:
-        r = _run(["sysctl", "-m", name, "-a"])
-        assert "vm.swapcache.data_enable: 1  # kernel default 0" in r.stdout
-    finally:
-        p.send_signal(signal.SIGINT)
-        p.wait(20)
-        p.stdout.close()
-        p.stderr.close()
-    p = subprocess.Popen(SMPVM + ["boot", "--cpus", "2", "--workload", "idle",
-                                  "--sysctl-defaults", "kernel"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd="/")
-    name = p.stdout.readline().strip()
-    try:
-        r = _run(["sysctl", "-m", name, "-a"])
-        swc = [l for l in r.stdout.splitlines() if "vm.swapcache." in l]
-        assert swc and not [l for l in swc if "kernel default" in l]
-    finally:
-        p.send_signal(signal.SIGINT)
-        p.wait(20)
-        p.stdout.close()
-        p.stderr.close()
 
 
 def test_a_machine_the_host_cannot_hold_is_refused_with_the_sizes(

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from smpvm.layout import lib
-from smpvm.race import replay
-from smpvm.race.replay import detectors, hunt_profile
-from smpvm.stress.harness import StressOptions, run
+from smpvm.stress import replay
+from smpvm.stress.options import StressOptions, hunt_profile
+from smpvm.stress.session import run
 from smpvm.vm.bugs import BUGS
 from smpvm.vm.vm_init import KERNELS
 
@@ -28,26 +28,26 @@ YIELD_BUG = dict(SMALL, sched="pct", seed=36, steps=300000,
 def test_the_same_seed_gives_the_same_interleaving_and_result():
     opts = dict(SMALL, sched="random", seed=3, steps=20000, trace=30000,
                 check="all")
-    c1, r1 = run(StressOptions(**opts))
-    c2, r2 = run(StressOptions(**opts))
-    assert c1 == c2 == 0
-    assert r1["trace"] == r2["trace"] and len(r1["trace"]) > 20000
-    assert r1["sched"]["trace_hash"] == r2["sched"]["trace_hash"]
-    assert r1["workload"] == r2["workload"]
-    assert r1["schedule"]["choices"] == r2["schedule"]["choices"]
-    c3, r3 = run(StressOptions(**dict(opts, seed=4)))
-    assert r3["sched"]["trace_hash"] != r1["sched"]["trace_hash"]
+    r1 = run(StressOptions(**opts))
+    r2 = run(StressOptions(**opts))
+    assert r1.exit == r2.exit == 0
+    assert r1.trace == r2.trace and len(r1.trace) > 20000
+    assert r1.sched["trace_hash"] == r2.sched["trace_hash"]
+    assert r1.workload == r2.workload
+    assert r1.schedule["choices"] == r2.schedule["choices"]
+    r3 = run(StressOptions(**dict(opts, seed=4)))
+    assert r3.sched["trace_hash"] != r1.sched["trace_hash"]
 
 
 def test_a_recorded_schedule_replays_the_same_run():
-    c1, r1 = run(StressOptions(**dict(SMALL, sched="pct", seed=5,
-                                      steps=20000)))
+    r1 = run(StressOptions(**dict(SMALL, sched="pct", seed=5,
+                                  steps=20000)))
     opts = StressOptions(**dict(SMALL, sched="forced", seed=5, steps=20000,
-                                schedule=tuple(map(tuple, r1["schedule"]
+                                schedule=tuple(map(tuple, r1.schedule
                                                    ["choices"]))))
-    c2, r2 = run(opts)
-    assert r2["sched"]["trace_hash"] == r1["sched"]["trace_hash"]
-    assert r2["sched"]["diverged"] == 0 and c1 == c2
+    r2 = run(opts)
+    assert r2.sched["trace_hash"] == r1.sched["trace_hash"]
+    assert r2.sched["diverged"] == 0 and r1.exit == r2.exit
 
 
 def test_a_failing_schedule_is_saved_and_replays_from_its_file(tmp_path):
@@ -84,33 +84,32 @@ YIELD_BOUNDED = dict(hunt_profile("yield-before-hold"), tick_steps=200,
 
 
 def test_the_pct_crash_replays_with_the_same_trace():
-    code, r = run(StressOptions(**YIELD_BUG))
-    assert code == 3 and "use after free" in r["panic"]
+    r = run(StressOptions(**YIELD_BUG))
+    assert r.exit == 3 and "use after free" in r.panic
     opts = StressOptions(**dict(YIELD_BUG, sched="forced", schedule=tuple(
-        map(tuple, r["schedule"]["choices"]))))
-    code2, r2 = run(opts)
-    assert code2 == 3 and r2["sched"]["trace_hash"] == \
-        r["sched"]["trace_hash"]
+        map(tuple, r.schedule["choices"]))))
+    r2 = run(opts)
+    assert r2.exit == 3 and r2.sched["trace_hash"] == r.sched["trace_hash"]
 
 
 def test_the_shrinker_keeps_the_failure_with_fewer_steps_and_choices(
         tmp_path):
-    code, r = run(StressOptions(**YIELD_BOUNDED))
-    assert "use after free" in r["panic"]
+    r = run(StressOptions(**YIELD_BOUNDED))
+    assert "use after free" in r.panic
     path = str(tmp_path / "y.json")
     replay.save(StressOptions(**YIELD_BOUNDED), r, path)
     small, res, runs = replay.shrink(path, max_runs=40)
     assert runs <= 40
-    assert small.steps <= r["sched"]["steps"] + 1 < YIELD_BOUNDED["steps"]
-    assert len(small.schedule) <= 8 < len(r["schedule"]["choices"])
-    assert "use after free" in res["panic"]
+    assert small.steps <= r.sched["steps"] + 1 < YIELD_BOUNDED["steps"]
+    assert len(small.schedule) <= 8 < len(r.schedule["choices"])
+    assert "use after free" in res.panic
     traced = StressOptions(**dict(vars(small), trace=2 * small.steps + 64))
-    code, res = run(traced)
-    assert "use after free" in res["panic"]
+    res = run(traced)
+    assert "use after free" in res.panic
     text = replay.scenario(res)
     assert "cpu0" in text and "swapcached" in text and "stretches" in text
     text = replay.decisions(res)
-    n = len(res["schedule"]["choices"])     # forced picks that mattered
+    n = len(res.schedule["choices"])        # forced picks that mattered
     assert n <= len(small.schedule) and f"{n} scheduling decisions" in text
     assert text.count("  step ") == n and "at ?" not in text
     assert "use after free" in text
@@ -146,11 +145,11 @@ def test_the_bug_registry():
     ("skip-unswap-on-write", "bounded", 1),
 ])
 def test_bugs_on_purpose_are_caught_by_their_checker(bug, strategy, seed):
-    code, r = run(StressOptions(**dict(hunt_profile(bug), cpus=2, quiet=True,
-                                       seconds=60, sched=strategy, seed=seed,
-                                       steps=300000, bug=bug, check="all")))
-    found, _ = detectors(r)
-    assert BUGS[bug].detector in found, (found, r.get("panic"))
+    r = run(StressOptions(**dict(hunt_profile(bug), cpus=2, quiet=True,
+                                 seconds=60, sched=strategy, seed=seed,
+                                 steps=300000, bug=bug, check="all")))
+    found, _ = r.detectors()
+    assert BUGS[bug].detector in found, (found, r.panic)
 
 
 def test_every_registered_bug_has_a_pinned_detection():
@@ -162,6 +161,6 @@ def test_every_registered_bug_has_a_pinned_detection():
 
 def test_the_fixed_kernel_is_clean_under_each_strategy():
     for strategy in ("random", "pct", "bounded"):
-        code, r = run(StressOptions(**dict(SMALL, sched=strategy, seed=2,
-                                           steps=100000, check="all")))
-        assert code == 0 and detectors(r)[0] == [], strategy
+        r = run(StressOptions(**dict(SMALL, sched=strategy, seed=2,
+                                     steps=100000, check="all")))
+        assert r.exit == 0 and r.detectors()[0] == [], strategy

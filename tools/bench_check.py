@@ -12,18 +12,19 @@ import argparse
 import statistics
 import sys
 
-from smpvm.stress.harness import StressOptions, run
+from smpvm.stress.options import StressOptions
+from smpvm.stress.session import run
 
 
 def one(seconds, cpus, seed, check, sample):
-    code, r = run(StressOptions(seconds=seconds, cpus=cpus, seed=seed,
-                                quiet=True, check=check, check_sample=sample,
-                                check_every=1e9))
-    if code != 0:
+    f = run(StressOptions(seconds=seconds, cpus=cpus, seed=seed,
+                          quiet=True, check=check, check_sample=sample,
+                          check_every=1e9))
+    if f.exit != 0:
         sys.exit(f"bench_check: stress run ({check or 'unchecked'}) failed "
-                 f"(exit {code})")
-    return (r["metrics"]["ops_per_second"],
-            r["race_summary"].get("accesses_checked", 0) / r["seconds"])
+                 f"(exit {f.exit})")
+    return (f.metrics["ops_per_second"],
+            f.race_summary.get("accesses_checked", 0) / f.seconds)
 
 
 def main(argv=None):

@@ -22,9 +22,10 @@ import statistics
 import sys
 import time
 
-from smpvm.race.replay import detectors, hunt_profile
-from smpvm.stress.harness import StressOptions, run
+from smpvm.stress.options import StressOptions, hunt_profile
+from smpvm.stress.session import run
 from smpvm.vm.bugs import BUGS
+
 
 def options(bug, strategy, seed, a):
     if strategy == "free":
@@ -55,15 +56,15 @@ def main(argv=None):
             sweep0, to_first = time.monotonic(), None
             for seed in range(1, a.seeds + 1):
                 t0 = time.monotonic()
-                code, r = run(options(bug, st, seed, a))
-                d, t = detectors(r)
+                r = run(options(bug, st, seed, a))
+                d, t = r.detectors()
                 if d:
                     hits += 1
                     found.update(d)
                     times.append(t if st == "free"
                                  else time.monotonic() - t0)
-                    if "sched" in r:
-                        steps.append(r["sched"]["steps"])
+                    if r.sched:
+                        steps.append(r.sched["steps"])
                     if first is None:
                         first = seed
                         # seeds 1.. swept in order until the first finding

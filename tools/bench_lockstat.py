@@ -10,18 +10,19 @@ import statistics
 import sys
 import tempfile
 
-from smpvm.stress.harness import StressOptions, run
+from smpvm.stress.options import StressOptions
+from smpvm.stress.session import run
 
 
 def one(seconds, cpus, seed, profile):
     with tempfile.TemporaryDirectory(prefix="lockstat-bench-") as d:
-        code, r = run(StressOptions(seconds=seconds, cpus=cpus, seed=seed,
-                                    quiet=True,
-                                    lockstat_dir=d if profile else "",
-                                    check_every=1e9))
-    if code != 0:
-        sys.exit(f"bench_lockstat: stress run failed (exit {code})")
-    return r["metrics"]["ops_per_second"]
+        f = run(StressOptions(seconds=seconds, cpus=cpus, seed=seed,
+                              quiet=True,
+                              lockstat_dir=d if profile else "",
+                              check_every=1e9))
+    if f.exit != 0:
+        sys.exit(f"bench_lockstat: stress run failed (exit {f.exit})")
+    return f.metrics["ops_per_second"]
 
 
 def main(argv=None):

@@ -19,6 +19,7 @@ site lookup is counted and timed (observer effect in every report).
 import csv
 import io
 import json
+import textwrap
 import time
 
 from smpvm.kern import ddb
@@ -193,67 +194,180 @@ def to_folded(snap):
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def format_table(snap, top=20):
-    """The human report: top locks by total wait, classes, call sites,
-    pool aliasing, and what the numbers mean."""
+def known_classes(machine):
+    """The lock class names a --class filter may name: the machine's class
+    table, plus the page_busy and tsleep waits."""
+    h = machine.hdr
+    return sorted({ffi.string(h.classes[i].name).decode()
+                   for i in range(h.nclasses)} | {"page_busy", "tsleep"})
+
+
+def _fit(title, columns, rows, width, keep, clip=()):
+    """A rich Table with the columns that fit width: columns is [(name,
+    right-justified?)] in display order, rows their values, keep the column
+    names by priority (first kept longest), clip the columns whose text may
+    be shortened (call sites) before a column is dropped.  No row wraps."""
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
-    con = Console(record=True, width=140)
+    wide = Console(width=1 << 16)       # measures without squeezing
+    names = list(keep)
+    while True:
+        idx = [i for i, (c, _) in enumerate(columns) if c in names]
+        for cap in (None, 60, 48, 36, 28, 20):
+            t = Table(title=title, title_justify="left")
+            for i in idx:
+                c, right = columns[i]
+                t.add_column(c, justify="right" if right else "left",
+                             no_wrap=True, overflow="ellipsis")
+            for r in rows:
+                t.add_row(*(_clip(r[i], cap) if cap and columns[i][0] in clip
+                            else r[i] for i in idx))
+            if Measurement.get(wide, wide.options, t).maximum <= width:
+                return t
+            if not any(columns[i][0] in clip for i in idx):
+                break
+        if len(names) <= 2:
+            return t
+        names.pop()
+
+
+def _clip(text, n):
+    """text in n columns: a call site keeps its file:line:function."""
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def format_table(snap, top=20, width=None, sections=("locks", "classes",
+                                                     "sites")):
+    """The human report: top locks by total wait, classes, call sites,
+    pool aliasing, and what the numbers mean.  Fitted to width columns
+    (default: the terminal's): the least telling columns go first and no
+    row wraps."""
+    from rich.console import Console
+
+    width = width or Console().width
+    con = Console(record=True, width=width)
     with con.capture() as cap:
-        t = Table(title=f"smpvm lockstat {snap['machine']}: top locks by "
-                        "total wait (times in us)")
-        for c in ("lock", "class", "acq", "contended", "spins", "bounces",
-                  "wait total", "wait avg", "wait max", "hold avg",
-                  "hold max"):
-            t.add_column(c, justify="left" if c in ("lock", "class")
-                         else "right")
-        for lk in sorted(snap["locks"], key=lambda x: -x["wait_ns"])[:top]:
-            t.add_row(lk["name"], lk["class"], str(lk["acquisitions"]),
-                      str(lk["contended"]), str(lk["spins"]),
-                      str(lk["bounces"]), f"{lk['wait_ns'] / 1e3:.1f}",
-                      f"{lk['wait_avg_ns'] / 1e3:.2f}",
-                      f"{lk['wait_max_ns'] / 1e3:.1f}",
-                      f"{lk['hold_avg_ns'] / 1e3:.2f}",
-                      f"{lk['hold_max_ns'] / 1e3:.1f}")
-        con.print(t)
-        c = Table(title="by class")
-        for col in ("class", "locks", "acq", "contended", "wait total us",
-                    "wait max us", "hold total us", "aliased"):
-            c.add_column(col, justify="left" if col == "class" else "right")
-        for name, v in sorted(snap["classes"].items(),
-                              key=lambda kv: -kv[1]["wait_ns"]):
-            c.add_row(name, str(v["locks"]), str(v["acquisitions"]),
-                      str(v["contended"]), f"{v['wait_ns'] / 1e3:.1f}",
-                      f"{v['wait_max_ns'] / 1e3:.1f}",
-                      f"{v['hold_ns'] / 1e3:.1f}",
-                      str(v["aliased_contentions"]))
-        con.print(c)
-        s = Table(title="contended call sites (waiter -> holder)")
-        for col in ("lock", "waiter site", "holder site", "count",
-                    "wait us", "aliased"):
-            s.add_column(col, justify="right" if col in ("count", "wait us")
-                         else "left")
-        for r in sorted(snap["contentions"],
-                        key=lambda x: -x["wait_ns"])[:top]:
-            alias = (f"{r['waiter_key']} vs {r['holder_key']}"
+        if "locks" in sections:
+            rows = [(lk["name"], lk["class"], str(lk["acquisitions"]),
+                     str(lk["contended"]), str(lk["spins"]),
+                     str(lk["bounces"]), f"{lk['wait_ns'] / 1e3:.1f}",
+                     f"{lk['wait_avg_ns'] / 1e3:.2f}",
+                     f"{lk['wait_max_ns'] / 1e3:.1f}",
+                     f"{lk['hold_avg_ns'] / 1e3:.2f}",
+                     f"{lk['hold_max_ns'] / 1e3:.1f}")
+                    for lk in sorted(snap["locks"],
+                                     key=lambda x: -x["wait_ns"])[:top]]
+            cols = [("lock", 0), ("class", 0), ("acq", 1),
+                    ("contended", 1), ("spins", 1), ("bounces", 1),
+                    ("wait total", 1), ("wait avg", 1), ("wait max", 1),
+                    ("hold avg", 1), ("hold max", 1)]
+            con.print(_fit(f"smpvm lockstat {snap['machine']}: top locks "
+                           "by total wait (us)", cols, rows, width,
+                           ("lock", "wait total", "contended", "class",
+                            "wait max", "acq", "wait avg", "hold avg",
+                            "hold max", "spins", "bounces")))
+        if "classes" in sections:
+            rows = [(name, str(v["locks"]), str(v["acquisitions"]),
+                     str(v["contended"]), f"{v['wait_ns'] / 1e3:.1f}",
+                     f"{v['wait_max_ns'] / 1e3:.1f}",
+                     f"{v['hold_ns'] / 1e3:.1f}",
+                     str(v["aliased_contentions"]))
+                    for name, v in sorted(snap["classes"].items(),
+                                          key=lambda kv: -kv[1]["wait_ns"])]
+            cols = [("class", 0), ("locks", 1), ("acq", 1),
+                    ("contended", 1), ("wait total us", 1),
+                    ("wait max us", 1), ("hold total us", 1),
+                    ("aliased", 1)]
+            con.print(_fit("by class", cols, rows, width,
+                           ("class", "wait total us", "contended",
+                            "wait max us", "acq", "aliased",
+                            "hold total us", "locks")))
+        if "sites" in sections:
+            rows = [(r["lock"], r["waiter_site"], r["holder_site"],
+                     str(r["count"]),
+                     f"{r['wait_ns'] / 1e3:.1f}",
+                     f"{r['waiter_key']} vs {r['holder_key']}"
                      if r["aliased"] else "")
-            s.add_row(r["lock"], r["waiter_site"], r["holder_site"],
-                      str(r["count"]), f"{r['wait_ns'] / 1e3:.1f}", alias)
-        con.print(s)
+                    for r in sorted(snap["contentions"],
+                                    key=lambda x: -x["wait_ns"])[:top]]
+            cols = [("lock", 0), ("waiter site", 0), ("holder site", 0),
+                    ("count", 1), ("wait us", 1), ("aliased", 0)]
+            con.print(_fit("contended call sites (waiter -> holder)", cols,
+                           rows, width, ("lock", "waiter site", "wait us",
+                                         "count", "holder site",
+                                         "aliased"),
+                           clip=("waiter site", "holder site")))
     text = cap.get()
+    if "sites" not in sections:
+        return text
     alias = [r for r in snap["contentions"] if r["aliased"]]
     if alias:
-        text += "\npool aliasing: " + "; ".join(
-            f"{r['lock']}: {'page' if r['kind'] == 'spin' else 'object'} "
+        text += "\npool aliasing:\n" + "".join(_clip(
+            f"  {r['lock']}: {'page' if r['kind'] == 'spin' else 'object'} "
             f"{r['waiter_key']} waited for unrelated "
             f"{'page' if r['kind'] == 'spin' else 'object'} "
-            f"{r['holder_key']} ({r['count']}x)" for r in alias[:8]) + "\n"
+            f"{r['holder_key']} ({r['count']}x)", width) + "\n"
+            for r in alias[:8])
     ob = snap["observer"]
-    text += (f"\nobserver effect: {ob['site_lookups']} call-site lookups, "
-             f"{ob['site_lookup_ns'] / 1e6:.1f} ms in them (contended paths "
-             f"only).\n{snap['note']}.\n")
+    text += "\n" + textwrap.fill(
+        f"observer effect: {ob['site_lookups']} call-site lookups, "
+        f"{ob['site_lookup_ns'] / 1e6:.1f} ms in them (contended paths "
+        f"only).  {snap['note']}.", width - 1) + "\n"
     return text
+
+
+def watch(machine, interval=1.0, seconds=None, live=False, once=False,
+          klass="", site="", contended_only=False, console=None):
+    """Sample the machine's lock statistics: once (one snapshot now), or
+    every interval seconds for `seconds` -- without seconds, until Ctrl-C
+    when live and for one interval otherwise.  live: a table refreshing in
+    place, fitted to the terminal's width and height.  Returns (the last
+    snapshot, the samples [(time, {class: wait_ns})]); Ctrl-C ends the
+    watch and keeps both."""
+    samples = []
+
+    def snap():
+        s = filtered(snapshot(machine), klass, site, contended_only)
+        samples.append((time.time(), class_waits(s)))
+        return s
+
+    s = snap()
+    if once:
+        return s, samples
+    deadline = None if seconds is None else time.monotonic() + seconds
+    live_view = None
+    try:
+        if live:
+            from rich.console import Console
+            from rich.live import Live
+            from rich.text import Text
+            con = console or Console()
+
+            def render(s):
+                top = max(3, (con.height - 16) // 2)
+                return Text.from_ansi(format_table(
+                    s, top=top, width=con.width,
+                    sections=("locks", "classes")))
+            live_view = Live(render(s), console=con, refresh_per_second=4,
+                             vertical_overflow="crop")
+            live_view.start()
+        while deadline is None or time.monotonic() < deadline:
+            left = interval if deadline is None else \
+                min(interval, max(0.0, deadline - time.monotonic()))
+            time.sleep(left)
+            s = snap()
+            if live_view is not None:
+                live_view.update(render(s))
+            elif deadline is None:
+                break           # no --seconds: one interval's worth
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live_view is not None:
+            live_view.stop()
+    return s, samples
 
 
 def plot(samples, path):
@@ -293,7 +407,7 @@ def class_waits(snap):
 
 def write_all(snap, samples, directory):
     """The files `smpvm stress --lockstat DIR` leaves: json, csv, folded,
-    txt and (with matplotlib) png."""
+    txt (132 columns: a file, not a terminal) and (with matplotlib) png."""
     import os
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "lockstat.json"), "w") as f:
@@ -303,6 +417,6 @@ def write_all(snap, samples, directory):
     with open(os.path.join(directory, "lockstat.folded"), "w") as f:
         f.write(to_folded(snap))
     with open(os.path.join(directory, "lockstat.txt"), "w") as f:
-        f.write(format_table(snap))
+        f.write(format_table(snap, width=132))
     if samples:
         plot(samples, os.path.join(directory, "lockstat.png"))

@@ -17,8 +17,6 @@ Options: --smpvm-seeds N, --smpvm-seconds S (per run of a sweep).
 import pytest
 
 from smpvm.config import MachineConfig
-from smpvm.kern.thread import bound_thread
-from smpvm.machine import Machine
 from smpvm.race import report
 
 
@@ -49,20 +47,18 @@ class RaceFailure(AssertionError):
 @pytest.fixture
 def checked_vm(request):
     """A booted, checked VM; fails the test on any race report."""
-    from smpvm.vm.vm_init import vm_boot
+    from smpvm.vm.vm_init import booted_vm
     marker = request.node.get_closest_marker("smpvm")
     kw = dict(ncpus=2, npages=256, nswap=2048, nmeta=64, check="all")
     kernel = "fixed"
     if marker:
         kw.update(marker.kwargs)
         kernel = kw.pop("kernel", "fixed")
-    with Machine.create(MachineConfig(**kw)) as m:
-        with bound_thread(m, "host"):
-            vm_boot(m, kernel)
-            yield m
-            found = report.reports(m)
-        if found:
-            replay = f"pytest '{request.node.nodeid}'"
-            raise RaceFailure(f"{len(found)} race report(s):\n"
-                              + "\n".join(report.format_report(r, replay)
-                                          for r in found))
+    with booted_vm(MachineConfig(**kw), kernel) as m:
+        yield m
+        found = report.reports(m)
+    if found:
+        replay = f"pytest '{request.node.nodeid}'"
+        raise RaceFailure(f"{len(found)} race report(s):\n"
+                          + "\n".join(report.format_report(r, replay)
+                                      for r in found))

@@ -1,5 +1,15 @@
-"""Bringing the VM up on a machine: files, sysctls, the kernel variant,
-and the kernel threads (pagedaemon, swapcached) under a supervisor."""
+"""Bringing the VM up on a machine: files, sysctls, the kernel variant and
+its bugs on purpose, the SSD fault parameters, and the kernel threads
+(pagedaemon, swapcached) under a supervisor.
+
+Everything a run changes in the kernel's globals at boot is an argument of
+vm_boot, so no caller writes kernel globals itself.  Loading this module
+loads vm_swapcache, whose vm.swapcache.* sysctl declarations register
+themselves as they are read (as SYSCTL_* entries exist once their file is
+linked into the kernel): every tool that boots or attaches sees them.
+"""
+import contextlib
+
 from smpvm.kern.thread import bound_thread
 from smpvm.layout import lib
 from smpvm.machine import Machine
@@ -10,29 +20,71 @@ from smpvm.vm.vm_swapcache import (shutdown_swapcache, vm_swapcache_boot,
 from smpvm.vm.vmview import vmview
 
 KERNELS = {"seed": lib.BUGS_SEED, "fixed": 0}
+# vm.swapcache.* at boot: the seed's exact defaults (swapcache off), the
+# demo set (vm_swapcache.demo_sysctls), or the stress set over the demo one
+SYSCTL_PROFILES = ("kernel", "demo", "stress")
+FAULTS = ("seed", "eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm",
+          "delay_us")
 
-def vm_boot(machine, kernel="fixed", sysctls="demo"):
+
+def stress_sysctls(machine):
+    """The stress profile: the stress workload rewrites pages fast, so
+    swapcached may write half the SSD per second (demo: 1/8) and the cache
+    fills and cleans within seconds."""
+    accrate = machine.config.nswap * lib.PAGE_SIZE // 2
+    return {"accrate": accrate, "minburst": accrate,
+            "maxburst": 4 * accrate, "curburst": 4 * accrate}
+
+
+def vm_boot(machine, kernel="fixed", bugs=0, sysctls="demo", faults=None):
     """Create the machine's files and the meta device, choose the kernel
-    variant and set vm.swapcache.* ('kernel' defaults or the 'demo' set).
-    The caller is a thread of machine (the creator)."""
+    variant (plus the BUG_* bits of bugs on purpose), set vm.swapcache.*
+    to a profile of SYSCTL_PROFILES and the SSD faults (a dict of FAULTS
+    fields; none by default).  The caller is a thread of machine (the
+    creator) and holds no lock."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel {kernel!r}: seed or fixed")
-    vmview(machine).raw.vmg.bugs = KERNELS[kernel]
+    if sysctls not in SYSCTL_PROFILES:
+        raise ValueError(f"sysctl profile {sysctls!r}: "
+                         + ", ".join(SYSCTL_PROFILES))
+    vmg = vmview(machine).raw.vmg
+    vmg.bugs = KERNELS[kernel]
     vfs_boot(machine)
-    vm_swapcache_boot(machine, sysctls)
+    vm_swapcache_boot(machine, "kernel" if sysctls == "kernel" else "demo")
+    vmg.bugs |= bugs            # after the files: boot is the variant's own
+    if sysctls == "stress":
+        for name, value in stress_sysctls(machine).items():
+            setattr(vmg.swapcache, name, value)
+    for name, value in (faults or {}).items():
+        if name not in FAULTS:
+            raise ValueError(f"fault {name!r}: one of {', '.join(FAULTS)}")
+        setattr(vmg.faults, name, value)
 
 
-def boot_machine(cfg, kernel="fixed", sysctls="demo"):
-    """Create a machine and bring its VM up; the creator plays the thread
-    'init' for the duration.  Returns the Machine (destroy it when done)."""
+def boot_machine(cfg, kernel="fixed", sysctls="demo", bugs=0, faults=None):
+    """Create a machine and bring its VM up (vm_boot); the creator plays
+    the thread 'init' for the duration.  Returns the Machine (destroy it
+    when done)."""
     m = Machine.create(cfg)
     try:
         with bound_thread(m, "init", kind=lib.TDK_KTHREAD):
-            vm_boot(m, kernel, sysctls)
+            vm_boot(m, kernel, bugs, sysctls, faults)
     except BaseException:
         m.destroy()
         raise
     return m
+
+
+@contextlib.contextmanager
+def booted_vm(cfg, kernel="fixed", thread="host", bugs=0, sysctls="demo"):
+    """A machine of cfg with its VM up and this process bound as thread
+    `thread`, destroyed at the end of the block: the tests' vm fixture and
+    the pytest plugin's checked_vm.  No kernel thread runs unless the block
+    starts one."""
+    with Machine.create(cfg) as m:
+        with bound_thread(m, thread):
+            vm_boot(m, kernel, bugs, sysctls)
+            yield m
 
 
 def start_kernel_threads(sup, swapcached=True, pageout=True):

@@ -1,0 +1,295 @@
+"""Schedule files, replay and shrinking of deterministic stress runs.
+
+A failing deterministic run (`smpvm stress|race --sched S`) is saved as a
+schedule file: the run's options (one seed drives the workload, the faults
+and the scheduler) and its recorded choices.  `smpvm replay FILE` runs it
+again under the forced strategy, which reproduces the interleaving step for
+step, and says whether it failed the same way.  `smpvm replay FILE
+--shrink` removes choices (preemptions) and steps for as long as the run
+still fails the same way, writes FILE.min.json and prints the interleaving
+that remains as a CPU0/CPU1 scenario.
+
+A schedule file is read with a bound (MAX_FILE bytes, regular files only)
+and its shape checked before anything runs: any other file is one line.
+"""
+import dataclasses
+import json
+import os
+import stat
+import time
+
+from smpvm.errors import ConfigError
+from smpvm.layout import lib
+from smpvm.stress import outputs
+from smpvm.stress.options import StressOptions
+from smpvm.stress.session import run
+
+FORMAT = "smpvm-schedule/1"
+# a full schedule (SCHED_MAXCHOICES choices) is about 2.5 MB
+MAX_FILE = 64 << 20
+
+
+def save(opts, f, path):
+    """Write the schedule file of deterministic run f (its Findings) with
+    the options opts; returns path."""
+    o = dataclasses.asdict(opts)
+    o["schedule"] = [list(c) for c in f.schedule["choices"]]
+    for k in ("json_path", "lockstat_dir", "save_schedule", "datadir",
+              "quiet"):
+        o.pop(k, None)          # where a run wrote, not what it was
+    doc = {"format": FORMAT, "options": o,
+           "strategy": f.schedule["strategy"],
+           "trace_hash": f.sched["trace_hash"],
+           "steps": f.sched["steps"],
+           "found": sorted(f.signature()),
+           "complete": f.schedule["complete"]}
+    with open(path, "w") as fp:
+        json.dump(doc, fp, indent=1)
+    return path
+
+
+def _not_schedule(path, why):
+    raise ConfigError(f"{path}: not a schedule file ({why})")
+
+
+def _read(path):
+    """The JSON document at path, read with a bound."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            _not_schedule(path, "not a regular file")
+        if st.st_size > MAX_FILE:
+            _not_schedule(path, f"{st.st_size} bytes; a schedule file has "
+                                f"at most {MAX_FILE}")
+        with open(path, "rb") as fp:
+            data = fp.read(MAX_FILE + 1)
+    except OSError as e:
+        _not_schedule(path, e.strerror)
+    if len(data) > MAX_FILE:
+        _not_schedule(path, f"more than {MAX_FILE} bytes")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        _not_schedule(path, str(e).splitlines()[0])
+
+
+def load(path):
+    """(StressOptions replaying the file under the forced strategy, doc);
+    ConfigError (one line) for anything that is not a sound schedule
+    file."""
+    doc = _read(path)
+    if not isinstance(doc, dict):
+        _not_schedule(path, f"a JSON {type(doc).__name__}, not an object")
+    if doc.get("format") != FORMAT:
+        _not_schedule(path, f"format {doc.get('format')!r}, not {FORMAT!r}")
+    o = doc.get("options")
+    if not isinstance(o, dict):
+        _not_schedule(path, "no options")
+    for key, kind in (("trace_hash", str), ("found", list)):
+        if not isinstance(doc.get(key), kind):
+            _not_schedule(path, f"no {key}")
+    if not isinstance(o.get("schedule"), list):
+        _not_schedule(path, "no schedule in its options")
+    o = dict(o)
+    o["schedule"] = tuple(tuple(c) if isinstance(c, list) else c
+                          for c in o["schedule"])
+    o["sysctls"] = tuple(tuple(c) if isinstance(c, list) else c
+                         for c in o.get("sysctls", ()))
+    o.update(sched="forced", quiet=True, json_path="", lockstat_dir="",
+             save_schedule="", datadir="", stop_on_detection=False)
+    known = {f.name for f in dataclasses.fields(StressOptions)}
+    opts = StressOptions(**{k: v for k, v in o.items() if k in known})
+    opts.validate()
+    return opts, doc
+
+
+def replay(path, trace=0):
+    """Run the file's schedule again: (Findings, same) where same says the
+    interleaving is the recorded one (same trace hash) and it failed the
+    same way (a finding in common; after a panic the other threads stop at
+    host speed, so secondary reports may differ)."""
+    opts, doc = load(path)
+    opts = dataclasses.replace(opts, trace=trace)
+    opts.validate()
+    f = run(opts)
+    found = f.signature()
+    same = (f.sched is not None
+            and f.sched["trace_hash"] == doc["trace_hash"]
+            and (bool(found & set(doc["found"]))
+                 or found == set(doc["found"])))
+    return f, same
+
+
+def _fails_like(opts, want):
+    f = run(opts)
+    if f.ended == "interrupted":
+        raise KeyboardInterrupt
+    return bool(f.signature() & want), f
+
+
+def shrink(path, max_runs=80, max_seconds=600.0, log=None):
+    """Reduce the file's schedule to the fewest choices and steps that still
+    fail the same way.  Returns (StressOptions, Findings of the last
+    failing run, runs made)."""
+    opts, doc = load(path)
+    want = set(doc["found"])
+    if not want:
+        raise ConfigError(f"{path}: the recorded run found nothing to "
+                          "shrink")
+    if max_runs < 1:
+        raise ConfigError(f"--max-runs {max_runs}: must be >= 1")
+    t0, runs = time.monotonic(), 0
+    ok, best = _fails_like(opts, want)
+    runs += 1
+    if not ok:
+        raise ConfigError(f"{path}: the schedule no longer fails the same "
+                          "way")
+
+    def budget():
+        return runs < max_runs and time.monotonic() - t0 < max_seconds
+
+    def attempt(**change):
+        nonlocal runs, best, opts
+        trial = dataclasses.replace(opts, **change)
+        ok, res = _fails_like(trial, want)
+        runs += 1
+        if ok:
+            opts, best = trial, res
+            if log:
+                log(f"  shrink: {len(opts.schedule)} choices, "
+                    f"{opts.steps} steps: still fails")
+        return ok
+
+    # steps: the run need not go past the step where it failed
+    last = best.sched["steps"]
+    if last < opts.steps and budget():
+        attempt(steps=max(1, last + 1))
+    # preemptions first (the current thread was runnable): when there are
+    # few, each one the failure does not need goes, latest first
+    pre = [c for c in opts.schedule if c[2] == lib.SCHED_CH_PREEMPT]
+    if len(pre) <= 32:
+        for c in reversed(pre):
+            if not budget():
+                break
+            attempt(schedule=tuple(x for x in opts.schedule if x != c))
+    # then every choice: ddmin -- drop chunks, halving the chunk size
+    n = 2
+    while len(opts.schedule) and budget():
+        ch = list(opts.schedule)
+        size = max(1, len(ch) // n)
+        removed = False
+        for i in range(0, len(ch), size):
+            if not budget():
+                break
+            keep = tuple(ch[:i] + ch[i + size:])
+            if attempt(schedule=keep):
+                removed = True
+                break
+        if removed:
+            n = max(2, n - 1)
+        elif size == 1:
+            break
+        else:
+            n = min(len(ch), n * 2)
+    # steps again: binary search down to the shortest failing prefix
+    lo, hi = 1, opts.steps
+    while lo < hi and budget():
+        mid = (lo + hi) // 2
+        if attempt(steps=mid):
+            hi = opts.steps
+        else:
+            lo = mid + 1
+    return opts, best, runs
+
+
+def shrink_file(path, max_runs=60, log=None):
+    """`smpvm replay FILE --shrink`: shrink, run the result once more with
+    the whole trace, save it beside FILE (a new name, never over an earlier
+    one).  Returns (report text, exit code)."""
+    recorded, _ = load(path)
+    small, _, runs = shrink(path, max_runs=max_runs, log=log)
+    # the run goes on past `steps` while its threads shut down (at most as
+    # long again): trace all of it
+    f = run(dataclasses.replace(small, trace=2 * small.steps + 64))
+    stem = os.path.basename(path)
+    stem = (stem[:-5] if stem.endswith(".json") else stem) + ".min"
+    out = save(small, f, outputs.new_file(
+        os.path.dirname(os.path.abspath(path)), stem))
+    text = "\n".join([
+        scenario(f), decisions(f),
+        f"smpvm replay --shrink: {len(recorded.schedule)} -> "
+        f"{len(small.schedule)} choices, {recorded.steps} -> {small.steps} "
+        f"steps in {runs} runs; "
+        f"still found {sorted(f.signature())}",
+        f"replay: smpvm replay {out}"])
+    return text, f.exit
+
+
+def scenario(f, context=3, width=36, last=14):
+    """The interleaving of a traced deterministic run (Findings f) as a
+    CPU0/CPU1 table: one row per stretch of one thread between switches,
+    with its last few operations (lock names where the event names a
+    lock); the `last` stretches before the end (the failure), 0 for all."""
+    names = {int(k): v for k, v in f.thread_names.items()}
+    ev = f.trace or []
+    if not ev:
+        return "(no trace: run with trace > 0)"
+    pt = f.panic_tid
+    if pt is not None and pt >= 0:
+        # the scenario ends where the panicking thread stopped
+        ends = [i for i, e in enumerate(ev) if e[1] == pt]
+        if ends:
+            ev = ev[:ends[-1] + 1]
+    runs = []           # [tid, first step, last step, [ops]]
+    for step, tid, text in ev:
+        if not runs or runs[-1][0] != tid:
+            runs.append([tid, step, step, []])
+        r = runs[-1]
+        r[2] = step
+        r[3].append(text)
+    total = len(runs)
+    if last:
+        runs = runs[-last:]
+    tids = sorted({r[0] for r in runs if r[0] >= 0})
+    cols = {t: i for i, t in enumerate(tids)}
+    head = "".join(f"{names.get(t, f'tid {t}'):<{width}}" for t in tids)
+    lines = [f"{'steps':>13}  " + head,
+             f"{'':>13}  " + "".join(f"{'-' * (width - 2):<{width}}"
+                                     for _ in tids)]
+    for tid, a, b, ops in runs:
+        if tid < 0:
+            continue
+        text = ", ".join(ops[-context:])
+        if len(ops) > context:
+            text = f"({len(ops) - context} more) " + text
+        pad = " " * (width * cols[tid])
+        lines.append(f"{a:>6}-{b:<6}  {pad}{text}")
+    lines.append(f"(the last {len(runs)} of {total} stretches; {len(ev)} "
+                 f"steps, {total - 1} switches)")
+    return "\n".join(lines)
+
+
+def decisions(f):
+    """The schedule as the few decisions that matter: each recorded choice
+    (where the run departs from the default policy -- keep the running
+    thread, else the lowest runnable one) with the operation the switch
+    happened at, then how the run ended.  Needs a traced run."""
+    names = {int(k): v for k, v in f.thread_names.items()}
+    at = {}
+    for step, tid, text in f.trace or []:
+        at.setdefault(step, (tid, text))
+    kinds = {lib.SCHED_CH_PREEMPT: "preempts", lib.SCHED_CH_SWITCH:
+             "runs next"}
+    lines = [f"{len(f.schedule['choices'])} scheduling decisions; "
+             "every other step follows the default policy (the running "
+             "thread goes on until it blocks, then the lowest runnable one)"]
+    for step, tid, kind in f.schedule["choices"]:
+        was, text = at.get(step, (-1, "?"))
+        lines.append(f"  step {step:>7}: {names.get(was, f'tid {was}')} at "
+                     f"{text}; {names.get(tid, f'tid {tid}')} "
+                     f"{kinds.get(kind, kind)}")
+    if f.panic:
+        lines.append("  then: " + f.panic.splitlines()[0])
+    for r in f.races[:3]:
+        lines.append(f"  then: {r['type']}: {r['message']}")
+    return "\n".join(lines)
