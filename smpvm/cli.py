@@ -369,7 +369,7 @@ def _stress_args(sx, d, check_default):
     sx.add_argument("--delay-us", type=int, default=d.delay_us)
     sx.add_argument("--kill-cpu-at", type=float, default=0.0,
                     help="SIGKILL a CPU process at this second (a panic)")
-    sx.add_argument("--bug", default="", choices=[""] + sorted(BUGS),
+    sx.add_argument("--bug", default="", choices=sorted(BUGS),
                     help="run a kernel broken on purpose")
     sx.add_argument("--stop-on-detection", action="store_true",
                     help="end a free-running run at its first finding (a "

@@ -142,9 +142,9 @@ class MachineConfig:
         need(self.ncpus < self.maxthreads <= lib.SMPVM_MAXTHREADS,
              "maxthreads",
              f"must exceed ncpus and be at most {lib.SMPVM_MAXTHREADS}")
-        for f in ("npages", "nobjects", "nvnodes", "nmeta"):
+        need(64 <= self.npages <= 1 << 24, "npages", "must be 64..16777216")
+        for f in ("nobjects", "nvnodes", "nmeta"):
             need(1 <= getattr(self, f) <= 1 << 24, f, "must be 1..16777216")
-        need(self.npages >= 64, "npages", "must be 64..16777216")
         # blocks 0..31 are never allocated (swaponvp keeps the first dmmax)
         need(64 <= self.nswap <= 1 << 30, "nswap", "must be 64..2^30 pages")
         need(pow2(self.spin_pool) and self.spin_pool <= 1 << 20, "spin_pool",

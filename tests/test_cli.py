@@ -150,8 +150,9 @@ def test_cli_supervisor_sigkilled_janitor_cleans_up():
     p.wait(10)
     p.stdout.close()
     p.stderr.close()
-    wait_for(lambda: _gone(name, pids), timeout=10, what="janitor cleanup")
-    assert not os.path.exists(datadir)
+    # the janitor unlinks the segment, then removes the data directory
+    wait_for(lambda: _gone(name, pids) and not os.path.exists(datadir),
+             timeout=10, what="janitor cleanup")
 
 
 def test_clean_sweeps_dead_creators_leftovers():
@@ -367,6 +368,20 @@ def test_an_interrupted_run_keeps_its_findings(tmp_path, cmd, sig):
         d = json.loads(out.read_text())
         assert d["workload"]["ops"] > 0 and d["seconds"] < 60
     assert d["exit"] == 130 and d["ended"] == "interrupted"
+    assert _gone(name, pids)
+
+
+def test_a_cpu_killed_from_outside_is_a_panic_without_a_replay():
+    p = subprocess.Popen(SMPVM + ["stress", "--cpus", "2", "--seconds", "60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/")
+    name, pids = _wait_machine(p)
+    os.kill(pids[1], signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 3, stdout + stderr
+    assert "killed by SIGKILL" in stdout
+    assert "replay: none (cpu1 was killed from outside the run)" in stdout
+    assert "[gone]" in stdout or "[dead]" in stdout     # in the thread table
     assert _gone(name, pids)
 
 

@@ -86,6 +86,7 @@ class Supervisor:
         self.procs = {}             # tid -> Process
         self._reaped = set()        # tids whose exit was looked at
         self.report = ""
+        self.signalled = ""         # a child killed by a signal: its name
         if lib.smpvm_curtid() < 0:
             lib.smpvm_bind(machine.base, -1)
 
@@ -153,6 +154,7 @@ class Supervisor:
     def _child_died(self, tid, p):
         name = p.name
         if p.exitcode < 0:
+            self.signalled = name
             how = f"killed by {signal.Signals(-p.exitcode).name}"
         else:
             how = f"exited with status {p.exitcode}"

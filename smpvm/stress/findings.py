@@ -71,6 +71,7 @@ class Findings:
     thread_names: dict = dataclasses.field(default_factory=dict)
     # where the run's files went
     schedule_file: str = ""
+    unreplayable: str = ""              # why no command replays the run
     outputs: list = dataclasses.field(default_factory=list)
     lockstat: Optional[tuple] = dataclasses.field(default=None, repr=False)
 
@@ -197,7 +198,8 @@ def _ending(f):
         lines.append("interrupted: the findings so far")
     lines.append(f"exit {code}: {EXIT_CODES[code]}")
     if code in (EXIT_FOUND, EXIT_PANIC):
-        lines.append(f"replay: {f.replay}")
+        lines.append(f"replay: none ({f.unreplayable})" if f.unreplayable
+                     else f"replay: {f.replay}")
     return "\n".join(lines) + "\n"
 
 
@@ -309,7 +311,8 @@ def format_race(f):
     if f.ended == "interrupted":
         lines.append("interrupted: the findings so far")
     lines.append(f"exit {f.exit}: {EXIT_CODES[f.exit]}")
-    lines.append(f"replay: {f.replay}")
+    lines.append(f"replay: none ({f.unreplayable})" if f.unreplayable
+                 else f"replay: {f.replay}")
     return "\n".join(lines)
 
 

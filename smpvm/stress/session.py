@@ -118,6 +118,7 @@ class Session:
         self.machine = self.sup = self.check = self.watchdog = None
         self.kthreads, self.cpus, self.samples = {}, [], []
         self.t0 = time.monotonic()
+        self.killed = False             # --kill-cpu-at did its kill
 
     def say(self, text):
         if self.status:
@@ -167,7 +168,7 @@ class Session:
         end = self.t0 + o.seconds
         next_tick, next_check = self.t0 + 1.0, self.t0 + o.check_every
         self.last_ops, self.last_t = 0, self.t0
-        self.last_progress, self.killed = self.t0, False
+        self.last_progress = self.t0
         while True:
             now = time.monotonic()
             if self.interrupted or now >= end:
@@ -358,6 +359,11 @@ class Session:
         else:
             f.panic, f.ended = self.sup.report, "panic"
             f.forensics = forensics.hang_report(m)
+            if self.sup.signalled and not self.killed:
+                # a signal from outside the run (a user, the OOM killer):
+                # no replay of this run sends it again
+                f.unreplayable = (f"{self.sup.signalled} was killed from "
+                                  "outside the run")
 
     def _collect_schedule(self):
         o, f, m = self.opts, self.findings, self.machine

@@ -52,6 +52,7 @@ def test_killed_cpu_is_a_panic_with_exit_3():
     code, r, text = _run(seconds=20, kill_cpu_at=2.0)
     assert code == 3, text
     assert "killed by SIGKILL" in r.panic
+    assert "replay: smpvm stress --seed 1" in text      # its own kill
 
 
 @pytest.mark.parametrize("swarm", [True])
