@@ -167,18 +167,18 @@ def cmd_check(a):
     invariants, let it go."""
     from smpvm.race.forensics import stall_text
     from smpvm.stress.session import check_running
-    m = _resolve_machine(a.machine)
+    machine = _resolve_machine(a.machine)
     try:
-        bad, stall = check_running(m)
-        stopped = stall and stall_text(m)
+        bad, stall = check_running(machine)
+        stopped = stall and stall_text(machine)
     finally:
-        m.close()
+        machine.close()
     if stall:
-        print(f"{m.name}: {stall}")
+        print(f"{machine.name}: {stall}")
         return EXIT_HOST if stopped else EXIT_PANIC
     for b in bad:
         print(b)
-    print(f"{m.name}: {len(bad)} invariant violations")
+    print(f"{machine.name}: {len(bad)} invariant violations")
     return EXIT_FOUND if bad else EXIT_OK
 
 
@@ -191,19 +191,21 @@ def cmd_lockstat(a):
     _finite("--seconds", a.seconds, 0, ">= 0")
     if a.plot:
         check_file(a.plot, "--plot")
-    m = _resolve_machine(a.machine)
-    lib.smpvm_bind(m.base, -1)
-    was = m.hdr.prof_enabled
+    machine = _resolve_machine(a.machine)
+    lib.smpvm_bind(machine.base, -1)
+    was = machine.hdr.prof_enabled
     try:
-        if a.klass and a.klass not in lockstat.known_classes(m):
-            raise ConfigError(f"--class {a.klass}: no such lock class ("
-                              + ", ".join(lockstat.known_classes(m)) + ")")
-        m.hdr.prof_enabled = 1
+        if a.klass and a.klass not in lockstat.known_classes(machine):
+            raise ConfigError(
+                f"--class {a.klass}: no such lock class ("
+                + ", ".join(lockstat.known_classes(machine)) + ")")
+        machine.hdr.prof_enabled = 1
         if a.reset:
-            lib.smpvm_stats_reset(m.base)
+            lib.smpvm_stats_reset(machine.base)
         plain = a.once or a.json or a.csv or a.folded
         s, samples = lockstat.watch(
-            m, a.interval, a.seconds, live=not plain and sys.stdout.isatty(),
+            machine, a.interval, a.seconds,
+            live=not plain and sys.stdout.isatty(),
             once=a.once and not a.plot, klass=a.klass, site=a.site,
             contended_only=a.contended_only)
         if a.plot:
@@ -217,20 +219,20 @@ def cmd_lockstat(a):
         else:
             print(lockstat.format_table(s))
     finally:
-        m.hdr.prof_enabled = was
-        m.close()
+        machine.hdr.prof_enabled = was
+        machine.close()
     return EXIT_OK
 
 
 def cmd_stat(a):
-    m = _resolve_machine(a.machine)
-    lib.smpvm_bind(m.base, -1)          # reads the machine's clock
+    machine = _resolve_machine(a.machine)
+    lib.smpvm_bind(machine.base, -1)          # reads the machine's clock
     try:
-        d = swapcache_status(m)
-        d["workload"] = workload_counters(m)
+        d = swapcache_status(machine)
+        d["workload"] = workload_counters(machine)
         print(json.dumps(d, indent=2) if a.json else format_status(d))
     finally:
-        m.close()
+        machine.close()
     return EXIT_OK
 
 
@@ -249,22 +251,22 @@ def cmd_sysctl(a):
         else:
             sysctl.lookup(spec)
             reqs.append((spec, None))
-    m = _resolve_machine(a.machine)
+    machine = _resolve_machine(a.machine)
     try:
         if a.all:
             for n in sysctl.nodes():
-                v = int(n.get(m))
+                v = int(n.get(machine))
                 mark = "" if n.default is None or v == n.default else \
                     f"  # kernel default {n.default}"
                 print(f"{n.name}: {v}{mark}")
         for name, v in reqs:
             if v is None:
-                print(f"{name}: {sysctl.sysctl_get(m, name)}")
+                print(f"{name}: {sysctl.sysctl_get(machine, name)}")
             else:
-                old, new = sysctl.sysctl_set(m, name, str(v))
+                old, new = sysctl.sysctl_set(machine, name, str(v))
                 print(f"{name}: {old} -> {new}")
     finally:
-        m.close()
+        machine.close()
     return EXIT_OK
 
 
@@ -273,11 +275,11 @@ def cmd_ps(a):
     if not names:
         print("no machines")
     for n in names:
-        m = Machine.attach(n)
+        machine = Machine.attach(n)
         try:
-            print(ddb.format_machine(m))
+            print(ddb.format_machine(machine))
         finally:
-            m.close()
+            machine.close()
     return EXIT_OK
 
 
@@ -288,7 +290,7 @@ def cmd_clean(a):
     return EXIT_OK
 
 
-# ---- the parser ---------------------------------------------------------------
+# ---- the parser -------------------------------------------------------------
 
 def _check_args(p, default):
     p.add_argument("--check", nargs="?", const="all", default=default,

@@ -148,7 +148,7 @@ class Machine:
         size = proto.segment_size
         check_fits(size)
         name, shm = _create_segment(size)
-        m = datadir = None
+        machine = datadir = None
         try:
             try:
                 # the pages now, so that a full /dev/shm is ENOSPC here and
@@ -162,9 +162,9 @@ class Machine:
             finally:
                 shm.close_fd()
             datadir = _make_datadir(name, cfg.datadir_base)
-            m = cls(name, mm, creator=True)
-            ffi.memmove(m.base, proto, ffi.sizeof("struct smpvm_header"))
-            h = m.hdr
+            machine = cls(name, mm, creator=True)
+            ffi.memmove(machine.base, proto, ffi.sizeof("struct smpvm_header"))
+            h = machine.hdr
             h.owner_uid = os.getuid()
             h.creator_pid = os.getpid()
             h.created_ns = time.time_ns()
@@ -172,13 +172,13 @@ class Machine:
             h.name = name.encode()
             h.datadir = datadir.encode()
             # the janitor first: from here on a dying creator leaves nothing
-            m._start_janitor()
-            _init_machine(m, cfg)
+            machine._start_janitor()
+            _init_machine(machine, cfg)
             h.state = lib.MS_RUNNING
-            return m
+            return machine
         except BaseException:
-            if m is not None:
-                m.destroy()
+            if machine is not None:
+                machine.destroy()
             else:
                 _unlink(name)
                 if datadir:
@@ -221,8 +221,8 @@ class Machine:
             mm = mmap.mmap(shm.fd, shm.size)
         finally:
             shm.close_fd()
-        m = cls(name, mm, creator=False)
-        h = m.hdr
+        machine = cls(name, mm, creator=False)
+        h = machine.hdr
         try:
             if h.magic != lib.SMPVM_MAGIC:
                 raise AttachError(f"{name!r} is not an smpvm machine "
@@ -242,9 +242,9 @@ class Machine:
             if h.state == lib.MS_DESTROYED:
                 raise AttachError(f"machine {name!r} is being destroyed")
         except AttachError:
-            m.close()
+            machine.close()
             raise
-        return m
+        return machine
 
     # ---- state ----------------------------------------------------------------
     def on_close(self, fn):
@@ -408,9 +408,9 @@ def _make_datadir(name, base):
                           where, what) from None
 
 
-def _init_machine(m, cfg):
+def _init_machine(machine, cfg):
     """Fill the rest of the header and let C initialise every region."""
-    h = m.hdr
+    h = machine.hdr
     h.boot_mono_ns = lib.smpvm_nanotime()
     h.tsc_ns_q32 = lib.smpvm_tsc_calibrate(5)
     h.clock_mode = (lib.CLOCK_VIRTUAL if cfg.clock == "virtual"
@@ -418,9 +418,9 @@ def _init_machine(m, cfg):
     h.clock_speedup = cfg.speedup
     _register_lock_classes(h)
     _set_kern_defaults(h)
-    lib.smpvm_init(m.base)
+    lib.smpvm_init(machine.base)
     if cfg.sched.on:
-        _sched_configure(m, cfg.sched)
+        _sched_configure(machine, cfg.sched)
 
 
 def _register_lock_classes(h):
@@ -452,17 +452,17 @@ def _register_lock_classes(h):
     h.nclasses = len(classes)
 
 
-def _sched_configure(m, sc):
+def _sched_configure(machine, sc):
     """Deterministic mode: strategy, seed, plans and forced choices into
     REG_SCHED (csrc/sched.c), before any thread exists."""
-    if lib.sched_configure(m.base, SCHED_STRATEGIES[sc.strategy], sc.seed,
-                           sc.depth, sc.k, sc.bound, sc.max_steps,
+    if lib.sched_configure(machine.base, SCHED_STRATEGIES[sc.strategy],
+                           sc.seed, sc.depth, sc.k, sc.bound, sc.max_steps,
                            sc.tick_steps) != 0:
         raise AttachError(f"sched_configure refused {sc}")
     for c in sc.schedule:
         step, tid = c[0], c[1]
         kind = c[2] if len(c) > 2 else lib.SCHED_CH_SWITCH
-        if lib.sched_force(m.base, step, tid, kind) != 0:
+        if lib.sched_force(machine.base, step, tid, kind) != 0:
             raise AttachError(f"sched_force refused choice {c}")
 
 
@@ -575,12 +575,12 @@ def sweep(verbose=False):
         if _pid_alive(pid):
             continue
         try:
-            m = Machine.attach(name)
+            machine = Machine.attach(name)
         except AttachError:
-            m = None
-        if m is not None:
-            d = m.datadir
-            m.close()
+            machine = None
+        if machine is not None:
+            d = machine.datadir
+            machine.close()
             if d and os.path.basename(d).startswith(name + "-") and \
                     _remove_dir(d, uid):
                 removed.append(d)

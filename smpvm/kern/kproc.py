@@ -170,15 +170,16 @@ class Supervisor:
         who panicked, every thread) and return the outcome, 'panic'.  When
         the panic is the host's (Machine.host_panic) the report says so in
         one line and names no thread."""
-        m = self.machine
-        if m.host_panic:
-            self.report = (f"{m.panicstr} (machine {m.name}: the host, not "
-                           "the emulated kernel, failed the run)")
+        machine = self.machine
+        if machine.host_panic:
+            self.report = (f"{machine.panicstr} (machine {machine.name}: "
+                           "the host, not the emulated kernel, failed the "
+                           "run)")
             return "panic"
-        self.report = (f"panic: {m.panicstr}\n"
-                       f"machine {m.name}, panicking thread tid "
-                       f"{m.hdr.panic_tid} pid {m.hdr.panic_pid}\n"
-                       + ddb.format_threads(m))
+        self.report = (f"panic: {machine.panicstr}\n"
+                       f"machine {machine.name}, panicking thread tid "
+                       f"{machine.hdr.panic_tid} pid {machine.hdr.panic_pid}\n"
+                       + ddb.format_threads(machine))
         return "panic"
 
     def shutdown(self, grace=3.0, hooks=()):

@@ -238,14 +238,14 @@ class Watchdog:
         the second (stacks dumped to stderr unless the host stopped a
         thread), then ('hang', report) or ('stall', report) at the third:
         the run must end."""
-        m = self.machine
-        k = m.hdr.kern
+        machine = self.machine
+        k = machine.hdr.kern
         warn_s, bt_s, end_s = (k.spin_warn_ms / 1e3,
                                k.spin_backtrace_ms / 1e3,
                                k.spin_panic_ms / 1e3)
         events = []
         now = {tid: (name, pid, hs) for tid, name, pid, hs in
-               host_stopped(m)}
+               host_stopped(machine)}
         for tid, (name, pid, hs) in now.items():
             if self.stopped.get(tid) != (name, pid, hs):
                 events.append(("host", f"{name} (tid {tid}, pid {pid}) is "
@@ -255,7 +255,7 @@ class Watchdog:
             events.append(("host", f"{name} (tid {tid}, pid {pid}) runs "
                                    "again"))
         self.stopped = now
-        for w in indefinite(m, warn_s):
+        for w in indefinite(machine, warn_s):
             marks = self.marks.setdefault((w["tid"], w["kind"], w["on"]),
                                           set())
             if "warn" not in marks:
@@ -264,12 +264,12 @@ class Watchdog:
                     f"indefinite wait: {w['name']} (tid {w['tid']}) "
                     f"{w['kind']} wait on {w['on']} for {w['seconds']:.1f} "
                     f"s{self._held_by(w)}")))
-            stalled = stall_text(m)
+            stalled = stall_text(machine)
             if w["seconds"] >= bt_s and "backtrace" not in marks:
                 marks.add("backtrace")
                 if not stalled:
-                    dump_stacks(m)
-                events.append(("backtrace", hang_report(m, warn_s)))
+                    dump_stacks(machine)
+                events.append(("backtrace", hang_report(machine, warn_s)))
             if end_s and w["seconds"] >= end_s:
                 if stalled:
                     events.append(("stall", (
@@ -279,6 +279,6 @@ class Watchdog:
                 else:
                     events.append(("hang", (
                         f"indefinite wait for {w['seconds']:.1f} s\n"
-                        + hang_report(m, warn_s))))
+                        + hang_report(machine, warn_s))))
                 return events
         return events

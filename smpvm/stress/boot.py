@@ -38,10 +38,10 @@ def boot(cfg, kernel="fixed", sysctls="demo", workload="files",
     state = _State()
     with interruptible(state):
         try:
-            m = boot_machine(cfg, kernel, sysctls)
+            machine = boot_machine(cfg, kernel, sysctls)
         except OSError as e:
             raise host_error_of(e) or e
-        sup = Supervisor(m)
+        sup = Supervisor(machine)
         try:
             start_kernel_threads(sup)
             if workload == "files":
@@ -50,40 +50,41 @@ def boot(cfg, kernel="fixed", sysctls="demo", workload="files",
                 sup.start_cpus(files_workload, per_cpu, 256)
             else:
                 sup.start_cpus(WORKLOADS[workload])
-            print(m.name, file=out, flush=True)
-            outcome, text = _watch(m, sup, seconds, state, err)
+            print(machine.name, file=out, flush=True)
+            outcome, text = _watch(machine, sup, seconds, state, err)
             if outcome not in ("panic", "hang", "stall"):
                 sup.shutdown(hooks=[vm_shutdown])
-                if m.panicked:
+                if machine.panicked:
                     outcome = sup.collect_panic()
             if outcome == "panic":
-                if m.host_panic:
+                if machine.host_panic:
                     raise HostError(sup.report)
                 err.write(sup.report + "\n")
                 return EXIT_PANIC
             if outcome in ("hang", "stall"):
                 err.write(f"{outcome.upper()}: {text}\n")
                 return EXIT_PANIC if outcome == "hang" else EXIT_HOST
-            w = workload_counters(m)
+            w = workload_counters(machine)
             if not quiet:
-                print(f"{m.name}: {outcome}, shut down cleanly", file=out)
-                print(format_status(swapcache_status(m)), file=out)
+                print(f"{machine.name}: {outcome}, shut down cleanly",
+                      file=out)
+                print(format_status(swapcache_status(machine)), file=out)
                 if workload == "files":
                     print("workload   " + ", ".join(
                         f"{k} {v}" for k, v in w.items()), file=out)
-                print(ddb.lock_summary(m), file=out, flush=True)
+                print(ddb.lock_summary(machine), file=out, flush=True)
             return EXIT_FOUND if w["failures"] or w["zero_fills"] \
                 else EXIT_OK
         finally:
             sup.kill_all()
-            m.destroy()
+            machine.destroy()
 
 
-def _watch(m, sup, seconds, state, err):
+def _watch(machine, sup, seconds, state, err):
     """Supervise until seconds pass ('timeout'), an interruption, a panic,
     or the watchdog's end ('hang', 'stall'): (outcome, text)."""
     deadline = None if seconds is None else time.monotonic() + seconds
-    dog = Watchdog(m)
+    dog = Watchdog(machine)
     while True:
         step = 1.0 if deadline is None else \
             min(1.0, max(0.0, deadline - time.monotonic()))

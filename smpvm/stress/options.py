@@ -99,7 +99,7 @@ class StressOptions:
     bug: str = ""
     stop_on_detection: bool = False     # end the run at the first finding
     gap_scale: float = 1.0      # x MIN_OP_GAP (0: no rate limit)
-    sysctls: tuple = ()         # (("vm.swapcache.maxlaunder", "8"), ...) at boot
+    sysctls: tuple = ()         # at boot: (("vm.swapcache.maxlaunder", "8"),)
     # deterministic schedule (race/sched.py): off, random, pct, bounded,
     # forced (a recorded choice list: `schedule`)
     sched: str = "off"

@@ -127,36 +127,36 @@ class Session:
     def _interrupted(self):
         return bool(self.interrupted)
 
-    # ---- phases ---------------------------------------------------------------
+    # ---- phases -----------------------------------------------------------
     def boot(self):
         """The machine, with the kernel variant, the bug on purpose, the
         stress sysctl profile and the SSD faults given to vm_boot, then the
         --sysctl settings (as sysctl.conf is read at boot)."""
         o = self.opts
         try:
-            m = boot_machine(o.machine_config(), o.kernel, "stress",
+            machine = boot_machine(o.machine_config(), o.kernel, "stress",
                              o.bug_bits(), o.faults())
         except ConfigError as e:
             raise option_error(e) from None
-        self.machine = m
-        self.findings.machine = m.name
+        self.machine = machine
+        self.findings.machine = machine.name
         for name, value in o.sysctls:
-            sysctl.sysctl_set(m, name, str(value))
+            sysctl.sysctl_set(machine, name, str(value))
         if o.lockstat_dir:
-            m.hdr.prof_enabled = 1
+            machine.hdr.prof_enabled = 1
 
     def start(self):
-        o, m = self.opts, self.machine
+        o, machine = self.opts, self.machine
         self.t0 = time.monotonic()
-        self.sup = Supervisor(m)
+        self.sup = Supervisor(machine)
         self.kthreads = start_kernel_threads(self.sup)
         self.cpus = self.sup.start_cpus(stress_worker, o.seed, o.mix,
                                         o.files, o.file_pages, None,
                                         o.gap_scale)
-        self.watchdog = forensics.Watchdog(m)
-        self.check = InvariantCheck(m, self.kthreads.get("swapcached"),
+        self.watchdog = forensics.Watchdog(machine)
+        self.check = InvariantCheck(machine, self.kthreads.get("swapcached"),
                                     self.findings, self.say)
-        self.say(f"smpvm {o.command}: {m.name}, {o.cpus} cpus, kernel "
+        self.say(f"smpvm {o.command}: {machine.name}, {o.cpus} cpus, kernel "
                  f"{o.kernel}, seed {o.seed}"
                  + (f", bug {o.bug}" if o.bug else "")
                  + (f", {o.sched} schedule" if o.sched != "off" else ""))
@@ -205,7 +205,7 @@ class Session:
         thread to exit (--seconds x 10 is only a wall-clock safety limit),
         then check the invariants of the quiet machine.  An interrupted
         schedule is killed: its machine is not checked."""
-        o, f, m, sup = self.opts, self.findings, self.machine, self.sup
+        o, f, machine, sup = self.opts, self.findings, self.machine, self.sup
         limit = max(o.seconds, 1.0) * 10
         outcome = sup.wait(limit, until=self._interrupted)
         if outcome == "interrupted":
@@ -213,14 +213,14 @@ class Session:
             sup.kill_all()
         elif outcome == "timeout":
             self._hang(f"the schedule did not finish within {limit:g} s of "
-                       f"wall time (step {sched.steps(m)})")
+                       f"wall time (step {sched.steps(machine)})")
             sup.shutdown()
         elif outcome == "panic":
             self._panicked()
         else:
             f.ended = "steps"
             self.detected(time.monotonic())
-            bad = check_all(m, None)            # every thread has exited
+            bad = check_all(machine, None)            # every thread has exited
             f.invariant_checks += 1
             f.violations += [f"final check: {b}" for b in bad[:50]]
 
@@ -241,28 +241,28 @@ class Session:
 
     def collect(self):
         """The findings, read from the segment once every thread is gone."""
-        o, f, m = self.opts, self.findings, self.machine
+        o, f, machine = self.opts, self.findings, self.machine
         self.sup.kill_all()             # reaps (none is left after shutdown)
         f.seconds = round(time.monotonic() - self.t0, 2)
-        f.workload = w = workload_counters(m)
-        f.swapcache = st = swapcache_status(m)
-        f.failures = _failures(m)
+        f.workload = w = workload_counters(machine)
+        f.swapcache = st = swapcache_status(machine)
+        f.failures = _failures(machine)
         f.metrics = {
             "ops_per_second": round(w["ops"] / max(f.seconds, 0.01), 1),
             "hit_ratio": round(w["ssd_pages"] / max(1, w["pages_read"]), 4),
             "ssd_mb_written": round(st["swap_writes"]["pages"]
                                     * lib.PAGE_SIZE / 1e6, 2),
             "cleaning_passes": st["cleaning_passes"],
-            "faults_injected": int(vmview(m).raw.vmg.faults.injected),
+            "faults_injected": int(vmview(machine).raw.vmg.faults.injected),
         }
-        f.locks = ddb.lock_summary(m)
-        f.races = report.reports(m)
-        f.race_summary = report.summary(m)
+        f.locks = ddb.lock_summary(machine)
+        f.races = report.reports(machine)
+        f.race_summary = report.summary(machine)
         if o.sched != "off":
             self._collect_schedule()
         if o.lockstat_dir:
             from smpvm.prof import lockstat
-            f.lockstat = (lockstat.snapshot(m), self.samples)
+            f.lockstat = (lockstat.snapshot(machine), self.samples)
 
     def teardown(self):
         if self.status:
@@ -272,13 +272,13 @@ class Session:
         if self.machine is not None:
             self.machine.destroy()
 
-    # ---- watching -------------------------------------------------------------
+    # ---- watching ---------------------------------------------------------
     def tick(self, now):
         """Once a second: the status line, the timeline, a lockstat sample,
         the watchdog, the no-progress hang, --kill-cpu-at.  True when the
         run must end."""
-        o, f, m = self.opts, self.findings, self.machine
-        w, st = workload_counters(m), swapcache_status(m)
+        o, f, machine = self.opts, self.findings, self.machine
+        w, st = workload_counters(machine), swapcache_status(machine)
         dt = now - self.last_t
         ops_s = (w["ops"] - self.last_ops) / dt if dt > 0 else 0.0
         if w["ops"] != self.last_ops:
@@ -290,7 +290,7 @@ class Session:
         if o.lockstat_dir:
             from smpvm.prof import lockstat
             self.samples.append((now, lockstat.class_waits(
-                lockstat.snapshot(m))))
+                lockstat.snapshot(machine))))
         f.timeline.append({"t": round(now - self.t0, 2), "ops": w["ops"],
                            "curburst": st["curburst"], "state": st["state"],
                            "cache_use": st["swap"]["cache_use"],
@@ -322,11 +322,11 @@ class Session:
         """Note when the first race report, wrong byte and invariant
         violation (or indefinite wait) appear; True once anything was
         found."""
-        f, m, t = self.findings, self.machine, round(now - self.t0, 2)
-        rs = report.race_globals(m)
+        f, machine, t = self.findings, self.machine, round(now - self.t0, 2)
+        rs = report.race_globals(machine)
         if rs is not None and rs.nreports:
             f.first.setdefault("report", t)
-        w = workload_counters(m)
+        w = workload_counters(machine)
         if w["failures"] or w["zero_fills"]:
             f.first.setdefault("failure", t)
         if f.violations or f.waits:
@@ -342,23 +342,23 @@ class Session:
     def _hang(self, what):
         """A hang -- or, when the host stopped one of the threads, a stall:
         the host's doing, not the kernel's."""
-        m = self.machine
-        stalled = forensics.stall_text(m)
+        machine = self.machine
+        stalled = forensics.stall_text(machine)
         if stalled:
             return self._stall(f"{what}: {stalled}")
-        self.findings.hang = what + "\n" + forensics.hang_report(m)
+        self.findings.hang = what + "\n" + forensics.hang_report(machine)
         self.findings.ended = "hang"
-        forensics.dump_stacks(m)
+        forensics.dump_stacks(machine)
         return True
 
     def _panicked(self):
         """After the supervisor saw the panic (its report is ready)."""
-        f, m = self.findings, self.machine
-        if m.host_panic:
+        f, machine = self.findings, self.machine
+        if machine.host_panic:
             f.host_error, f.ended = self.sup.report, "host error"
         else:
             f.panic, f.ended = self.sup.report, "panic"
-            f.forensics = forensics.hang_report(m)
+            f.forensics = forensics.hang_report(machine)
             if self.sup.signalled and not self.killed:
                 # a signal from outside the run (a user, the OOM killer):
                 # no replay of this run sends it again
@@ -366,27 +366,27 @@ class Session:
                                   "outside the run")
 
     def _collect_schedule(self):
-        o, f, m = self.opts, self.findings, self.machine
-        f.schedule = dataclasses.asdict(sched.recorded_schedule(m))
-        f.sched = sched.summary(m)
+        o, f, machine = self.opts, self.findings, self.machine
+        f.schedule = dataclasses.asdict(sched.recorded_schedule(machine))
+        f.sched = sched.summary(machine)
         if o.sched == "pct":
             # PCT's guarantee for a bug of depth d, with n threads
             # scheduled and k steps: 1 / (n k^(d-1)) per run
             n = o.cpus + len(self.kthreads)
             f.sched["pct_bound"] = sched.pct_bound(n, o.steps, o.pct_depth)
             f.sched["pct_n_k_d"] = (n, o.steps, o.pct_depth)
-        f.panic_tid = int(m.hdr.panic_tid) if m.panicked else -1
-        names = _thread_names(m)
+        f.panic_tid = int(machine.hdr.panic_tid) if machine.panicked else -1
+        names = _thread_names(machine)
         if f.panic or f.hang:
             f.sched_ring = [
                 f"{e.step:>8} {names.get(e.tid, e.tid):>10} "
                 + forensics.event_text(
-                    m, sched.OP_NAMES.get(e.op, str(e.op)), e.id)
-                for e in sched.trace_ring(m)[-40:]]
+                    machine, sched.OP_NAMES.get(e.op, str(e.op)), e.id)
+                for e in sched.trace_ring(machine)[-40:]]
         if o.trace:
             f.trace = [(e.step, e.tid, forensics.event_text(
-                m, sched.OP_NAMES.get(e.op, str(e.op)), e.id))
-                for e in sched.trace(m)]
+                machine, sched.OP_NAMES.get(e.op, str(e.op)), e.id))
+                for e in sched.trace(machine)]
             f.thread_names = names
 
 
@@ -418,15 +418,15 @@ class InvariantCheck:
 
     def poll(self):
         """True when this check is over (checked, stalled or abandoned)."""
-        m, f = self.machine, self.findings
-        if m.panicked or m.shutting_down():
+        machine, f = self.machine, self.findings
+        if machine.panicked or machine.shutting_down():
             self.cancel()
             return True
-        if world_stopped(m, WAKE):
+        if world_stopped(machine, WAKE):
             try:
-                bad = self.last = check_all(m, self.swapcached)
+                bad = self.last = check_all(machine, self.swapcached)
             finally:
-                restart_the_world(m)
+                restart_the_world(machine)
                 self.since = None
             f.invariant_checks += 1
             f.violations += [f"check {f.invariant_checks}: {b}"
@@ -478,17 +478,18 @@ def check_running(machine):
     return check.last, "; ".join(f.stalls)
 
 
-def _thread_names(m):
-    td = threads(m.base)
-    return {i: layout.cstr(td[i].name) for i in range(m.config.maxthreads)
+def _thread_names(machine):
+    td = threads(machine.base)
+    return {i: layout.cstr(td[i].name)
+            for i in range(machine.config.maxthreads)
             if td[i].name[0] != b"\0"}
 
 
-def _failures(m):
+def _failures(machine):
     """The wrong bytes the CPUs recorded (a torn last line is skipped: the
     disk may have filled)."""
     out = []
-    for path in sorted(glob.glob(os.path.join(m.datadir, "failures",
+    for path in sorted(glob.glob(os.path.join(machine.datadir, "failures",
                                               "*.jsonl"))):
         with open(path) as fp:
             for line in fp:
