@@ -34,6 +34,19 @@ def _leftovers(pid):
     return shm + tmp
 
 
+@pytest.fixture(autouse=True, scope="session")
+def state_home(tmp_path_factory):
+    """Failing schedules of CLI runs go to pytest's temp directory, never to
+    the state directory of whoever runs the tests."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 @pytest.fixture(autouse=True)
 def no_leaks():
     before = set(_children(os.getpid()))

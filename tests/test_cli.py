@@ -245,8 +245,7 @@ def test_cli_kernel_defaults_leave_swapcache_off():
     ("replay /dev/zero", "/dev/zero: not a schedule file (not a regular"),
     ("replay /nonexistent.json", "not a schedule file (No such file"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, msg, capsys, monkeypatch):
-    monkeypatch.setenv("XDG_STATE_HOME", tempfile.gettempdir())
+def test_bad_input_is_one_line_and_exit_2(args, msg, capsys):
     assert cli.main(args.split()) == 2
     err = capsys.readouterr().err
     assert msg in err and len(err.strip().splitlines()) == 1, err

@@ -30,14 +30,14 @@ def lock_exercise_loop(machine, seed=0):
         safepoint(machine)
         for _ in range(200):
             op = rng.random()
-            addr = rng.randrange(64) * 4096
+            addr = rng.randrange(64) * lib.PAGE_SIZE
             if op < 0.5:
                 s = spin_pool_index(addr)
                 spin_lock(s)
                 spin_unlock(s)
             elif op < 0.9:
                 toks = [lib.TOK_VM] if rng.random() < 0.2 else []
-                toks += [lwkt_token_pool_lookup(addr + k * 4096)
+                toks += [lwkt_token_pool_lookup(addr + k * lib.PAGE_SIZE)
                          for k in range(rng.randint(1, 3))]
                 for t in toks:
                     lwkt_gettoken(t)
