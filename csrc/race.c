@@ -302,6 +302,14 @@ report_claim(uint32_t type, uint32_t hash)
 {
 	uint32_t i;
 
+	/*
+	 * After a panic the kernel stops the other CPUs; here they run on
+	 * with their locks abandoned (sched_wait_turn and the lock loops
+	 * give up), so what they do is no finding: a report now would only
+	 * make the run's verdict depend on host timing.
+	 */
+	if (__atomic_load_n(&H->panicking, __ATOMIC_ACQUIRE))
+		return NULL;
 	hash |= 1;
 	for (i = 0; i < RACE_NREPORTS; i++) {
 		struct race_report *r = &RG->reports[(hash + i) % RACE_NREPORTS];

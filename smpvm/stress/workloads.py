@@ -80,7 +80,7 @@ class File:
 class Worker:
     def __init__(self, machine, seed, mix, files, file_pages, log_len=64,
                  gap_scale=1.0):
-        self.m = machine
+        self.machine = machine
         self.gaps = {k: int(g * gap_scale) for k, g in MIN_OP_GAP.items()}
         self.me = curthread().tid
         self.cpu = curthread().cpu
@@ -122,6 +122,10 @@ class Worker:
         self.log.append((self.op, kind) + args)
 
     def _fail(self, what, f_name, offset, expected, got, st):
+        if self.machine.panicked:
+            # the other CPUs of a panicked machine run on with their locks
+            # abandoned: what they read now is no finding
+            return
         mm = stamps.first_mismatch(expected, got, offset)
         off, exp_u, got_u = mm if mm else (offset, b"", b"")
         pindex = off // PAGE
@@ -136,16 +140,16 @@ class Worker:
         os.makedirs(os.path.dirname(self.fail_path), exist_ok=True)
         with open(self.fail_path, "a") as fp:
             fp.write(json.dumps(rec) + "\n")
-        bump(self.m, lib.ST_FAILURES)
+        bump(self.machine, lib.ST_FAILURES)
 
     def _verify_read(self, f, off, n, what="read"):
         got, st = sc.sys_read(f.vp, off, n)
         want = bytes(f.truth[off:off + n])
-        bump(self.m, lib.ST_READS)
-        bump(self.m, lib.ST_READ_PAGES, max(1, len(got) // PAGE))
-        bump(self.m, lib.ST_DIVERTED, len(st.diverted))
+        bump(self.machine, lib.ST_READS)
+        bump(self.machine, lib.ST_READ_PAGES, max(1, len(got) // PAGE))
+        bump(self.machine, lib.ST_DIVERTED, len(st.diverted))
         if st.zero_filled:
-            bump(self.m, lib.ST_ZERO_FILLS, len(st.zero_filled))
+            bump(self.machine, lib.ST_ZERO_FILLS, len(st.zero_filled))
         if got != want or st.zero_filled:
             self._fail(what, f.name, off, want, got, st)
 
@@ -182,7 +186,7 @@ class Worker:
         if off > len(f.truth):
             f.truth.extend(bytes(off - len(f.truth)))
         f.truth[off:off + n] = data
-        bump(self.m, lib.ST_WRITES)
+        bump(self.machine, lib.ST_WRITES)
 
     def op_mmap(self):
         f = self.rng.choice(self.files)
@@ -198,7 +202,7 @@ class Worker:
         if self.rng.random() < 0.2:
             self._note("msync", f.name)
             sc.sys_msync(f.vp)
-        bump(self.m, lib.ST_MMAP)
+        bump(self.machine, lib.ST_MMAP)
 
     def op_truncate(self):
         f = self.rng.choice(self.files)
@@ -213,7 +217,7 @@ class Worker:
             self._note("truncate", f.name, grow)
             sc.sys_truncate(f.vp, grow)
             f.truth.extend(bytes(grow - new))
-        bump(self.m, lib.ST_TRUNCATES)
+        bump(self.machine, lib.ST_TRUNCATES)
 
     def op_unlink(self):
         f = self.rng.choice(self.files)
@@ -221,7 +225,7 @@ class Worker:
         sc.sys_close(f.vp)
         sc.sys_unlink(f.name)
         self._create(f)
-        bump(self.m, lib.ST_UNLINKS)
+        bump(self.machine, lib.ST_UNLINKS)
 
     def op_chflags(self):
         f = self.rng.choice(self.files)
@@ -231,14 +235,14 @@ class Worker:
         sc.sys_chflags(f.name, flags)
         sc.sys_close(f.vp)                  # VSWAPCACHE follows at open
         f.vp = sc.sys_open(f.name)
-        bump(self.m, lib.ST_CHFLAGS)
+        bump(self.machine, lib.ST_CHFLAGS)
 
     def op_sysctl(self):
         name, values = self.rng.choice(SYSCTL_MENU)
         v = self.rng.choice(values)
         self._note("sysctl", name, v)
-        sysctl.sysctl_set(self.m, name, str(v))
-        bump(self.m, lib.ST_SYSCTLS)
+        sysctl.sysctl_set(self.machine, name, str(v))
+        bump(self.machine, lib.ST_SYSCTLS)
 
     def op_meta(self):
         if self.meta_truth is None:         # first use: stamp the slice
@@ -260,12 +264,12 @@ class Worker:
             self._note("meta_read", off, n)
             got, st = sc.sys_read(self.meta_vp, self.meta_off + off, n)
             want = bytes(self.meta_truth[off:off + n])
-            bump(self.m, lib.ST_READS)
-            bump(self.m, lib.ST_DIVERTED, len(st.diverted))
+            bump(self.machine, lib.ST_READS)
+            bump(self.machine, lib.ST_DIVERTED, len(st.diverted))
             if got != want or st.zero_filled:
                 self._fail("meta_read", "/dev/meta", self.meta_off + off,
                            want, got, st)
-        bump(self.m, lib.ST_META)
+        bump(self.machine, lib.ST_META)
 
     def op_xread(self):
         """Read another CPU's file: every unit must be a stamp of that file
@@ -282,8 +286,8 @@ class Worker:
             off = self._unit_off(self.file_pages * PAGE)
             self._note("xread", name, off, 4 * PAGE)
             got, st = sc.sys_read(vp, off, 4 * PAGE)
-            bump(self.m, lib.ST_XREADS)
-            bump(self.m, lib.ST_DIVERTED, len(st.diverted))
+            bump(self.machine, lib.ST_XREADS)
+            bump(self.machine, lib.ST_DIVERTED, len(st.diverted))
             fid = other * 1000 + int(name.rsplit(".", 1)[1]) + 1
             bad = self._foreign_bad(got, off, fid, st)
             if bad is not None:
@@ -314,8 +318,8 @@ class Worker:
     def run(self, op_budget=None):
         ops = {k: getattr(self, "op_" + k) for k in OPS}
         n = 0
-        while not self.m.shutting_down():
-            safepoint(self.m)
+        while not self.machine.shutting_down():
+            safepoint(self.machine)
             kind = self.rng.choices(self.kinds, self.weights)[0]
             gap = self.gaps.get(kind)
             if gap:
@@ -324,7 +328,7 @@ class Worker:
                 else:
                     self.last_op[kind] = self.op
             ops[kind]()
-            bump(self.m, lib.ST_OPS)
+            bump(self.machine, lib.ST_OPS)
             n += 1
             if op_budget is not None and n >= op_budget:
                 break
