@@ -1112,6 +1112,7 @@ vm_object_allocate(int type, uint64_t size)
 		else
 			VMG->vm_object_list_head = (int)i;
 		VMG->vm_object_list_tail = (int)i;
+		o->on_list = 1;
 		VMG->vm_object_count++;
 		lwkt_reltoken(TOK_VMOBJ);
 		return (int)i;
@@ -1146,7 +1147,26 @@ vm_object_marker(void)
 	}                                                               \
 } while (0)
 
-/* vm_object_list walking and marker moves; the caller holds vmobj_token. */
+/*
+ * vm_object_list walking and marker moves; the caller holds vmobj_token.
+ *
+ * These are the TAILQ macros of sys/queue.h (no QUEUE_MACRO_DEBUG), over
+ * indices: list_prev -1 stands for tqe_prev == &tqh_first, tail -1 for
+ * tqh_last == &tqh_first.  TAILQ_REMOVE leaves the removed element's links
+ * as they were, so a walker that steps from an unlinked (or freed) object
+ * follows its stale list_next, and INSERT_BEFORE an unlinked object splices
+ * through its stale list_prev -- the seed's defects (b) and (c) play out as
+ * in the kernel.  on_list (smpvm's) says whether the object is linked, for
+ * the invariants and the fixed variant.  On a checked machine, touching the
+ * links of a freed slot is a use-after-free report.
+ */
+static inline void
+list_uaf(int o, const char *fn, const char *what)
+{
+	if (__builtin_expect(race_on != 0, 0) && OBJ[o].state == 0)
+		race_use_after_free(SK_OBJECT, o, fn, what);
+}
+
 int
 vm_object_list_first(void)
 {
@@ -1154,14 +1174,17 @@ vm_object_list_first(void)
 	return VMG->vm_object_list_head;
 }
 
+/* TAILQ_NEXT(o, object_list) */
 int
 vm_object_list_next(int o)
 {
 	NEED_VMOBJ("vm_object_list_next", -1);
 	CHECK_OBJ("vm_object_list_next", o, -1);
+	list_uaf(o, __func__, "TAILQ_NEXT");
 	return OBJ[o].list_next;
 }
 
+/* TAILQ_REMOVE(&vm_object_list, o, object_list); o's links stay stale. */
 void
 vm_object_list_remove(int o)
 {
@@ -1169,25 +1192,23 @@ vm_object_list_remove(int o)
 
 	NEED_VMOBJ("vm_object_list_remove", NORV);
 	CHECK_OBJ("vm_object_list_remove", o, NORV);
+	list_uaf(o, __func__, "TAILQ_REMOVE");
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
 	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_object_count, 1);
-	if (obj->list_prev >= 0)
-		OBJ[obj->list_prev].list_next = obj->list_next;
-	else if (VMG->vm_object_list_head == o)
-		VMG->vm_object_list_head = obj->list_next;
-	else {
-		panicf("vm_object_list_remove: object %d not on the list", o);
-		return;
-	}
 	if (obj->list_next >= 0)
 		OBJ[obj->list_next].list_prev = obj->list_prev;
 	else
 		VMG->vm_object_list_tail = obj->list_prev;
-	obj->list_next = obj->list_prev = -1;
-	if (obj->type != OBJT_MARKER)
+	if (obj->list_prev >= 0)
+		OBJ[obj->list_prev].list_next = obj->list_next;
+	else
+		VMG->vm_object_list_head = obj->list_next;
+	if (obj->on_list && obj->type != OBJT_MARKER)
 		VMG->vm_object_count--;
+	obj->on_list = 0;
 }
 
+/* TAILQ_INSERT_HEAD */
 void
 vm_object_list_insert_head(int o)
 {
@@ -1195,47 +1216,57 @@ vm_object_list_insert_head(int o)
 	CHECK_OBJ("vm_object_list_insert_head", o, NORV);
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
 	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_object_list_head, 1);
-	OBJ[o].list_prev = -1;
 	OBJ[o].list_next = VMG->vm_object_list_head;
 	if (VMG->vm_object_list_head >= 0)
 		OBJ[VMG->vm_object_list_head].list_prev = o;
 	else
 		VMG->vm_object_list_tail = o;
 	VMG->vm_object_list_head = o;
+	OBJ[o].list_prev = -1;
+	OBJ[o].on_list = 1;
 }
 
+/* TAILQ_INSERT_AFTER(&vm_object_list, after, o, object_list) */
 void
 vm_object_list_insert_after(int after, int o)
 {
 	NEED_VMOBJ("vm_object_list_insert_after", NORV);
 	CHECK_OBJ("vm_object_list_insert_after", o, NORV);
 	CHECK_OBJ("vm_object_list_insert_after", after, NORV);
+	list_uaf(after, __func__, "TAILQ_INSERT_AFTER");
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_prev, 1);
 	RACE_CHK(SK_OBJECT, struct vm_object, after, list_next, 1);
-	OBJ[o].list_prev = after;
 	OBJ[o].list_next = OBJ[after].list_next;
 	if (OBJ[after].list_next >= 0)
 		OBJ[OBJ[after].list_next].list_prev = o;
 	else
 		VMG->vm_object_list_tail = o;
 	OBJ[after].list_next = o;
+	OBJ[o].list_prev = after;
+	OBJ[o].on_list = 1;
 }
 
+/* TAILQ_INSERT_BEFORE(before, o, object_list) */
 void
 vm_object_list_insert_before(int before, int o)
 {
+	int prev;
+
 	NEED_VMOBJ("vm_object_list_insert_before", NORV);
 	CHECK_OBJ("vm_object_list_insert_before", o, NORV);
 	CHECK_OBJ("vm_object_list_insert_before", before, NORV);
+	list_uaf(before, __func__, "TAILQ_INSERT_BEFORE");
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
 	RACE_CHK(SK_OBJECT, struct vm_object, before, list_prev, 1);
+	prev = OBJ[before].list_prev;
+	OBJ[o].list_prev = prev;
 	OBJ[o].list_next = before;
-	OBJ[o].list_prev = OBJ[before].list_prev;
-	if (OBJ[before].list_prev >= 0)
-		OBJ[OBJ[before].list_prev].list_next = o;
+	if (prev >= 0)
+		OBJ[prev].list_next = o;
 	else
 		VMG->vm_object_list_head = o;
 	OBJ[before].list_prev = o;
+	OBJ[o].on_list = 1;
 }
 
 /* ---- paging in progress -------------------------------------------------------- */
@@ -1878,8 +1909,9 @@ swp_pager_meta_lookup(int o, uint64_t pindex)
 	    SWB[s].swb_pages[pindex & SWAP_META_MASK];
 }
 
+/* swp_pager_remove: take swblock s out of o's tree (o held). */
 static void
-swb_destroy(int o, int s)
+swb_unlink(int o, int s)
 {
 	int *pp;
 
@@ -1890,12 +1922,25 @@ swb_destroy(int o, int s)
 			break;
 		}
 	}
+}
+
+/* zfree(swap_zone, s); --object->swblock_count (o held). */
+static void
+swb_zfree(int o, int s)
+{
 	OBJ[o].swblock_count--;
 	SWB[s].swb_object = -1;
 	spin_lock((int)H->cfg.spin_pool + SPIN_NAMED_SWAPZONE);
 	SWB[s].swb_next = VMG->swb_free_head;
 	VMG->swb_free_head = s;
 	spin_unlock((int)H->cfg.spin_pool + SPIN_NAMED_SWAPZONE);
+}
+
+static void
+swb_destroy(int o, int s)
+{
+	swb_unlink(o, s);
+	swb_zfree(o, s);
 }
 
 static int
@@ -1935,13 +1980,20 @@ swb_create(int o, uint64_t base)
 /*
  * swp_pager_meta_build(o, pindex, blk): o held.  DEFAULT becomes SWAP.
  * Finds or creates the swblock, frees any block already recorded for
- * pindex (which may block: the object token can be lost there, as in the
- * seed), and records blk.
+ * pindex (swp_pager_freeswapspace may block on vm_token: o's token can be
+ * lost there), and records blk.
+ *
+ * BUG_META_BUILD_FREE_FIRST (the seed): the old block is freed while it is
+ * still recorded and swb_count still counts it, and both are updated after
+ * the blocking free -- on a swblock that another thread may have emptied
+ * and destroyed meanwhile.  Fixed (0301c40799): the entry is cleared
+ * first, swb_count decremented after the free (so the swblock cannot be
+ * destroyed under us), and the entry re-checked.
  */
 void
 swp_pager_meta_build(int o, uint64_t pindex, int blk)
 {
-	int s, i, old;
+	int s, i, v;
 
 	NEED_OBJ_HELD("swp_pager_meta_build", o, NORV);
 	if (OBJ[o].type == OBJT_DEFAULT)
@@ -1952,22 +2004,22 @@ swp_pager_meta_build(int o, uint64_t pindex, int blk)
 	if (s < 0)
 		return;
 	i = (int)(pindex & SWAP_META_MASK);
-	old = SWB[s].swb_pages[i];
-	if (old != SWAPBLK_NONE && (VMG->bugs & BUG_SWBLOCK_LEAK)) {
-		/* the seed: free (may block) while the block is recorded */
-		swp_pager_freeswapspace(o, old, 1);
-		--SWB[s].swb_count;
-		old = SWAPBLK_NONE;
+	if (VMG->bugs & BUG_META_BUILD_FREE_FIRST) {
+		if (SWB[s].swb_pages[i] != SWAPBLK_NONE) {
+			swp_pager_freeswapspace(o, SWB[s].swb_pages[i], 1);
+			--SWB[s].swb_count;
+		}
+	} else {
+		while ((v = SWB[s].swb_pages[i]) != SWAPBLK_NONE) {
+			SWB[s].swb_pages[i] = SWAPBLK_NONE;
+			swp_pager_freeswapspace(o, v, 1);      /* can block */
+			--SWB[s].swb_count;
+		}
 	}
 	RACE_CHK(SK_SWBLOCK, struct swblock, s, swb_pages, 1);
 	SWB[s].swb_pages[i] = blk;
 	if (blk != SWAPBLK_NONE)
 		++SWB[s].swb_count;
-	/* fixed (0301c40799): record first, free the old block after */
-	if (old != SWAPBLK_NONE) {
-		--SWB[s].swb_count;
-		swp_pager_freeswapspace(o, old, 1);
-	}
 }
 
 /*
@@ -2030,24 +2082,32 @@ swb_range(int o, uint64_t lo, uint64_t hi, int *out, int max)
 
 /*
  * swp_pager_meta_free(o, start, count): o held.  Clears every entry in
- * [start, start+count) and frees its block.
+ * [start, start+count) and frees its block: a range free (truncation,
+ * condfree, a partial vm_object_page_remove).  The blocks are freed by
+ * swp_pager_freeswapspace, which may block and lose o's token.
  *
- * seed: entry by entry, each followed by swp_pager_freeswapspace, which may
- * block and lose o's token (hazard H2: a page inserted meanwhile gets
- * PG_SWAPPED from an entry about to vanish); and with BUG_SWBLOCK_LEAK the
- * last block of a swblock that empties is never freed.
- * fixed: every entry of the range is detached first, with no blocking
- * point in between, and the blocks are freed afterwards (smpvm's fix for
- * H2; upstream kept the interleaving).
+ * BUG_RANGE_FREE_INTERLEAVED (the seed, and upstream after 0301c40799):
+ * swp_pager_meta_free_callback, entry by entry, each cleared entry's block
+ * freed at once -- a blocking point between entries (hazard H2: a page
+ * inserted meanwhile gets PG_SWAPPED from an entry about to vanish).
+ * Without it (smpvm's fix of H2): every entry of the range is detached
+ * first, with no blocking point in between, then the blocks are freed.
+ *
+ * BUG_SWBLOCK_LEAK (the seed's defect (g), fixed by 0301c40799): when a
+ * swblock empties, it is destroyed and the block of its last entry is
+ * never freed (it stays allocated and counted in vm_swap_cache_use).
  */
 void
 swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 {
 	int list[256], n, k, nfree = 0, *freed = NULL, cap = 0;
 	uint64_t end = start + count;
-	int seed = (VMG->bugs & BUG_SWBLOCK_LEAK) != 0;
+	int interleaved = (VMG->bugs & BUG_RANGE_FREE_INTERLEAVED) != 0;
+	int leak = (VMG->bugs & BUG_SWBLOCK_LEAK) != 0;
 
 	NEED_OBJ_HELD("swp_pager_meta_free", o, NORV);
+	if (OBJ[o].swblock_count == 0 || count == 0)
+		return;
 	for (;;) {
 		n = swb_range(o, start, end, list, 256);
 		if (n == 0)
@@ -2071,14 +2131,23 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 				SWB[s].swb_pages[i] = SWAPBLK_NONE;
 				__atomic_fetch_add(&VMG->cnt.range_freed, 1,
 				    __ATOMIC_RELAXED);
+				if (interleaved && !leak) {
+					/* 0301c40799: free, then count */
+					swp_pager_freeswapspace(o, v, 1);
+					v = SWAPBLK_NONE;
+				}
 				RACE_CHK(SK_SWBLOCK, struct swblock, s,
 				    swb_count, 1);
 				last = --SWB[s].swb_count == 0;
-				if (last)
+				if (last) {
 					swb_destroy(o, s);
-				if (seed) {
-					if (!last)
-						swp_pager_freeswapspace(o, v, 1);
+					if (leak)
+						v = SWAPBLK_NONE;   /* (g) */
+				}
+				if (v == SWAPBLK_NONE) {
+					/* freed above, or leaked */
+				} else if (interleaved) {
+					swp_pager_freeswapspace(o, v, 1);
 				} else {
 					if (nfree == cap) {
 						cap = cap ? 2 * cap : 256;
@@ -2101,11 +2170,47 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 	free(freed);
 }
 
-/* swp_pager_meta_free_all(o): o held; every entry and block. */
+/*
+ * swp_pager_meta_free_all(o): o held.  Destroys all of o's swap metadata
+ * (vnode_pager_dealloc, vm_object_page_remove of a whole object): each
+ * swblock is taken out of the tree first, then every block of it is freed
+ * (each free may block; nobody can see the detached swblock meanwhile).
+ * No leak in either variant: the seed's meta_free_all frees every block.
+ * 0301c40799 only moved the count decrement after the free, which no one
+ * can observe on a detached swblock.
+ */
 void
 swp_pager_meta_free_all(int o)
 {
-	swp_pager_meta_free(o, 0, ~0ull >> 1);
+	int b, s, i;
+
+	NEED_OBJ_HELD("swp_pager_meta_free_all", o, NORV);
+	for (;;) {
+		s = -1;
+		for (b = 0; b < OBJ_SWBHASH && s < 0; b++)
+			s = OBJ[o].swbhash[b];
+		if (s < 0)
+			break;
+		swb_unlink(o, s);
+		for (i = 0; i < SWAP_META_PAGES; i++) {
+			int v = SWB[s].swb_pages[i];
+
+			if (v != SWAPBLK_NONE) {
+				SWB[s].swb_pages[i] = SWAPBLK_NONE;
+				--SWB[s].swb_count;
+				swp_pager_freeswapspace(o, v, 1);
+			}
+		}
+		if (SWB[s].swb_count != 0) {
+			panicf("swap_pager_meta_free_all: swb_count %d != 0",
+			    SWB[s].swb_count);
+			return;
+		}
+		swb_zfree(o, s);
+	}
+	if (OBJ[o].swblock_count != 0)
+		panicf("swap_pager_meta_free_all: object %d swblock_count %u", o,
+		    OBJ[o].swblock_count);
 }
 
 /* swap_pager_freespace(o, start, n): holds o and frees the range's swap.
@@ -2161,57 +2266,78 @@ swap_pager_unswapped(int m)
 }
 
 /*
- * swap_pager_condfree(o, &basei, count): o held.  Visits swblocks from
- * *basei on; a swblock none of whose 32 pages is resident is freed whole.
- * Budgets: count swap pages, count*8 swblocks; lwkt_yield between
- * swblocks.  *basei is the resume point.  Returns count - begi; with
- * BUG_CONDFREE_NEG (the seed) that is -1 when the swblock budget runs
- * out, the fix returns max(pages freed, swblocks visited, 1).
+ * swap_pager_condfree(o, &basei, count): o held.  Visits o's swblocks from
+ * *basei on, in index order (the RB_SCAN of swap_pager.c @seed with
+ * rb_swblock_condcmp); a swblock none of whose 32 pages is resident is freed
+ * whole (swap_pager_freespace, which may block on vm_token).  Budgets, as the
+ * seed's struct swfreeinfo keeps them in vm_pindex_t (unsigned 64-bit):
+ * begi = count swap pages, endi = count*8 swblocks; the scan stops once
+ * (int)begi or (int)endi goes negative, with lwkt_yield between swblocks.
+ * *basei is the resume point.
+ *
+ * Returns, with BUG_CONDFREE_UNCHARGED (the seed): count - (int)begi, the
+ * pages freed -- 0 when nothing was freed, however many swblocks were
+ * visited (defect (e): the seed's "if (info.endi < 0 ...)" is dead code on
+ * an unsigned endi).  Fixed (08fb7a9da0): the larger of the pages freed
+ * and the swblocks visited, at least 1.
+ *
+ * smpvm's cleaning meter: the swblocks visited, the pages freed and the
+ * fixed variant's charge are added to the pass in progress
+ * (vm_counters.clean_pass_*).  A call that starts when the objects the pass
+ * reached plus the fixed charges so far have used up its budget marks the
+ * pass as overrun: under the fix its count would have run out first.
  */
 int
 swap_pager_condfree(int o, uint64_t *basei, int count)
 {
-	int begi = count, endi = count * 8, visited = 0, freed = 0;
+	uint64_t begi = (uint64_t)(int64_t)count;      /* max swap pages */
+	uint64_t endi = (uint64_t)(int64_t)(count * 8); /* max swblocks */
+	struct vm_counters *c = &VMG->cnt;
+	int n, t;
 
 	NEED_OBJ_HELD("swap_pager_condfree", o, 0);
+	if (c->clean_pass_objects + c->clean_pass_charge >= c->clean_pass_budget)
+		c->clean_pass_overran = 1;
 	for (;;) {
-		int s = -1, b, t, i, resident = 0;
+		int s = -1, b, x, i, resident = 0;
 		uint64_t best = ~0ull, base;
 
 		for (b = 0; b < OBJ_SWBHASH; b++)
-			for (t = OBJ[o].swbhash[b]; t >= 0; t = SWB[t].swb_next)
-				if (SWB[t].swb_index >= *basei &&
-				    SWB[t].swb_index < best) {
-					best = SWB[t].swb_index;
-					s = t;
+			for (x = OBJ[o].swbhash[b]; x >= 0; x = SWB[x].swb_next)
+				if (SWB[x].swb_index >= *basei &&
+				    SWB[x].swb_index < best) {
+					best = SWB[x].swb_index;
+					s = x;
 				}
 		if (s < 0)
 			break;
+		/* swap_pager_condfree_callback */
 		base = SWB[s].swb_index;
 		for (i = 0; i < SWAP_META_PAGES && !resident; i++)
 			resident = vm_page_lookup(o, base + (uint64_t)i) >= 0;
+		*basei = base + SWAP_META_PAGES;
 		if (!resident) {
-			begi -= SWB[s].swb_count;
-			freed += SWB[s].swb_count;
+			begi -= (uint64_t)(int64_t)SWB[s].swb_count;
+			c->clean_pass_freed += (uint64_t)SWB[s].swb_count;
 			swap_pager_freespace(o, base, SWAP_META_PAGES);
 		}
-		*basei = base + SWAP_META_PAGES;
-		visited++;
 		--endi;
-		if (begi < 0)
+		c->clean_pass_swblocks++;
+		if ((int)begi < 0 || (int)endi < 0)
 			break;
-		if (endi < 0) {
-			if (VMG->bugs & BUG_CONDFREE_NEG)
-				begi = count + 1;
-			break;
-		}
 		lwkt_yield();
 	}
-	if (VMG->bugs & BUG_CONDFREE_NEG)
-		return count - begi;
-	if (freed < visited)
-		freed = visited;
-	return freed > 0 ? freed : 1;
+	n = count - (int)begi;
+	/* 08fb7a9da0: take the higher difference swblocks vs pages */
+	t = count * 8 - (int)endi;
+	if (t < n)
+		t = n;
+	if (t < 1)
+		t = 1;
+	c->clean_pass_charge += (uint64_t)t;
+	if (VMG->bugs & BUG_CONDFREE_UNCHARGED)
+		return n;
+	return t;
 }
 
 /* Physical offset of page m's contents inside REG_PHYS. */

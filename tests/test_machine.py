@@ -239,7 +239,9 @@ def test_cli_sysctl_on_running_machine():
         assert r.returncode == 2 and "read only" in r.stderr
         r = _run(["ps", "-m", name])
         assert r.returncode == 0 and "cpu1" in r.stdout
-        r = _run(["sysctl", "-m", name, "vm.swapcache.maxswappct=101"])
+        # past int64 (the kernel takes any C int: 101 is fine)
+        r = _run(["sysctl", "-m", name,
+                  "vm.swapcache.maxswappct=9223372036854775808"])
         assert r.returncode == 2 and "out of range" in r.stderr
         r = _run(["sysctl", "-m", name, "vm.swapcache.accrate=4096"])
         assert r.returncode == 0, r.stderr

@@ -23,7 +23,7 @@ class Bug:
     bits: int
     what: str
     origin: str             # "seed (a)", "hazard H1", "classic"
-    fixed_by: str           # upstream commit, "smpvm" (our own fix) or ""
+    fixed_by: str           # upstream commit(s), "smpvm" (our own) or ""
     detector: str           # the detector expected to find it
     profile: tuple = ()     # ((StressOptions field, value), ...)
 
@@ -59,13 +59,27 @@ _TABLE = (
         "before an object reached after blocking (with (a)'s yield)",
         "seed (b)-(d)", "f5f6d24720", "invariant checker",
         _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "2"),)),)),
-    Bug("condfree-neg", lib.BUG_CONDFREE_NEG,
-        "condfree returns -1 when its swblock budget runs out (cleaning "
-        "overruns)", "seed (e)", "08fb7a9da0", "invariant checker"),
-    Bug("swblock-leak", lib.BUG_SWBLOCK_LEAK,
-        "meta_free leaks the last block of an emptied swblock, and frees a "
-        "range entry by entry, blocking in between (hazard H2)",
-        "seed (g), H2", "0301c40799", "invariant checker"),
+    Bug("condfree-uncharged", lib.BUG_CONDFREE_UNCHARGED,
+        "condfree returns the pages it freed, so the swblocks it visits "
+        "cost the cleaning pass nothing and a pass walks every object "
+        "again and again (swapcached eats the CPU); cleaning ends at "
+        "SWAPMAX(-5)", "seed (e)", "08fb7a9da0", "invariant checker",
+        _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "4"),)),)),
+    Bug("condfree-under-vmobj", lib.BUG_CONDFREE_VMOBJ_HELD,
+        "cleaning keeps vmobj_token across condfree (every object-list "
+        "user waits for the swblock scan)", "seed (f)",
+        "08fb7a9da0, 27b6ee0313", "lock profile", _CLEANING),
+    # one upstream commit, two behaviours (two bits): the leak (g), and
+    # meta_build's free-before-clear that races the swblock's destruction
+    Bug("swblock-leak", lib.BUG_SWBLOCK_LEAK | lib.BUG_META_BUILD_FREE_FIRST,
+        "meta_free leaks the last block of a swblock it empties (range "
+        "frees: truncate, condfree, partial page removes); meta_build "
+        "frees the old block (which may block) while it is still recorded "
+        "and counted", "seed (g)", "0301c40799", "invariant checker"),
+    Bug("range-free-interleaved", lib.BUG_RANGE_FREE_INTERLEAVED,
+        "a range free clears entries one by one, blocking on vm_token "
+        "between them: a page inserted meanwhile gets PG_SWAPPED from an "
+        "entry about to vanish", "hazard H2", "smpvm", "stress verifier"),
     Bug("write-ignores-swapinprog", lib.BUG_WRITE_IGNORES_SWAPINPROG,
         "a buffer write does not wait for an in-flight swap write",
         "hazard H1", "smpvm", "race: write during I/O"),

@@ -24,6 +24,7 @@ swap_pager_meta_lookup = lib.swap_pager_meta_lookup
 swap_pager_unswapped = lib.swap_pager_unswapped
 swap_pager_freespace = lib.swap_pager_freespace
 swap_pager_freespace_all = lib.swap_pager_freespace_all
+swap_pager_condfree = lib.swap_pager_condfree
 
 SWAPDEV_NAME = "swap.ssd"
 _NONE = lib.SWAPBLK_NONE

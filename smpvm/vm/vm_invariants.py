@@ -15,17 +15,20 @@ one-line strings naming the page, object or counter.
   objects     every page of an object is in the object's hash at its
               pindex and resident_page_count matches; pip is 0   (7.1.6)
   objlist     vm_object_list is consistent, each object once, count
-              matches; no marker twice                     (7.1.6, 7.1.7)
+              matches; no marker twice; exactly the objects marked
+              on_list are reachable from the head          (7.1.6, 7.1.7)
   markers     the swapcached marker is on PQ_INACTIVE once, keeps its
               flags and wire_count 1                              (7.1.7)
   swap        swblock_count = nodes; swb_count = non-NONE entries > 0;
               no block twice; none below dmmax                    (7.1.8)
   accounting  entries = cache_use + anon_use = max - size = blist (7.1.9;
-              the seed leaks, so this fails on the seed: a known bug)
+              the seed leaks (g), so this fails on the seed: a known bug)
   swapped     a resident page with PG_SWAPPED has metadata        (C3)
   burst       curburst >= -16 pages: a pass checks curburst < 0 before
               each page and flushes at most one cluster           (7.1.12)
-  condfree    its scan factor is never <= 0 (the seed's 7.4 e)
+  cleaning    no cleaning pass went on after visiting its budget's worth
+              of swblocks (condfree charges each swblock it visits,
+              08fb7a9da0; the seed's (e) does not)
 """
 from smpvm.layout import lib
 from smpvm.vm.vmview import vmview
@@ -152,7 +155,9 @@ def check_objects(v):
 def check_object_list(v):
     """vm_object_list: a consistent doubly linked list of allocated slots,
     each object at most once, vm_object_count its non-marker entries, no
-    marker twice (7.1.6, 7.1.7)."""
+    marker twice (7.1.6, 7.1.7); the objects reachable from the head are
+    exactly those marked on_list (a marker re-inserted before an unlinked
+    object is marked linked but unreachable: the seed's (b))."""
     bad = []
     g = v.vmg
     seen, prev, o, n = set(), -1, g.vm_object_list_head, 0
@@ -167,6 +172,9 @@ def check_object_list(v):
         ob = v.objects[o]
         if ob.state == 0:
             bad.append(f"vm_object_list: free slot {o} on the list")
+        if not ob.on_list:
+            bad.append(f"vm_object_list: object {o} on the list but "
+                       "marked unlinked")
         if ob.list_prev != prev:
             bad.append(f"vm_object_list: object {o} list_prev "
                        f"{ob.list_prev} != {prev}")
@@ -179,6 +187,13 @@ def check_object_list(v):
     if g.vm_object_count != n:
         bad.append(f"vm_object_count {g.vm_object_count} != {n} objects "
                    "on the list")
+    for o in range(nslots):
+        ob = v.objects[o]
+        if ob.state and ob.on_list and o not in seen:
+            what = "marker" if ob.type == lib.OBJT_MARKER else "object"
+            loop = " (linked to itself)" if ob.list_next == o else ""
+            bad.append(f"vm_object_list: {what} {o} was inserted but is not "
+                       f"reachable from the head{loop}")
     return bad
 
 
@@ -249,8 +264,14 @@ def check_swap(v):
                     for w in range((v.machine.config.nswap + 31) // 32))
     allocated -= lib.SWB_DMMAX + (-v.machine.config.nswap) % 32
     if not entries == use == used == allocated:
+        why = ""
+        if g.bugs & lib.BUG_SWBLOCK_LEAK and entries < use == used == \
+                allocated:
+            why = (f": {use - entries} blocks allocated and counted with no "
+                   "swap metadata, as the seed's meta_free leaks them "
+                   "(defect (g), fixed by 0301c40799)")
         bad.append(f"swap accounting: {entries} entries, cache+anon use "
-                   f"{use}, max-size {used}, blist {allocated}")
+                   f"{use}, max-size {used}, blist {allocated}{why}")
     return bad, blocks
 
 
@@ -290,8 +311,15 @@ def check_all(machine, swapcached_tid=None):
     if v.vmg.swapcache.curburst < floor:
         bad.append(f"curburst {v.vmg.swapcache.curburst} < {floor}: a "
                    "pass flushed after curburst went negative (7.1.12)")
-    if v.cnt.scan_factor_bad:
-        bad.append(f"swap_pager_condfree returned a scan factor <= 0 "
-                   f"{v.cnt.scan_factor_bad} times: cleaning passes "
-                   "overran their budget")
+    bad += check_cleaning(v)
     return bad
+
+
+def check_cleaning(v):
+    """No cleaning pass went on after visiting as many swblocks as its
+    budget: condfree charges each swblock it visits (08fb7a9da0), so the
+    pass's count runs out first.  The seed's condfree charges only the
+    pages it frees (defect (e))."""
+    from smpvm.vm.vm_meter import cleaning_cost_finding
+    text = cleaning_cost_finding(v.cnt)
+    return [text] if text else []

@@ -71,6 +71,11 @@ def vmview(machine=None):
     return v
 
 
+def counter_add(field, n=1, machine=None):
+    """vm_counters.<field> += n, atomically (smpvm's statistics)."""
+    lib.atomic_fetchadd_long(ffi.addressof(vmview(machine).raw.cnt, field), n)
+
+
 def addressof(struct, field):
     """ffi.addressof for a struct of a view, checked or not (atomics take
     the field's address; atomic fields need no protector)."""
