@@ -11,6 +11,7 @@ Hold/wire:  vm_page_hold/unhold (no busy); vm_page_wire/unwire(m, act) (busy).
 Queues:     vm_page_deactivate (INACTIVE tail, heuristic++), _deactivate_head,
             vm_page_activate, vm_page_unqueue[_nowakeup], vm_page_cache (busy
             consumed), vm_page_free (busy, unmapped, not soft-busy).
+Flags:      vm_page_flag_set/clear(m, bits): atomic, no lock needed.
 pmap:       vm_page_protect(m, prot) folds pte-modified into dirty;
             vm_page_test_dirty; vm_page_dirty; pmap_store/pmap_load.
 Object:     vm_page_lookup, vm_page_lookup_busy_try/_wait, vm_page_insert,
@@ -70,6 +71,21 @@ _pmap_load = lib.pmap_load
 _err = ffi.new("int *")
 
 
+def vm_page_flag_set(m, bits):
+    """m->flags |= bits, atomically (vm_page_flag_set: no lock needed)."""
+    lib.atomic_set_int(_flags(m), bits)
+
+
+def vm_page_flag_clear(m, bits):
+    """m->flags &= ~bits, atomically (vm_page_flag_clear)."""
+    lib.atomic_clear_int(_flags(m), bits)
+
+
+def _flags(m):
+    from smpvm.vm.vmview import addressof, vmview
+    return addressof(vmview().pages[m], "flags")
+
+
 def vm_page_busy_wait(m, also_m_busy, wmesg):
     """Busy m, sleeping while it is busy; tokens are lost while asleep."""
     _busy_wait(m, also_m_busy, wmesg.encode())
@@ -109,15 +125,16 @@ def pmap_load(m, obj, pindex, off, n):
 
 def vm_wait():
     """Wait for free memory: wake the pagedaemon and sleep on the free count
-    (every token is lost while asleep; callers look again)."""
+    for at most a tenth of a second (every token is lost while asleep;
+    callers look again).  No requirements."""
     from smpvm.errors import Shutdown
     from smpvm.kern.kern_synch import tsleep
     from smpvm.kern.safepoint import safepoint
     from smpvm.kern.thread import curmachine
-    m = curmachine()
-    if m.shutting_down():
+    machine = curmachine()
+    if machine.shutting_down():
         # the pagedaemon has stopped: no page will be freed for us
         raise Shutdown("vm_wait at shutdown")
     lib.wakeup(lib.IDENT_PAGEDAEMON)
-    tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, m.config.hz // 10))
-    safepoint(m)        # the caller holds no busied page here
+    tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, machine.config.hz // 10))
+    safepoint(machine)  # the caller holds no busied page here
