@@ -151,7 +151,7 @@ static void race_declare(int ca, int cb);
 static int race_lock_class(int kind, int id);
 
 /*
- * The kernel's declared order (reference 3, vm_page.c): the page (pool)
+ * The kernel's declared order (vm_page.c @seed): the page (pool)
  * spinlock before any queue spinlock.  The other declared rules (never two
  * page spinlocks, nothing that blocks under a spinlock, no vm_page_wakeup
  * under a queue spinlock) are checked where they apply, in vm.c/smpvm.c.
@@ -1033,7 +1033,8 @@ race_use_after_free(int sk, int idx, const char *cfunc, const char *what)
 	memset(&r->b, 0, sizeof(r->b));
 	r->b.tid = -1;
 	snprintf(r->msg, sizeof(r->msg), "use after free: %s of freed %s %d",
-	    what, sk == SK_OBJECT ? "object" : "slot", idx);
+	    what, sk == SK_OBJECT ? "object" : sk == SK_SWBLOCK ? "swblock" :
+	    "slot", idx);
 	report_publish(r);
 }
 

@@ -35,13 +35,13 @@
 #define SMPVM_MAXCLASSES        64
 #define SMPVM_NREGIONS          11
 
-/* ---- kernel constants (reference 0.1) ---------------------------------- */
+/* ---- kernel constants (the seed's headers) ------------------------------ */
 #define LWKT_NUM_POOL_TOKENS    4001    /* prime; index = address mod 4001   */
 #define SPINLOCK_NUM_POOL       8192    /* ((a>>5) ^ (a>>12)) & 8191         */
 #define LWKT_TOKEN_SPIN         5       /* lwkt.token_spin default           */
 #define HZ_DEFAULT              100
 
-/* defaults of smpvm's own debug.* sysctls (reference 4.14 marks) */
+/* defaults of smpvm's own debug.* sysctls (kern_spinlock.c's marks) */
 #define SPIN_YIELD_SPINS_DEFAULT   100     /* yield the host CPU every N spins */
 #define SPIN_WARN_MS_DEFAULT       1000    /* "indefinite wait" every second   */
 #define SPIN_BACKTRACE_MS_DEFAULT  11000   /* backtraces of waiter and holder  */
@@ -479,7 +479,7 @@ struct smpvm_header {
 #define OBJ_SWBHASH             16      /* per-object swblock hash          */
 
 /*
- * struct vm_page, addressed by index.  Protection (reference 3): pq links
+ * struct vm_page, addressed by index.  Protection (vm_page.h @seed): pq links
  * by the queue spinlock of `queue`; `queue` by the page spinlock and the
  * queue spinlock; object/pindex/hnext by the object token + page spinlock +
  * PG_BUSY; flags atomic; busy only by the PG_BUSY holder; wire_count atomic
@@ -580,6 +580,8 @@ struct vmstats {        /* @all(atomic) */
 	uint32_t v_cache_min;
 	uint32_t v_inactive_target;
 	uint32_t v_pdwakeups;
+	uint32_t v_free_severe;
+	uint32_t pad1;
 	uint64_t v_reactivated;
 	uint64_t pad0[4];
 };
@@ -700,6 +702,7 @@ struct vm_globals {
 	int64_t  vm_swap_anon_use;      /* @W(vm_token) @R(vm_token)      */
 	int64_t  sw_nused;              /* @W(vm_token) @R(vm_token)      */
 	int32_t  swap_pager_full;       /* @W(vm_token)                   */
+	int32_t  swap_pager_almost_full; /* @W(vm_token)                  */
 	int32_t  swb_free_head;         /* @W(swapzone) @R(swapzone) swblock zone free list */
 	uint32_t nswblocks;             /* @immutable                     */
 	uint32_t nmarkers;              /* @immutable                     */
@@ -1135,6 +1138,8 @@ void     vm_page_remove(int m);
 void     vm_page_free(int m);
 void     vm_page_cache(int m);
 int      vm_page_alloc(int o, uint64_t pindex, int req);
+int      vm_page_count_severe(void);
+int      vm_page_count_target(void);
 int      vm_page_marker(int k);
 int      vm_page_queue_first(int q);
 int      vm_page_queue_next(int q, int m);

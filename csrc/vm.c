@@ -207,7 +207,7 @@ vm_init(void)
 			p->queue = (uint16_t)(PQ_FREE + p->pc);
 			pq_insert_tail(p->queue, (int)i);
 		} else {
-			/* a marker: reference 2.1 */
+			/* a marker, as vm_swapcache.c's page_marker */
 			p->flags = PG_BUSY | PG_FICTITIOUS | PG_MARKER;
 			p->wire_count = 1;
 			p->queue = PQ_NONE;
@@ -247,6 +247,7 @@ vm_init(void)
 	v = &VMG->vmstats;
 	v->v_page_count = NPAGES;
 	v->v_free_reserved = NPAGES / 128 + 4;
+	v->v_free_severe = NPAGES / 128;        /* v_free_min * 4 / 8 scaled */
 	v->v_free_min = NPAGES / 64 + 8;
 	v->v_free_target = NPAGES / 16 + 16;
 	v->v_cache_min = NPAGES / 32 + 8;
@@ -467,21 +468,24 @@ static int
 busy_sleep_once(int m, int also_m_busy, const char *wmesg)
 {
 	uint64_t ident = page_kva(m);
-	uint32_t f = __atomic_load_n(&PG[m].flags, __ATOMIC_SEQ_CST);
 
-	if (!((f & PG_BUSY) || (also_m_busy && (f & PG_SBUSY))))
-		return 0;
-	tsleep_interlock(ident);
-	if (__atomic_compare_exchange_n(&PG[m].flags, &f,
-	    f | PG_WANTED | PG_REFERENCED, 0, __ATOMIC_SEQ_CST,
-	    __ATOMIC_SEQ_CST)) {
-		uint64_t t0 = smpvm_nanotime();
+	for (;;) {
+		uint32_t f = __atomic_load_n(&PG[m].flags, __ATOMIC_SEQ_CST);
 
-		tsleep(ident, PINTERLOCKED, wmesg, 0);
-		prof_wait(LK_BUSY, m, wmesg, smpvm_nanotime() - t0);
-		return 1;
+		if (!((f & PG_BUSY) || (also_m_busy && (f & PG_SBUSY))))
+			return 0;
+		tsleep_interlock(ident);
+		if (__atomic_compare_exchange_n(&PG[m].flags, &f,
+		    f | PG_WANTED | PG_REFERENCED, 0, __ATOMIC_SEQ_CST,
+		    __ATOMIC_SEQ_CST)) {
+			uint64_t t0 = smpvm_nanotime();
+
+			tsleep(ident, PINTERLOCKED, wmesg, 0);
+			prof_wait(LK_BUSY, m, wmesg, smpvm_nanotime() - t0);
+			return 1;
+		}
+		/* the flags changed under us: look again (vm_page_sleep_busy) */
 	}
-	return 0;
 }
 
 /*
@@ -634,7 +638,10 @@ vm_page_unhold(int m)
 	page_spin_unlock(m, __func__);
 }
 
-/* vm_page_wire(m): m busy.  0->1 takes a managed page off its queue. */
+/*
+ * vm_page_wire(m): m busy.  0->1 takes a managed page off its queue
+ * (vm_page_unqueue: the pagedaemon is woken if it left FREE or CACHE).
+ */
 void
 vm_page_wire(int m)
 {
@@ -646,13 +653,10 @@ vm_page_wire(int m)
 	if (PG[m].flags & PG_FICTITIOUS)
 		return;
 	if (__atomic_fetch_add(&PG[m].wire_count, 1, __ATOMIC_SEQ_CST) == 0) {
+		if (!(PG[m].flags & PG_UNMANAGED))
+			vm_page_unqueue(m);
 		__atomic_fetch_add(&VMG->vmstats.v_wire_count, 1,
 		    __ATOMIC_RELAXED);
-		if (!(PG[m].flags & PG_UNMANAGED)) {
-			page_spin_lock(m, __func__);
-			rem_queue_spinlocked(m);
-			page_spin_unlock(m, __func__);
-		}
 	}
 }
 
@@ -725,7 +729,7 @@ vm_page_deactivate_head(int m)
 {
 	CHECK_PAGE("vm_page_deactivate_head", m, NORV);
 	page_spin_lock(m, __func__);
-	if (!(PG[m].flags & PG_MARKER)) {
+	if (PG[m].queue != PQ_INACTIVE && !(PG[m].flags & PG_MARKER)) {
 		rem_queue_spinlocked(m);
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED))
 			add_queue_spinlocked(m, PQ_INACTIVE, 1);
@@ -733,24 +737,37 @@ vm_page_deactivate_head(int m)
 	page_spin_unlock(m, __func__);
 }
 
-/* vm_page_activate(m): to the ACTIVE tail, act_count >= ACT_INIT. */
+/*
+ * vm_page_activate(m): to the ACTIVE tail, act_count >= ACT_INIT (raised
+ * even when already active); wakes the pagedaemon if it left FREE/CACHE.
+ */
 void
 vm_page_activate(int m)
 {
 	CHECK_PAGE("vm_page_activate", m, NORV);
+	int oq = PQ_NONE;
+
 	page_spin_lock(m, __func__);
-	if (PG[m].queue != PQ_ACTIVE && !(PG[m].flags & PG_MARKER)) {
-		if (PG[m].queue - PG[m].pc == PQ_CACHE)
+	if (PG[m].flags & PG_MARKER) {
+		page_spin_unlock(m, __func__);
+		return;
+	}
+	if (PG[m].queue != PQ_ACTIVE) {
+		oq = rem_queue_spinlocked(m) - PG[m].pc;
+		if (oq == PQ_CACHE)
 			__atomic_fetch_add(&VMG->vmstats.v_reactivated, 1,
 			    __ATOMIC_RELAXED);
-		rem_queue_spinlocked(m);
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED)) {
 			if (PG[m].act_count < ACT_INIT)
 				PG[m].act_count = ACT_INIT;
 			add_queue_spinlocked(m, PQ_ACTIVE, 0);
 		}
+	} else if (PG[m].act_count < ACT_INIT) {
+		PG[m].act_count = ACT_INIT;
 	}
 	page_spin_unlock(m, __func__);
+	if (oq == PQ_CACHE || oq == PQ_FREE)
+		wakeup(IDENT_PAGEDAEMON);
 }
 
 /* Requeue m at the tail of the queue it is on (pageout's second chance). */
@@ -1434,6 +1451,9 @@ vm_page_insert(int m, int o, uint64_t pindex)
 	page_spin_unlock(m, __func__);
 	OBJ[o].resident_page_count++;
 	OBJ[o].generation++;
+	if ((PG[m].valid & PG[m].dirty) || (PG[m].flags & PG_WRITEABLE))
+		__atomic_fetch_or(&OBJ[o].flags,
+		    OBJ_WRITEABLE | OBJ_MIGHTBEDIRTY, __ATOMIC_SEQ_CST);
 	if (swp_pager_meta_lookup(o, pindex) != SWAPBLK_NONE)
 		__atomic_fetch_or(&PG[m].flags, PG_SWAPPED, __ATOMIC_SEQ_CST);
 	return 1;
@@ -1503,18 +1523,22 @@ vm_object_pages(int o, uint64_t start, uint64_t end, int *out, int max)
 
 /*
  * vm_page_free(m) (vm_page_free_toq): m busy, unmapped, not soft-busy
- * (panics otherwise).  Removes m from its object and its queue, zeroes
- * valid/dirty, puts it on PQ_HOLD (if held) or FREE+pc and unbusies it.
- * The object's swap metadata is untouched: that is swapcache's point.
+ * (panics otherwise).  Removes m from its object (vm_page_remove: holds the
+ * object, which may block) and its queue, zeroes valid/dirty, puts it on
+ * PQ_HOLD (if held) or FREE+pc (at the head, PG_ZERO pages at the tail) and
+ * unbusies it.  Flags other than PG_UNMANAGED are left alone, as the seed
+ * leaves them: vm_page_alloc clears them.  The object's swap metadata is
+ * untouched: that is swapcache's point.
  */
 void
 vm_page_free(int m)
 {
 	CHECK_PAGE("vm_page_free", m, NORV);
 	if (!(PG[m].flags & PG_BUSY) || PG[m].busy ||
-	    (PG[m].flags & (PG_MAPPED | PG_MARKER))) {
-		panicf("vm_page_free: page %d flags %#x busy %u", m,
-		    PG[m].flags, PG[m].busy);
+	    (PG[m].flags & (PG_MAPPED | PG_MARKER)) ||
+	    PG[m].queue - PG[m].pc == PQ_FREE) {
+		panicf("vm_page_free: page %d flags %#x busy %u queue %u", m,
+		    PG[m].flags, PG[m].busy, PG[m].queue);
 		return;
 	}
 	if (PG[m].wire_count) {
@@ -1529,14 +1553,14 @@ vm_page_free(int m)
 	PG[m].dirty = 0;
 	PG[m].md_modified = 0;
 	PG[m].md_referenced = 0;
-	PG[m].act_count = 0;
-	__atomic_fetch_and(&PG[m].flags, PG_BUSY | PG_WANTED | PG_ZERO,
-	    __ATOMIC_SEQ_CST);
-	if (PG[m].hold_count)
+	__atomic_fetch_and(&PG[m].flags, ~PG_UNMANAGED, __ATOMIC_SEQ_CST);
+	if (PG[m].hold_count) {
+		__atomic_fetch_and(&PG[m].flags, ~PG_ZERO, __ATOMIC_SEQ_CST);
 		add_queue_spinlocked(m, PQ_HOLD, 0);
-	else
+	} else {
 		add_queue_spinlocked(m, PQ_FREE + PG[m].pc,
-		    (int)(PQS[PQ_FREE + PG[m].pc].flipflop++ & 1));
+		    !(PG[m].flags & PG_ZERO));
+	}
 	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_frees, 1, __ATOMIC_RELAXED);
 	vm_page_wakeup(m);
@@ -1545,8 +1569,9 @@ vm_page_free(int m)
 
 /*
  * vm_page_cache(m): m busy; consumes the busy.  Refuses (just unbusies)
- * unmanaged, soft-busy, wired or held pages; panics on a dirty page.
- * Removes all mappings and re-checks: a page that became dirty is
+ * unmanaged, soft-busy, wired or held pages, and a page already on CACHE;
+ * panics on a dirty page.  Removes all mappings and re-checks everything
+ * (the protect may block in the kernel): a page that became dirty is
  * deactivated instead.  Otherwise to CACHE+pc, still in its object.
  */
 void
@@ -1558,15 +1583,24 @@ vm_page_cache(int m)
 		return;
 	}
 	if ((PG[m].flags & PG_UNMANAGED) || PG[m].busy || PG[m].wire_count ||
-	    PG[m].hold_count || PG[m].object < 0) {
+	    PG[m].hold_count) {
 		vm_page_wakeup(m);
 		return;
 	}
-	if (PG[m].dirty & PG[m].valid) {
+	if (PG[m].queue - PG[m].pc == PQ_CACHE) {       /* already cached */
+		vm_page_wakeup(m);
+		return;
+	}
+	if (PG[m].dirty) {
 		panicf("vm_page_cache: caching a dirty page %d", m);
 		return;
 	}
 	vm_page_protect(m, VM_PROT_NONE);
+	if ((PG[m].flags & (PG_UNMANAGED | PG_MAPPED)) || PG[m].busy ||
+	    PG[m].wire_count || PG[m].hold_count || PG[m].object < 0) {
+		vm_page_wakeup(m);
+		return;
+	}
 	if (PG[m].dirty) {
 		vm_page_deactivate(m);
 		vm_page_wakeup(m);
@@ -1582,9 +1616,31 @@ vm_page_cache(int m)
 }
 
 /*
- * Busy the first busy-able page on the queues base+colour, starting at
- * colour pc.  The queue spinlock is held across vm_page_busy_try, which
- * is only a CAS (rule 5 of the lock order).  Returns a busied page or -1.
+ * _vm_page_deactivate_locked for a page found on queue class base, if it is
+ * still there once its spinlock is held (its busy holder may have freed it
+ * meanwhile): to the INACTIVE tail, heuristic++.
+ */
+static void
+deactivate_if_on(int m, int base)
+{
+	page_spin_lock(m, __func__);
+	if (PG[m].queue - PG[m].pc == base && PG[m].wire_count == 0 &&
+	    !(PG[m].flags & PG_UNMANAGED)) {
+		rem_queue_spinlocked(m);
+		__atomic_fetch_and(&PG[m].flags, ~PG_WINATCFLS, __ATOMIC_SEQ_CST);
+		add_queue_spinlocked(m, PQ_INACTIVE, 0);
+	}
+	page_spin_unlock(m, __func__);
+}
+
+/*
+ * Busy the first page of the queues base+colour, starting at colour pc
+ * (vm_page_select_free / vm_page_select_cache).  The queue spinlock is held
+ * across vm_page_busy_try, which is only a CAS (rule 5 of the lock order).
+ * A CACHE page that cannot be busied is deactivated (INACTIVE tail,
+ * heuristic++) as the seed does, and the search goes on; a busy FREE page
+ * (only a stale lookup busies one, briefly) is passed over.  Returns a
+ * busied page, still on its queue, or -1.
  */
 static int
 select_from(int base, int pc)
@@ -1594,38 +1650,56 @@ select_from(int base, int pc)
 	for (k = 0; k < PQ_L2_SIZE; k++) {
 		int q = base + ((pc + k) & (PQ_L2_SIZE - 1)), m, tries = 0;
 
-		if (PQS[q].head < 0)
-			continue;
-		vm_page_queues_spin_lock(q);
-		for (m = PQS[q].head; m >= 0; m = PG[m].pq_next) {
-			if (PG[m].flags & PG_MARKER)
-				continue;
-			if (vm_page_busy_try(m, 1) == 0)
-				break;
-			if (++tries >= 8) {
-				m = -1;
-				break;
+		while (PQS[q].head >= 0) {
+			int busy = -1;
+
+			vm_page_queues_spin_lock(q);
+			for (m = PQS[q].head; m >= 0; m = PG[m].pq_next) {
+				if (PG[m].flags & PG_MARKER)
+					continue;
+				if (vm_page_busy_try(m, 1) == 0)
+					break;
+				if (base == PQ_CACHE) {
+					busy = m;
+					m = -1;
+					break;
+				}
+				if (++tries >= 8) {
+					m = -1;
+					break;
+				}
 			}
+			vm_page_queues_spin_unlock(q);
+			if (m >= 0)
+				return m;
+			if (busy < 0)
+				break;
+			deactivate_if_on(busy, PQ_CACHE);
+			if (++tries >= 8)
+				break;
 		}
-		vm_page_queues_spin_unlock(q);
-		if (m >= 0)
-			return m;
 	}
 	return -1;
 }
 
 /*
- * vm_page_alloc(o, pindex, req): a busied page from FREE (by colour), else
- * from CACHE (the cached page is freed first -- its object keeps its swap).
- * Flags are reset to ZERO|BUSY|SBUSY, valid and act_count to 0, and the
- * page is inserted into o (held by the caller) when o >= 0.  Returns -1
- * when memory is exhausted, or on an insert collision with VM_ALLOC_NULL_OK
- * (a collision without it panics).
+ * vm_page_alloc(o, pindex, req): a busied page (vm_page.c @seed).  From
+ * FREE (by colour) while v_free_count > v_free_reserved (a system thread
+ * may go below when CACHE is empty); else, for VM_ALLOC_NORMAL, a CACHE
+ * page is reclaimed -- unmapped and vm_page_free'd, whose vm_page_remove
+ * holds the page's object and may block, costing the caller its own tokens
+ * -- and the allocation starts over.  A held or wired CACHE page is
+ * deactivated instead.  Flags are reset to ZERO|BUSY|SBUSY (smpvm keeps
+ * PG_WANTED too), valid and act_count to 0, and the page is inserted into o
+ * (held by the caller) when o >= 0.  Returns -1 when memory is short, or on
+ * an insert collision with VM_ALLOC_NULL_OK (the seed's "PAGE RACE", after
+ * a blocking reclaim; a collision without it panics).
  */
 int
 vm_page_alloc(int o, uint64_t pindex, int req)
 {
-	int m, pc, o2;
+	struct vmstats *v = &VMG->vmstats;
+	int m, pc;
 
 	if (td == NULL) {
 		panic("vm_page_alloc: not a thread");
@@ -1635,11 +1709,17 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 		panicf("vm_page_alloc: object %d not held", o);
 		return -1;
 	}
+	if (td->kind == TDK_KTHREAD)            /* TDF_SYSTHREAD */
+		req |= VM_ALLOC_SYSTEM;
 	pc = (int)((pindex + (o >= 0 ? (uint64_t)o * 7 : 0)) &
 	    (PQ_L2_SIZE - 1));
 	for (;;) {
-		m = select_from(PQ_FREE, pc);
-		if (m >= 0) {
+		if (v->v_free_count > v->v_free_reserved ||
+		    ((req & VM_ALLOC_SYSTEM) && v->v_cache_count == 0 &&
+		    v->v_free_count > 0)) {
+			m = select_from(PQ_FREE, pc);
+			if (m < 0)
+				return -1;      /* raced empty, or all busy */
 			/* a hold may have moved it to PQ_HOLD meanwhile */
 			page_spin_lock(m, __func__);
 			if (PG[m].queue - PG[m].pc == PQ_FREE &&
@@ -1651,28 +1731,25 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 			vm_page_wakeup(m);
 			continue;
 		}
-		if (!(req & (VM_ALLOC_NORMAL | VM_ALLOC_SYSTEM)))
+		if (!(req & VM_ALLOC_NORMAL))
 			return -1;
 		m = select_from(PQ_CACHE, pc);
 		if (m < 0)
 			return -1;
-		o2 = PG[m].object;
-		if (PG[m].queue - PG[m].pc != PQ_CACHE || PG[m].busy ||
-		    PG[m].hold_count || PG[m].wire_count || o2 < 0 ||
-		    (PG[m].flags & PG_MAPPED) || (PG[m].dirty & PG[m].valid) ||
-		    !vm_object_hold_try(o2)) {
-			/*
-			 * Not reclaimable now, or its object's token is busy
-			 * (blocking for it would cost the caller its tokens):
-			 * deactivate it, as the seed does.
-			 */
+		if (PG[m].queue - PG[m].pc != PQ_CACHE ||
+		    (PG[m].flags & PG_UNMANAGED) || PG[m].hold_count ||
+		    PG[m].wire_count || PG[m].busy) {
 			if (PG[m].queue - PG[m].pc == PQ_CACHE)
 				vm_page_deactivate(m);
 			vm_page_wakeup(m);
 			continue;
 		}
-		vm_page_free(m);        /* unbusies it onto FREE: loop */
-		vm_object_drop(o2);
+		if (PG[m].dirty) {
+			panicf("vm_page_alloc: found dirty cache page %d", m);
+			return -1;
+		}
+		vm_page_protect(m, VM_PROT_NONE);
+		vm_page_free(m);        /* may block: vm_page_remove's hold */
 	}
 	PG[m].valid = 0;
 	PG[m].dirty = 0;
@@ -1691,8 +1768,7 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 	    PG_ZERO | PG_BUSY | PG_SBUSY | PG_WANTED, __ATOMIC_SEQ_CST);
 	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_allocs, 1, __ATOMIC_RELAXED);
-	if ((VMG->vmstats.v_free_count + VMG->vmstats.v_cache_count) <
-	    VMG->vmstats.v_free_min)
+	if ((v->v_free_count + v->v_cache_count) < v->v_free_min)
 		wakeup(IDENT_PAGEDAEMON);
 	if (o >= 0 && !vm_page_insert(m, o, pindex)) {
 		vm_page_free(m);
@@ -1702,6 +1778,28 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 		return -1;
 	}
 	return m;
+}
+
+/*
+ * vm_page_count_severe(): memory is severely short (vm_page2.h @seed):
+ * free+cache below v_free_severe, or free below v_free_reserved.
+ */
+int
+vm_page_count_severe(void)
+{
+	struct vmstats *v = &VMG->vmstats;
+
+	return v->v_free_severe > v->v_free_count + v->v_cache_count ||
+	    v->v_free_reserved > v->v_free_count;
+}
+
+/* vm_page_count_target(): free+cache below v_free_target. */
+int
+vm_page_count_target(void)
+{
+	struct vmstats *v = &VMG->vmstats;
+
+	return v->v_free_target > v->v_free_count + v->v_cache_count;
 }
 
 /* ---- queue walking for markers (caller holds the queue spinlock) -------- */
@@ -1845,6 +1943,22 @@ use_counter(int o)
  * leaf, under vm_token (which may block and cost the caller its other
  * tokens).  Accounts by o's type.  SWAPBLK_NONE when full.
  */
+/*
+ * swp_sizecheck: swap_pager_almost_full with the seed's lowat/hiwat
+ * hysteresis (128/512 pages); swap_pager_full is cleared at hiwat.
+ * vm_token held.
+ */
+static void
+swp_sizecheck(void)
+{
+	if (VMG->vm_swap_size < 128) {
+		VMG->swap_pager_almost_full = 1;
+	} else if (VMG->vm_swap_size > 512) {
+		VMG->swap_pager_almost_full = 0;
+		VMG->swap_pager_full = 0;
+	}
+}
+
 int
 swp_pager_getswapspace(int o, int n)
 {
@@ -1855,6 +1969,7 @@ swp_pager_getswapspace(int o, int n)
 	blk = blist_alloc(n);
 	if (blk == SWAPBLK_NONE) {
 		VMG->swap_pager_full = 2;
+		VMG->swap_pager_almost_full = 1;
 		__atomic_fetch_add(&VMG->cnt.swap_alloc_fail, 1,
 		    __ATOMIC_RELAXED);
 	} else {
@@ -1862,6 +1977,7 @@ swp_pager_getswapspace(int o, int n)
 		VMG->vm_swap_size -= n;
 		VMG->sw_nused += n;
 		*use_counter(o) += n;
+		swp_sizecheck();
 	}
 	lwkt_reltoken(TOK_VM);
 	return blk;
@@ -1878,6 +1994,7 @@ swp_pager_freeswapspace(int o, int blk, int n)
 	blist_free(blk, n);
 	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_swap_size, 1);
 	VMG->vm_swap_size += n;
+	swp_sizecheck();
 	lwkt_reltoken(TOK_VM);
 }
 
@@ -2147,7 +2264,20 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 				if (v == SWAPBLK_NONE) {
 					/* freed above, or leaked */
 				} else if (interleaved) {
+					/*
+					 * The seed's order: counted down, then
+					 * freed (can block); another holder of o
+					 * may empty and free the swblock meanwhile
+					 * and we go on with it (the zfree race
+					 * 0301c40799 also fixes).
+					 */
 					swp_pager_freeswapspace(o, v, 1);
+					if (race_on && (SWB[s].swb_object != o ||
+					    SWB[s].swb_index != base))
+						race_use_after_free(SK_SWBLOCK, s,
+						    __func__, "swp_pager_meta_free"
+						    "_callback after its blocking "
+						    "free");
 				} else {
 					if (nfree == cap) {
 						cap = cap ? 2 * cap : 256;
@@ -2214,7 +2344,7 @@ swp_pager_meta_free_all(int o)
 }
 
 /* swap_pager_freespace(o, start, n): holds o and frees the range's swap.
- * PG_SWAPPED of resident pages is not cleared (reference 5.4). */
+ * PG_SWAPPED of resident pages is not cleared (swap_pager.c @seed). */
 void
 swap_pager_freespace(int o, uint64_t start, uint64_t n)
 {

@@ -362,3 +362,43 @@ def test_meta_build_frees_the_old_block_while_it_is_recorded(kernel,
     e, u, used = accounting_ok()
     assert e == u == used == 1
     vm_object_drop(obj)
+
+
+@pytest.mark.parametrize("kernel", ["seed", "fixed"])
+def test_a_range_free_goes_on_with_a_swblock_freed_under_it(kernel,
+                                                            request):
+    """The zfree race 0301c40799 also fixes (with (g)): the seed's range
+    free counts an entry down and then blocks in its free; meanwhile
+    another holder empties the swblock (it is freed) and builds a new one
+    (the zone hands the same slot out).  The seed then goes on clearing
+    entries of the new owner's swblock -- a use-after-free report on a
+    checked machine; fixed detaches its range first and never blocks
+    inside a swblock.  (Make the seed free before it counts down and this
+    test fails.)"""
+    from smpvm.race import report
+    request.node.add_marker(pytest.mark.vmconfig(kernel=kernel,
+                                                 check="all"))
+    vm = request.getfixturevalue("vm")
+    obj = vm_object_allocate(lib.OBJT_VNODE, 256)
+    vm_object_hold(obj)
+    _fill(obj, 0, 16)
+
+    def empty_and_rebuild():
+        for p in range(1, 16):
+            lib.swp_pager_meta_ctl(obj, p, lib.SWM_FREE)
+        lib.swp_pager_meta_build(obj, 100, lib.swp_pager_getswapspace(obj,
+                                                                      1))
+    cb, state = _tok_vm_hook(empty_and_rebuild)
+    lib.smpvm_set_hook(cb)
+    try:
+        lib.swap_pager_freespace(obj, 0, 8)
+    finally:
+        lib.smpvm_set_hook(ffi.NULL)
+    uaf = [r["message"] for r in report.reports(vm)
+           if r["type_id"] == lib.RR_USE_AFTER_FREE]
+    if kernel == "seed":
+        assert state and uaf and "swblock" in uaf[0]
+    else:
+        assert state and not uaf
+        assert lib.swap_pager_meta_lookup(obj, 100) != NONE
+    vm_object_drop(obj)

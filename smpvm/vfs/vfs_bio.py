@@ -23,7 +23,7 @@ vfs_busy_pages write-protects it (folding pte-modified bits), unswaps it
 """
 import os
 
-from smpvm.layout import ffi, lib
+from smpvm.layout import lib
 from smpvm.vm.swap_pager import (io_wait, swap_pager_strategy_read,
                                  swap_pager_unswapped)
 from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
@@ -34,7 +34,7 @@ from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
                               vm_page_unwire, vm_page_wakeup, vm_page_wire,
                               vm_wait)
 from smpvm.vfs.vnode import backing_fd
-from smpvm.vm.vmview import addressof, vmview
+from smpvm.vm.vmview import addressof, counter_add, vmview
 
 BUF_PAGES = 4           # a buffer is 16 KiB: 4 pages, aligned
 _PAGE = lib.PAGE_SIZE
@@ -157,9 +157,10 @@ def swapcache_read_enabled():
 
 
 def vn_cache_strategy(vp, obj, pages, stats):
-    """Divert a read of pages (busied, consecutive, page-aligned, not a
-    pbuf) to swap when every page is PG_SWAPPED and read_enable is set.
-    Returns True when diverted."""
+    """Divert a read of pages (busied by the caller, consecutive,
+    page-aligned, not a pbuf) to swap when every page is PG_SWAPPED and
+    read_enable is set (vfs_bio.c vn_cache_strategy @seed).  The caller
+    holds obj.  Returns True when diverted."""
     if not swapcache_read_enabled() or not pages:
         return False
     v = vmview()
@@ -168,24 +169,26 @@ def vn_cache_strategy(vp, obj, pages, stats):
         if not (pg.flags & lib.PG_SWAPPED) or pg.valid:
             return False
     zeroed, error = swap_pager_strategy_read(obj, pages)
-    c = v.cnt
     if error:
         # The kernel fails the read with EIO.  smpvm counts the error and
         # lets the caller read the file instead, so that an SSD fault is
         # never a wrong byte (or a spurious EIO in a stress run).
-        lib.atomic_fetchadd_long(ffi.addressof(c, "swap_read_errors"), 1)
+        counter_add("swap_read_errors")
         stats.error = error
         return False
-    lib.atomic_fetchadd_long(ffi.addressof(c, "diverted_reads"), 1)
-    lib.atomic_fetchadd_long(ffi.addressof(c, "diverted_pages"), len(pages))
+    counter_add("diverted_reads")
+    counter_add("diverted_pages", len(pages))
     stats.diverted.extend(v.pages[m].pindex for m in pages)
     stats.zero_filled.extend(zeroed)
     return True
 
 
 def vnode_pager_getpages(vp, pages):
-    """Read the invalid pages among pages from vp's backing file (bytes
-    past EOF read as zero)."""
+    """Read the invalid pages among pages (busied by the caller, which
+    holds their object) from vp's backing file; bytes past EOF read as zero.
+    Each contiguous run is one I/O wait: tokens are lost there.  (The
+    seed's vnode_pager_generic_getpages soft-busies the pages around the
+    read; smpvm keeps them hard-busied, see brelse.)"""
     v = vmview()
     fd = backing_fd(v.machine, vp)
     i = 0
@@ -205,13 +208,13 @@ def vnode_pager_getpages(vp, pages):
                 if lo < _PAGE:
                     b[lo:] = bytes(_PAGE - lo)
         i = j
-    lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "vnode_reads"), 1)
+    counter_add("vnode_reads")
 
 
 def vn_strategy_read(vp, obj, pages, stats):
-    """Fill the invalid pages of a busied buffer: from the SSD if
-    vn_cache_strategy diverts it, else from the file.  All pages end
-    valid."""
+    """Fill the invalid pages of a busied buffer (obj held): from the SSD
+    if vn_cache_strategy diverts it, else from the file.  All pages end
+    valid.  Blocks (I/O waits)."""
     v = vmview()
     if not all(v.pages[m].valid == _ALL for m in pages):
         if not vn_cache_strategy(vp, obj, pages, stats):
@@ -233,10 +236,11 @@ def bread(vp, obj, start, n, stats):
 
 
 def vnode_pager_putpage(vp, m):
-    """Clean page m (busied) to its file: the write half of a buffer write
-    (vfs_busy_pages + the write).  Write-protect folds pte-modified bits
-    into dirty, the swap copy is released (C4), the page is written up to
-    EOF and then is clean."""
+    """Clean page m to vp's backing file: the write half of a buffer write
+    (vfs_busy_pages + the write).  The caller holds m busy and m's object.
+    Write-protect folds pte-modified bits into dirty, the swap copy is
+    released (vfs_busy_pages unswaps a page it writes), the page is written
+    up to EOF (an I/O wait: tokens are lost) and then is clean."""
     v = vmview()
     pg = v.pages[m]
     vm_page_protect(m, lib.VM_PROT_READ)
@@ -255,7 +259,7 @@ def vnode_pager_putpage(vp, m):
         os.pwrite(backing_fd(v.machine, vp), v.page_bytes(m)[:n], off)
     vm_page_undirty(m)
     pmap_clear_modify(m)
-    lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "vnode_writes"), 1)
+    counter_add("vnode_writes")
 
 
 def set_size(vp, size):

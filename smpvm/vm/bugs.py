@@ -4,10 +4,11 @@ replay, the detection benchmark and the tests all read it.
 
 Each entry: the BUG_* bits of vm_globals.bugs (csrc/smpvm.h) that switch the
 wrong code on, what is wrong, where it comes from (the seed's own defect
-with its letter, a hazard of the reference, or a classic mistake of this
-kind of code), the upstream commit that fixed it (seed defects only), the
-detector expected to find it, and the stress options (a profile over the
-general hunting profile) under which its pinned detection was found.
+with its letter, a hazard H1/H2 of the README's kernel table, or a classic
+mistake of this kind of code), the upstream commit that fixed it (seed
+defects only), the detector expected to find it, and the stress options (a
+profile over the general hunting profile) under which its pinned detection
+was found.
 
 The bits' branches live in the kernel code (vm/, vfs/, csrc/vm.c); this
 table holds only what is known about them.

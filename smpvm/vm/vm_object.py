@@ -21,7 +21,6 @@ vm_object_hold = lib.vm_object_hold
 vm_object_drop = lib.vm_object_drop
 vm_object_allocate = lib.vm_object_allocate
 vm_object_marker = lib.vm_object_marker
-vm_object_token = lib.vm_object_token
 vm_object_pip_add = lib.vm_object_pip_add
 vm_object_pip_wakeup = lib.vm_object_pip_wakeup
 vm_object_pip_wakeup_n = lib.vm_object_pip_wakeup_n

@@ -7,8 +7,8 @@ reads them; the SYSCTL_INT ones are C ints (int32), with C's wrap-around.
 
 Kernel variants (vm_globals.bugs, chosen at boot with --kernel; smpvm/vm/bugs.py
 is the table of them):
-  seed   the seed exactly, with its defects (the letters of
-         reference 7.4):
+  seed   the seed exactly, with its defects (lettered as in the README's
+         kernel table and smpvm/vm/bugs.py):
          BUG_YIELD_BEFORE_HOLD   (a) lwkt_yield() before vm_object_hold in
                                  the cleaning loop
          BUG_CLEAN_MARKERS       (b)-(d) other OBJT_MARKER objects held and
@@ -134,7 +134,8 @@ for _f in ("vm_swap_max", "vm_swap_size", "vm_swap_cache_use",
 def demo_sysctls(machine):
     """The default boot set: enables on, and rates scaled to the machine so
     that a 30 s run shows writing, cleaning and diverted reads (the kernel's
-    defaults wait minutes and write nothing -- reference 8 items 8-9).
+    defaults wait minutes before a first write: curburst must reach
+    accrate, and the heuristic must see the inactive queue fill).
     Burst: accrate = 1/8 of swap per second, curburst starts at maxburst.
     maxswappct 40: cleaning starts above 40 % of swap and writing resumes
     below 35 % (swap fragments long before it is 75 % used)."""
@@ -285,7 +286,10 @@ def vm_swapcached_thread(machine):
 
 
 def vm_swapcache_writing(marker):
-    """The writing pass (reference 6.4).  No locks held on entry."""
+    """The writing pass: push clean, eligible pages from the INACTIVE queue
+    to swap, from the marker on, within maxlaunder and curburst.  No locks
+    held on entry; takes the INACTIVE queue spinlock, page busy and object
+    tokens as the seed does."""
     v = vmview()
     sc = v.vmg.swapcache
     vmg = v.vmg
