@@ -49,6 +49,13 @@ _CLEANING = (("files", 4), ("file_pages", 8), ("nswap", 64),
              ("tick_steps", 20),
              ("mix", (("read", 5), ("write", 10), ("unlink", 20))))
 
+# H2 needs reads of non-resident swapcached pages while cleaning and
+# truncation free their swblocks, with vm_token contended
+_H2 = (("files", 2), ("file_pages", 32), ("npages", 64), ("nswap", 96),
+       ("tick_steps", 20),
+       ("mix", (("read", 10), ("xread", 30), ("write", 10),
+                ("truncate", 20))))
+
 _TABLE = (
     Bug("yield-before-hold", lib.BUG_YIELD_BEFORE_HOLD,
         "cleaning: lwkt_yield before vm_object_hold (the object may be "
@@ -58,18 +65,18 @@ _TABLE = (
     Bug("clean-markers", lib.BUG_CLEAN_MARKERS | lib.BUG_YIELD_BEFORE_HOLD,
         "cleaning: holds other threads' markers, re-inserts its marker "
         "before an object reached after blocking (with (a)'s yield)",
-        "seed (b)-(d)", "f5f6d24720", "invariant checker",
+        "seed (b)-(d)", "f5f6d24720", "race: use after free",
         _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "2"),)),)),
-    Bug("condfree-uncharged", lib.BUG_CONDFREE_UNCHARGED,
+    # one upstream fix (08fb7a9da0, and 27b6ee0313 for its token swap),
+    # two behaviours (two bits): the charge (e) and vmobj_token (f)
+    Bug("condfree-uncharged",
+        lib.BUG_CONDFREE_UNCHARGED | lib.BUG_CONDFREE_VMOBJ_HELD,
         "condfree returns the pages it freed, so the swblocks it visits "
         "cost the cleaning pass nothing and a pass walks every object "
         "again and again (swapcached eats the CPU); cleaning ends at "
-        "SWAPMAX(-5)", "seed (e)", "08fb7a9da0", "invariant checker",
+        "SWAPMAX(-5); vmobj_token is held across condfree",
+        "seed (e), (f)", "08fb7a9da0, 27b6ee0313", "invariant checker",
         _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "4"),)),)),
-    Bug("condfree-under-vmobj", lib.BUG_CONDFREE_VMOBJ_HELD,
-        "cleaning keeps vmobj_token across condfree (every object-list "
-        "user waits for the swblock scan)", "seed (f)",
-        "08fb7a9da0, 27b6ee0313", "lock profile", _CLEANING),
     # one upstream commit, two behaviours (two bits): the leak (g), and
     # meta_build's free-before-clear that races the swblock's destruction
     Bug("swblock-leak", lib.BUG_SWBLOCK_LEAK | lib.BUG_META_BUILD_FREE_FIRST,
@@ -80,7 +87,8 @@ _TABLE = (
     Bug("range-free-interleaved", lib.BUG_RANGE_FREE_INTERLEAVED,
         "a range free clears entries one by one, blocking on vm_token "
         "between them: a page inserted meanwhile gets PG_SWAPPED from an "
-        "entry about to vanish", "hazard H2", "smpvm", "stress verifier"),
+        "entry about to vanish", "hazard H2", "smpvm", "stress verifier",
+        _H2),
     Bug("write-ignores-swapinprog", lib.BUG_WRITE_IGNORES_SWAPINPROG,
         "a buffer write does not wait for an in-flight swap write",
         "hazard H1", "smpvm", "race: write during I/O"),

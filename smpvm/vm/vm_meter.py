@@ -117,9 +117,10 @@ def _looped_markers(machine, v):
     return out
 
 
-def _defect(name):
+def _defect(name, letter=None):
     b = BUGS[name]
-    return f"the seed's defect {b.origin[5:]}, fixed by {b.fixed_by}"
+    return (f"the seed's defect {letter or b.origin[5:]}, fixed by "
+            f"{b.fixed_by.split(',')[0]}")
 
 
 def cleaning_cost_finding(c):
@@ -131,9 +132,10 @@ def cleaning_cost_finding(c):
     return (f"cleaning pass visited {int(c.clean_worst_swblocks)} swblocks on "
             f"a budget of {int(c.clean_worst_budget)} (in "
             f"{int(c.clean_worst_objects)} objects; {int(c.clean_overruns)} "
-            f"passes went on past their budget: condfree charged nothing for"
-            f" the swblocks it visited without freeing, "
-            f"{_defect('condfree-uncharged')})")
+            f"passes went on after the objects and swblocks they visited had"
+            f" used their budget up: condfree charged nothing for the "
+            f"swblocks it visited without freeing, "
+            f"{_defect('condfree-uncharged', '(e)')})")
 
 
 class _Meter:

@@ -2,8 +2,8 @@
 drains swapcache: it ages pages ACTIVE -> INACTIVE -> CACHE under memory
 pressure (vm_page_alloc then reclaims CACHE pages into FREE), launders
 dirty inactive pages through the vnode pager (which releases their swap:
-vfs_busy_pages unswaps a page it writes), and keeps the swap assignments of the pages it recycles: that is what
-lets swapcache serve them later.
+vfs_busy_pages unswaps a page it writes), and keeps the swap assignments
+of the pages it recycles: that is what lets swapcache serve them later.
 
 Deactivations go through vm_page_deactivate, so they bump the swapcache
 inactive heuristic exactly as the kernel's do (tail inserts).  The queue
