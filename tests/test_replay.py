@@ -130,8 +130,8 @@ def test_the_bug_registry():
 # pinned by tools/bench_detect.py: deterministic, so they cannot flake; the
 # detector each must be found by is the registry's (smpvm/vm/bugs.py)
 @pytest.mark.parametrize("bug,strategy,seed", [
-    ("yield-before-hold", "random", 1),
-    ("clean-markers", "pct", 6),        # the object list corrupted
+    ("yield-before-hold", "random", 3),
+    ("clean-markers", "pct", 1),        # a freed object's links touched
     ("no-object-hold", "bounded", 1),
     ("no-object-recheck", "bounded", 1),
     ("inverted-locks", "bounded", 1),
@@ -139,8 +139,9 @@ def test_the_bug_registry():
     ("flush-unbusied", "bounded", 1),
     ("no-pip", "bounded", 1),
     ("marker-unlocked", "bounded", 1),
-    ("condfree-neg", "bounded", 1),
+    ("condfree-uncharged", "bounded", 1),   # a pass past its budget
     ("swblock-leak", "bounded", 1),
+    ("range-free-interleaved", "random", 13),   # H2: a zero-fill
     ("lost-io-wakeup", "bounded", 1),
     ("skip-unswap-on-write", "bounded", 1),
 ])
@@ -164,3 +165,35 @@ def test_the_fixed_kernel_is_clean_under_each_strategy():
         r = run(StressOptions(**dict(SMALL, sched=strategy, seed=2,
                                      steps=100000, check="all")))
         assert r.exit == 0 and r.detectors()[0] == [], strategy
+
+
+# The seed's cleaning defects as a run (and `smpvm stat`) names them: the
+# findings of the cleaning meter, on the runs pinned above: (e)'s cleaning
+# cost, and the liveness failure left by (b)'s orphan marker.
+@pytest.mark.parametrize("bug,strategy,seed,finding", [
+    ("condfree-uncharged", "bounded", 1, "cleaning pass visited"),
+    ("clean-markers", "pct", 4, "liveness: "),
+])
+def test_the_cleaning_findings_name_the_seed_defect(bug, strategy, seed,
+                                                     finding):
+    r = run(StressOptions(**dict(hunt_profile(bug), cpus=2, quiet=True,
+                                 seconds=60, sched=strategy, seed=seed,
+                                 steps=300000, bug=bug, check="all")))
+    found = [f for f in r.cleaning if f.startswith(finding)]
+    assert found and BUGS[bug].fixed_by.split(",")[0] in found[0], \
+        r.cleaning
+    assert r.exit == 1 or r.panic, r.exit
+    assert ("liveness" if finding.startswith("liveness") else
+            "cleaning cost") in r.detectors()[0]
+
+
+def test_the_fixed_kernel_has_no_cleaning_findings():
+    for bug, strategy in (("condfree-uncharged", "bounded"),
+                          ("clean-markers", "pct")):
+        r = run(StressOptions(**dict(hunt_profile(bug), cpus=2,
+                                     quiet=True, seconds=60,
+                                     sched=strategy, seed=4,
+                                     steps=300000, check="all")))
+        assert r.cleaning == [] and r.exit == 0, bug
+        assert r.swapcache["cleaning_passes"] > 100
+

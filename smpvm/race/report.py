@@ -14,7 +14,8 @@ TYPES = {lib.RR_UNPROTECTED: "unprotected access",
          lib.RR_ORDER: "lock order",
          lib.RR_SLEEP_SPIN: "blocking with a spinlock held",
          lib.RR_RACE: "data race",
-         lib.RR_INFLIGHT: "write during I/O"}
+         lib.RR_INFLIGHT: "write during I/O",
+         lib.RR_USE_AFTER_FREE: "use after free"}
 PROTECTORS = {getattr(lib, n): n[5:].lower() for n in dir(lib)
               if n.startswith("PROT_")}
 ENTITY = {lib.SK_PAGE: "page", lib.SK_PQ: "queue", lib.SK_OBJECT: "object",
