@@ -14,10 +14,11 @@ import os
 import sys
 
 from smpvm.config import CHECKERS, SCHED_STRATEGIES, MachineConfig
-from smpvm.errors import (ConfigError, HostError, SmpvmError, host_error_of)
+from smpvm.errors import (AttachError, ConfigError, HostError, SmpvmError,
+                          host_error_of)
 from smpvm.kern import ddb, sysctl
 from smpvm.layout import lib
-from smpvm.machine import Machine, list_machines, sweep
+from smpvm.machine import Machine, check_name, list_machines, sweep
 from smpvm.stress.findings import (EXIT_FOUND, EXIT_HOST, EXIT_INTERRUPTED,
                                    EXIT_OK, EXIT_PANIC, EXIT_USAGE)
 from smpvm.stress.options import StressOptions, option_error
@@ -43,9 +44,11 @@ def _finite(option, value, low, what):
 
 def _resolve_machine(name):
     """The machine named, $SMPVM_MACHINE, or the only one running."""
-    name = name or os.environ.get("SMPVM_MACHINE", "")
     if name:
         return Machine.attach(name)
+    name = os.environ.get("SMPVM_MACHINE", "")
+    if name:
+        return Machine.attach(check_name(name, "SMPVM_MACHINE="))
     live = [n for n, pid in list_machines()]
     if not live:
         raise SmpvmError("no machine is running (start one with `smpvm boot`)")
@@ -169,6 +172,11 @@ def cmd_check(a):
     from smpvm.stress.session import check_running
     machine = _resolve_machine(a.machine)
     try:
+        if not machine.creator_alive():
+            # no thread of a leftover will ever reach a safe point
+            raise SmpvmError(f"{machine.name} is a leftover: its creator "
+                             f"(pid {machine.hdr.creator_pid}) died; "
+                             "`smpvm clean` removes it")
         bad, stall = check_running(machine)
         stopped = stall and stall_text(machine)
     finally:
@@ -275,7 +283,16 @@ def cmd_ps(a):
     if not names:
         print("no machines")
     for n in names:
-        machine = Machine.attach(n)
+        if a.machine:
+            machine = Machine.attach(n)
+        else:
+            # one machine that cannot be shown (another smpvm's layout,
+            # one being destroyed or gone since the listing) hides no other
+            try:
+                machine = Machine.attach(n)
+            except AttachError as e:
+                print(f"{n}: not shown: {e}")
+                continue
         try:
             print(ddb.format_machine(machine))
         finally:

@@ -24,6 +24,7 @@ cannot squat the names smpvm will pick; a taken name is skipped.
 import mmap
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -54,13 +55,14 @@ def new_name():
     return f"{NAME_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def check_name(name):
-    """name, if it is a machine name (smpvm-PID-ID); AttachError if not."""
+def check_name(name, given_as="-m "):
+    """name, if it is a machine name (smpvm-PID-ID); AttachError naming
+    where it was given (-m, $SMPVM_MACHINE) if not."""
     name = name.lstrip("/")
     if not NAME_RE.match(name):
         shown = name if len(name) <= 40 else name[:37] + "..."
-        raise AttachError(f"-m {shown!r}: not a machine name (names look "
-                          "like smpvm-PID-ID; `smpvm ps` lists them)")
+        raise AttachError(f"{given_as}{shown!r}: not a machine name (names "
+                          "look like smpvm-PID-ID; `smpvm ps` lists them)")
     return name
 
 
@@ -84,8 +86,9 @@ def _mem_available():
         return None
 
 
-def check_fits(size):
-    """Refuse a segment of size bytes that /dev/shm or memory cannot hold
+def check_fits(size, swap_bytes=0):
+    """Refuse a segment of size bytes that /dev/shm or memory cannot hold,
+    or a segment or SSD file of swap_bytes over the file size limit
     (ConfigError with the sizes), before anything is created."""
     st = os.statvfs(SHM_DIR)
     shm_free = st.f_bavail * st.f_frsize
@@ -96,7 +99,20 @@ def check_fits(size):
             f"{format_size(shm_free)} free"
             + (f" and the host {format_size(mem)} of memory available"
                if mem is not None else "")
-            + " (make --npages or --nobjects smaller)")
+            + " (make --npages smaller)")
+    # a segment is a file of /dev/shm: the file size limit (ulimit -f)
+    # bounds it too, and posix_ipc would only say "The size is too large"
+    fsize, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if fsize != resource.RLIM_INFINITY and size > fsize:
+        raise ConfigError(
+            f"a machine of {format_size(size)} does not fit: the file size "
+            f"limit (ulimit -f) is {format_size(fsize)} (make --npages "
+            "smaller or raise the limit)")
+    if fsize != resource.RLIM_INFINITY and swap_bytes > fsize:
+        raise ConfigError(
+            f"an SSD file of {format_size(swap_bytes)} does not fit: the "
+            f"file size limit (ulimit -f) is {format_size(fsize)} (make "
+            "--nswap smaller or raise the limit)")
 
 
 def _posix_name(name):
@@ -146,7 +162,7 @@ class Machine:
         sweep()
         proto = _layout(cfg)
         size = proto.segment_size
-        check_fits(size)
+        check_fits(size, cfg.nswap * lib.PAGE_SIZE)
         name, shm = _create_segment(size)
         machine = datadir = None
         try:
@@ -487,7 +503,7 @@ def _create_segment(size):
                 _posix_name(name), posix_ipc.O_CREX, mode=0o600, size=size)
         except posix_ipc.ExistentialError:
             taken.append(name)
-        except (posix_ipc.Error, OSError) as e:
+        except (posix_ipc.Error, OSError, ValueError) as e:
             raise HostError(f"{SHM_DIR}: cannot create {name}: {e}") \
                 from None
     raise HostError(f"{SHM_DIR}: {len(taken)} fresh machine names were "

@@ -19,6 +19,7 @@ from conftest import _children, wait_for
 from smpvm import cli
 from smpvm.errors import AttachError
 from smpvm.layout import lib, threads
+from smpvm.config import MachineConfig
 from smpvm.machine import Machine
 
 SMPVM = [sys.executable, "-m", "smpvm.cli"]
@@ -229,6 +230,7 @@ def test_cli_kernel_defaults_leave_swapcache_off():
     ("stress --json /nonexistent/x.json", "no directory /nonexistent"),
     ("stress --json /", "--json /: is a directory"),
     ("stress --lockstat /proc/x", "--lockstat /proc/x: cannot write there"),
+    ("stress --lockstat /dev/full", "--lockstat /dev/full: is not a direc"),
     ("stress --datadir /proc", "--datadir /proc: cannot write there"),
     ("stress --sched pct --save-schedule /proc/s.json",
      "--save-schedule /proc/s.json: cannot write it"),
@@ -297,13 +299,70 @@ def test_replay_refuses_an_unsound_schedule_file(tmp_path, capsys, change,
 
 
 @pytest.mark.parametrize("content", [b"[1, 2]", b"\xff\xfe garbage", b"",
-                                     b"{}"])
+                                     b"{}", b"[" * 200000,
+                                     b'{"a":' * 200000])
 def test_replay_refuses_what_is_no_schedule_file(tmp_path, capsys, content):
     path = tmp_path / "x.json"
     path.write_bytes(content)
     assert cli.main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
     assert "not a schedule file" in err and len(err.splitlines()) == 1
+
+
+def test_a_bad_machine_name_in_the_environment_says_where(monkeypatch,
+                                                          capsys):
+    monkeypatch.setenv("SMPVM_MACHINE", "a/b")
+    assert cli.main(["stat"]) == 2
+    err = capsys.readouterr().err
+    assert "SMPVM_MACHINE='a/b': not a machine name" in err, err
+
+
+@pytest.mark.parametrize("mib,args,msg", [
+    (3, ["stress", "--seconds", "3"], "the file size limit (ulimit -f) is"),
+    (16, ["stress", "--seconds", "3", "--npages", "64", "--nswap", "8192"],
+     "an SSD file of 32.0 MiB does not fit: the file size limit"),
+])
+def test_the_file_size_limit_is_a_size_refused_up_front(mib, args, msg):
+    """A segment (a file of /dev/shm) or SSD file over RLIMIT_FSIZE is
+    refused with the sizes before anything is made, not a traceback of
+    posix_ipc's "The size is too large" or a host error after boot."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (mib << 20, mib << 20))
+    r = _run(args, preexec_fn=limit)
+    assert r.returncode == 2 and msg in r.stderr, r.stdout + r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not r.stdout
+
+
+def test_ps_shows_every_machine_it_can_and_names_the_others(capsys):
+    """A machine of another smpvm's layout is named, not an error that
+    hides every other machine."""
+    with Machine.create(MachineConfig(ncpus=1)) as other, \
+            Machine.create(MachineConfig(ncpus=1)) as mine:
+        other.hdr.layout_version += 100
+        try:
+            assert cli.main(["ps"]) == 0
+        finally:
+            other.hdr.layout_version -= 100
+        out = capsys.readouterr().out
+        assert f"{other.name}: not shown: machine {other.name!r} has " \
+            "layout version" in out
+        assert f"{mine.name}: " in out and "cpus, creator pid" in out
+
+
+def test_check_of_a_leftover_says_so_at_once(capsys):
+    """No thread of a machine whose creator died will reach a safe point:
+    `check` says so instead of a stall 10 s later."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with Machine.create(MachineConfig(ncpus=1)) as machine:
+        machine.hdr.creator_pid = dead.pid
+        try:
+            assert cli.main(["check", "-m", machine.name]) == 2
+        finally:
+            machine.hdr.creator_pid = os.getpid()
+    err = capsys.readouterr().err
+    assert f"{machine.name} is a leftover: its creator (pid {dead.pid}) " \
+        "died" in err, err
 
 
 def test_replay_reads_a_huge_file_not_at_all(tmp_path, capsys):

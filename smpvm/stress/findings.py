@@ -326,11 +326,7 @@ def format_race(f):
                      + (f", PCT bound {sc['pct_bound']:.3g}"
                         if "pct_bound" in sc else ""))
     lines += [f"wrote {o}" for o in f.outputs]
-    if f.ended == "interrupted":
-        lines.append("interrupted: the findings so far")
-    lines.append(f"exit {f.exit}: {EXIT_CODES[f.exit]}")
-    lines.append(f"replay: none ({f.unreplayable})" if f.unreplayable
-                 else f"replay: {f.replay}")
+    lines.append(_ending(f).rstrip("\n"))
     return "\n".join(lines)
 
 

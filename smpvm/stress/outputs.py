@@ -51,11 +51,11 @@ def check_file(path, option):
 def check_dir(path, option, create=True):
     """path is (or, with create, becomes) a directory a file can be made
     in: else ConfigError."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        _refuse(option, path, "is not a directory")
     try:
         if create:
             os.makedirs(path, exist_ok=True)
-        if not os.path.isdir(path):
-            _refuse(option, path, "is not a directory")
         fd, probe = tempfile.mkstemp(dir=path, prefix=".smpvm-probe-")
         os.close(fd)
         os.unlink(probe)
@@ -102,26 +102,32 @@ def write(f):
     run) is the run's host error; what was written goes to f.outputs."""
     from smpvm.stress import replay
     o = f.options
+    writing = ""                # the option whose file is being written
     try:
         if o.save_schedule and o.sched != "off" and f.schedule and \
                 f.exit in (EXIT_FOUND, EXIT_PANIC):
             path = o.save_schedule
+            writing = f"--save-schedule {path}"
             if path.endswith(os.sep):
                 path = new_file(path, f"seed{o.seed}-{o.sched}-"
                                 + time.strftime("%Y%m%d-%H%M%S"))
             f.schedule_file = replay.save(o, f, path)
             f.outputs.append(f.schedule_file)
         if o.json_path:
+            writing = f"--json {o.json_path}"
             with open(o.json_path, "w") as fp:
                 json.dump(f.as_dict(), fp, indent=2, default=str)
             f.outputs.append(o.json_path)
         if o.lockstat_dir and f.lockstat:
             from smpvm.prof import lockstat
             snap, samples = f.lockstat
+            writing = f"--lockstat {o.lockstat_dir}"
             lockstat.write_all(snap, samples, o.lockstat_dir)
             f.outputs.append(o.lockstat_dir + os.sep)
     except OSError as e:
+        # the run is judged; only this output is lost: say which
         he = host_error_of(e)
-        msg = str(he) if he else f"cannot write {e.filename}: {e.strerror}"
+        msg = (f"writing {writing}: " if writing else "") + (
+            str(he) if he else f"cannot write {e.filename}: {e.strerror}")
         f.host_error = f.host_error or msg
     return f

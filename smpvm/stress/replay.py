@@ -71,6 +71,8 @@ def _read(path):
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         _not_schedule(path, str(e).splitlines()[0])
+    except RecursionError:              # [[[[... deeper than Python goes
+        _not_schedule(path, "JSON nested deeper than a schedule is")
 
 
 def load(path):
