@@ -1198,6 +1198,72 @@ int      sched_force(void *base, uint64_t step, int tid, int kind);
 void     sched_expect(void *base, int tid);
 void     sched_go(void *base);
 int      sched_hook_installed(void);
+/* ======================================================================== */
+/* The code under the port (csrc/bio.c, csrc/stamp.c): the buffer path, the  */
+/* vnode and swap pagers' I/O, page copies, and the stress workload's stamps */
+/* ======================================================================== */
+#define BUF_PAGES               4       /* a buffer: 16 KiB, 4 aligned pages */
+#define BIO_MAXPAGES            32      /* pages of one buffer or swap run   */
+#define VM_CYCLE_POINT          40      /* vfs.vm_cycle_point @seed          */
+#define BIO_READ                0       /* the fault hook's op               */
+#define BIO_WRITE               1
+#define STAMP_UNIT              64      /* bytes of one stamp                */
+
+/* A buffer (process-local, never in the segment): its pages, busied and
+ * wired while it holds them, and b_act_count. */
+struct buf {
+	int      b_npages;
+	int      b_act_count;
+	int      b_pages[BIO_MAXPAGES];
+};
+
+/* What the reads of one buffer did, for the stress verifier: the pindexes
+ * served from the SSD, those the swap pager zero-filled (a coherence
+ * failure), a failed diverted read's errno. */
+struct bio_stats {
+	int      ndiverted;
+	int      nzero;
+	int      error;
+	int      pad0;
+	uint64_t diverted[BIO_MAXPAGES];
+	uint64_t zero[BIO_MAXPAGES];
+};
+
+/* The SSD's fault injection (Python): 0, an errno, or -1 and *nbytes for a
+ * short write. */
+typedef int (*bio_fault_fn)(int op, int blk, int npages, int *nbytes);
+void     bio_set_fault_fn(bio_fault_fn fn);
+void     bio_fault_hook(int on);
+int      bio_take_host_errno(void);
+
+/* the buffer path (sys/kern/vfs_bio.c) */
+int      bio_busy_pages(int o, uint64_t start, int n, int also_m_busy, int *pages);
+int      getblk(int o, uint64_t start, int n, int also_m_busy, struct buf *bp);
+void     brelse(struct buf *bp);
+void     vfs_vmio_release(struct buf *bp);
+void     fault_release(const int *pages, int n);
+void     vn_strategy_read(int o, const int *pages, int n, int fd, int swapfd,
+	    struct bio_stats *st);
+int      bread_copy(int o, uint64_t lblk, int n, int fd, int swapfd,
+	    uint64_t offset, uint64_t length, char *dst, struct bio_stats *st);
+void     vnode_pager_putpage(int vp, int m, int fd);
+int      bwrite_page(int vp, int o, uint64_t pindex, uint32_t off,
+	    const char *src, uint32_t len, int fd, int swapfd,
+	    struct bio_stats *st);
+void     vm_page_copyout(int m, uint32_t off, char *dst, uint32_t n);
+
+/* the swap pager's I/O (sys/vm/swap_pager.c) */
+int      swap_pager_strategy_read(int o, const int *pages, int n, int swapfd,
+	    struct bio_stats *st);
+void     swap_pager_putpages(int o, const int *marray, int count, int swapfd,
+	    int *rtvals);
+
+/* the stress workload's stamps (smpvm/stress/stamps.py) */
+void     stamp_fill(char *dst, uint64_t len, uint32_t file_id,
+	    uint64_t first_unit, uint32_t inc, uint32_t cpu, uint64_t op);
+int64_t  stamp_check_foreign(const char *buf, uint64_t len,
+	    uint64_t first_unit, uint32_t file_id, int zeros_ok);
+
 /* @c-only-begin */
 #endif
 /* @c-only-end */

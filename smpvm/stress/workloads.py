@@ -53,12 +53,24 @@ MIN_OP_GAP = {"unlink": 5000, "truncate": 2000, "chflags": 500,
 
 
 def counter(machine, k):
-    return ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "stress")) + k
+    """The address of workload counter k (hdr.stress[k]), made once per
+    machine and process."""
+    ptrs = machine.__dict__.get("_stress_counters")
+    if ptrs is None:
+        base = ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "stress"))
+        ptrs = machine._stress_counters = [base + i for i in
+                                           range(lib.ST_NCOUNTERS)]
+    return ptrs[k]
+
+
+_fetchadd = lib.atomic_fetchadd_long
 
 
 def bump(machine, k, n=1):
+    """hdr.stress[k] += n, atomically (an atomic: a preemption point, as
+    every atomic is)."""
     if n:
-        lib.atomic_fetchadd_long(counter(machine, k), n)
+        _fetchadd(counter(machine, k), n)
 
 
 def workload_counters(machine):
@@ -306,14 +318,7 @@ class Worker:
     def _foreign_bad(got, off, fid, st):
         """Offset of the first unit that is neither zeros (a hole, a
         truncated tail) nor a stamp of file fid at that offset."""
-        for i in range(0, len(got), UNIT):
-            u = got[i:i + UNIT]
-            if not any(u) and not st.zero_filled:
-                continue
-            d = stamps.decode(u)
-            if d is None or d["file"] != fid or d["unit"] != (off + i) // UNIT:
-                return off + i
-        return None
+        return stamps.first_foreign(got, off, fid, not st.zero_filled)
 
     def run(self, op_budget=None):
         ops = {k: getattr(self, "op_" + k) for k in OPS}

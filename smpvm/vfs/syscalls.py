@@ -6,9 +6,9 @@ and releases its own locks; none may be called with a lock held.  Reads go
 through the strategy path (and so may be served from the SSD); writes dirty
 pages and invalidate swap as the kernel does.
 """
-from smpvm.layout import lib
+from smpvm.layout import ffi, lib
 from smpvm.vfs import vnode
-from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread, brelse,
+from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread_copy,
                                busy_pages, bwrite_page, fault_release,
                                set_size, vn_strategy_read,
                                vnode_pager_putpage)
@@ -41,35 +41,27 @@ def file_size(vp):
 
 
 def sys_read(vp, offset, length):
-    """Read up to length bytes at offset.  Returns (data, ReadStats)."""
-    v = vmview()
+    """Read up to length bytes at offset.  Returns (data, ReadStats).
+    Buffer by buffer (bread, copy out, brelse: vfs_bio.bread_copy), the
+    object held throughout."""
     stats = ReadStats()
-    size = v.vnodes[vp].size
+    vn = vmview().vnodes[vp]
+    size = vn.size
     if offset >= size or length <= 0:
         return b"", stats
     length = min(length, size - offset)
-    obj = _obj(vp)
+    obj = vn.v_object
     npages_file = (size + _PAGE - 1) // _PAGE
-    out = bytearray()
+    out = bytearray(length)
+    dst = ffi.from_buffer(out)
     vm_object_hold(obj)
     try:
-        first = offset // _PAGE
         last = (offset + length - 1) // _PAGE
-        lblk = first - first % BUF_PAGES
+        lblk = offset // _PAGE
+        lblk -= lblk % BUF_PAGES
         while lblk <= last:
-            n = min(BUF_PAGES, npages_file - lblk)
-            bp = bread(vp, obj, lblk, n, stats)
-            try:
-                for k, m in enumerate(bp.pages):
-                    pidx = lblk + k
-                    if pidx < first or pidx > last:
-                        continue
-                    lo = offset - pidx * _PAGE if pidx == first else 0
-                    hi = (offset + length - pidx * _PAGE if pidx == last
-                          else _PAGE)
-                    out += v.page_bytes(m)[lo:hi]
-            finally:
-                brelse(bp)
+            bread_copy(vp, obj, lblk, min(BUF_PAGES, npages_file - lblk),
+                       offset, length, dst, stats)
             lblk += BUF_PAGES
     finally:
         vm_object_drop(obj)
