@@ -32,12 +32,14 @@
 #include "smpvm_priv.h"
 
 /* ---- the Python views' field checks, from C --------------------------------- */
-enum { F_PG_VALID, F_PG_PINDEX, F_PG_SWAP_WRITES, F_OBJ_TYPE, F_NPYF };
+enum { F_PG_VALID, F_PG_PINDEX, F_PG_SWAP_WRITES, F_OBJ_TYPE, F_VN_NAME,
+	F_NPYF };
 static const char *const pyf_name[F_NPYF][2] = {
 	[F_PG_VALID] = {"vm_page", "valid"},
 	[F_PG_PINDEX] = {"vm_page", "pindex"},
 	[F_PG_SWAP_WRITES] = {"vm_page", "swap_writes"},
 	[F_OBJ_TYPE] = {"vm_object", "type"},
+	[F_VN_NAME] = {"vnode", "name"},
 };
 static int pyf_id[F_NPYF];
 static int pyf_rd[F_NPYF];              /* the view checks its reads     */
@@ -467,8 +469,9 @@ vn_strategy_read(int o, const int *pages, int n, int fd, int swapfd,
  * bread_copy(o, lblk, n, fd, swapfd, offset, length, dst, st): one buffer
  * of a read(2) (o held): bread [lblk, lblk+n), copy the bytes of
  * [offset, offset+length) it holds to dst (dst[0] is file byte offset),
- * brelse.  0, or -1 when getblk found no memory (nothing held: the caller
- * vm_wait()s and calls again).
+ * brelse.  0; -1 when getblk found no memory (nothing held: the caller
+ * vm_wait()s and calls again); -2 after a host I/O error (the caller raises
+ * bio_take_host_errno()).
  */
 int
 bread_copy(int o, uint64_t lblk, int n, int fd, int swapfd, uint64_t offset,
@@ -494,7 +497,52 @@ bread_copy(int o, uint64_t lblk, int n, int fd, int swapfd, uint64_t offset,
 		    page_mem(b.b_pages[k]) + lo, hi - lo);
 	}
 	brelse(&b);
-	return 0;
+	return bio_host_errno ? -2 : 0;
+}
+
+/*
+ * vfs_read(vp, o, offset, length, npages_file, fd, swapfd, dst, st): a
+ * read(2) of [offset, offset + length) of vnode vp (object o, npages_file
+ * pages, the bytes all before EOF) into dst, buffer by buffer (bread_copy)
+ * with o held throughout -- taken at the first call, dropped when the read
+ * ends; st->held and st->lblk keep the place between calls.  Returns 0
+ * when done (o dropped); -1 when a buffer found no memory (o still held:
+ * the caller vm_wait()s and calls again, or drops o if vm_wait raises); 1
+ * when st is nearly full (the caller takes its entries and calls again);
+ * -2 after a host I/O error (o dropped: the caller raises
+ * bio_take_host_errno()).
+ */
+int
+vfs_read(int vp, int o, uint64_t offset, uint64_t length,
+    uint64_t npages_file, int fd, int swapfd, char *dst,
+    struct bio_stats *st)
+{
+	uint64_t last = (offset + length - 1) / PAGE_SIZE;
+	int n, r;
+
+	if (!st->held) {
+		vm_object_hold(o);
+		st->held = 1;
+		st->lblk = offset / PAGE_SIZE;
+		st->lblk -= st->lblk % BUF_PAGES;
+	}
+	while (st->lblk <= last) {
+		if (st->ndiverted > BIO_MAXPAGES - BUF_PAGES ||
+		    st->nzero > BIO_MAXPAGES - BUF_PAGES)
+			return 1;
+		n = npages_file - st->lblk < BUF_PAGES ?
+		    (int)(npages_file - st->lblk) : BUF_PAGES;
+		r = bread_copy(o, st->lblk, n, fd, swapfd, offset, length, dst,
+		    st);
+		if (r == -1)
+			return -1;
+		st->lblk += BUF_PAGES;
+		if (r == -2)
+			break;
+	}
+	vm_object_drop(o);
+	st->held = 0;
+	return bio_host_errno ? -2 : 0;
 }
 
 /* ---- writes ---------------------------------------------------------------------------- */
@@ -562,8 +610,9 @@ vnode_pager_putpage(int vp, int m, int fd)
  * write-through; extends the file if needed.  A partial write of an
  * invalid page reads it first.  The fixed kernel waits for an in-flight
  * swap write (soft busy) before it modifies a page; the seed does not
- * (H1).  0, or -1 when getblk found no memory (nothing held, nothing
- * written: the caller vm_wait()s and calls again).
+ * (H1).  0; -1 when getblk found no memory (nothing held, nothing
+ * written: the caller vm_wait()s and calls again); -2 after a host I/O
+ * error.
  */
 int
 bwrite_page(int vp, int o, uint64_t pindex, uint32_t off, const char *src,
@@ -584,7 +633,7 @@ bwrite_page(int vp, int o, uint64_t pindex, uint32_t off, const char *src,
 	extend_size(vp, pindex * PAGE_SIZE + off + len);
 	vnode_pager_putpage(vp, m, fd);
 	brelse(&b);
-	return 0;
+	return bio_host_errno ? -2 : 0;
 }
 
 /* ---- the swap pager's writes -------------------------------------------------------- */
@@ -733,6 +782,46 @@ swap_pager_putpages(int o, const int *marray, int count, int swapfd,
 		i += n;
 	}
 	vm_object_drop(o);
+}
+
+/* ---- names (smpvm/vfs/vnode.py) ------------------------------------------------------- */
+
+/*
+ * vn_lookup_locked(name): the vnode of a live (allocated, not unlinked)
+ * file called name, or -1; vnode_token held.  Slot by slot, as the Python
+ * it replaced: each candidate's name is read through the view's check.
+ */
+int
+vn_lookup_locked(const char *name)
+{
+	int vp;
+
+	for (vp = 0; vp < (int)H->cfg.nvnodes; vp++) {
+		struct vnode *vn = &VN[vp];
+
+		if (vn->state != 1 || vn->unlinked)
+			continue;
+		PY_READ(F_VN_NAME, vp, 0);
+		if (strncmp(vn->name, name, sizeof(vn->name)) == 0)
+			return vp;
+	}
+	return -1;
+}
+
+/* ---- page flags, for Python (smpvm/vm/vm_page.py) ------------------------------------ */
+
+/* vm_page_flag_set(m, bits): m->flags |= bits, atomically (no lock). */
+void
+vm_page_flag_set(int m, uint32_t bits)
+{
+	atomic_set_int(&PG[m].flags, bits);
+}
+
+/* vm_page_flag_clear(m, bits): m->flags &= ~bits, atomically. */
+void
+vm_page_flag_clear(int m, uint32_t bits)
+{
+	atomic_clear_int(&PG[m].flags, bits);
 }
 
 /* ---- page copies ------------------------------------------------------------------------ */

@@ -1217,14 +1217,16 @@ struct buf {
 	int      b_pages[BIO_MAXPAGES];
 };
 
-/* What the reads of one buffer did, for the stress verifier: the pindexes
- * served from the SSD, those the swap pager zero-filled (a coherence
- * failure), a failed diverted read's errno. */
+/* What the reads of a read(2) or a write did, for the stress verifier: the
+ * pindexes served from the SSD, those the swap pager zero-filled (a
+ * coherence failure), a failed diverted read's errno; and where a vfs_read
+ * stands between its calls (process-local). */
 struct bio_stats {
 	int      ndiverted;
 	int      nzero;
 	int      error;
-	int      pad0;
+	int      held;          /* vfs_read: the object is held          */
+	uint64_t lblk;          /* vfs_read: the next buffer              */
 	uint64_t diverted[BIO_MAXPAGES];
 	uint64_t zero[BIO_MAXPAGES];
 };
@@ -1246,11 +1248,17 @@ void     vn_strategy_read(int o, const int *pages, int n, int fd, int swapfd,
 	    struct bio_stats *st);
 int      bread_copy(int o, uint64_t lblk, int n, int fd, int swapfd,
 	    uint64_t offset, uint64_t length, char *dst, struct bio_stats *st);
+int      vfs_read(int vp, int o, uint64_t offset, uint64_t length,
+	    uint64_t npages_file, int fd, int swapfd, char *dst,
+	    struct bio_stats *st);
 void     vnode_pager_putpage(int vp, int m, int fd);
 int      bwrite_page(int vp, int o, uint64_t pindex, uint32_t off,
 	    const char *src, uint32_t len, int fd, int swapfd,
 	    struct bio_stats *st);
 void     vm_page_copyout(int m, uint32_t off, char *dst, uint32_t n);
+void     vm_page_flag_set(int m, uint32_t bits);
+void     vm_page_flag_clear(int m, uint32_t bits);
+int      vn_lookup_locked(const char *name);
 
 /* the swap pager's I/O (sys/vm/swap_pager.c) */
 int      swap_pager_strategy_read(int o, const int *pages, int n, int swapfd,
@@ -1263,6 +1271,11 @@ void     stamp_fill(char *dst, uint64_t len, uint32_t file_id,
 	    uint64_t first_unit, uint32_t inc, uint32_t cpu, uint64_t op);
 int64_t  stamp_check_foreign(const char *buf, uint64_t len,
 	    uint64_t first_unit, uint32_t file_id, int zeros_ok);
+void     stress_count_read(uint64_t *stress, uint64_t pages,
+	    uint64_t diverted, uint64_t zero_filled);
+int      stress_check_read(const char *got, uint64_t ngot, const char *want,
+	    uint64_t nwant, uint64_t *stress, uint64_t diverted,
+	    uint64_t zero_filled);
 
 /* @c-only-begin */
 #endif

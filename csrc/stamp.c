@@ -2,7 +2,8 @@
  * stamp.c - the stress workload's stamps (smpvm/stress/stamps.py), in C
  * because a verified page is 64 of them: every 64-byte unit a writer puts
  * in a file is its 24-byte header (file id, unit index, incarnation, cpu,
- * op number; little-endian "<IIIIQ") repeated to 64 bytes.
+ * op number; little-endian "<IIIIQ") repeated to 64 bytes.  And the
+ * workload's counters of one verified read, in one call.
  */
 #include <string.h>
 
@@ -79,4 +80,40 @@ stamp_check_foreign(const char *buf, uint64_t len, uint64_t first_unit,
 			return (int64_t)(k * STAMP_UNIT);
 	}
 	return -1;
+}
+
+/*
+ * stress_count_read(stress, pages, diverted, zero_filled): the counters of
+ * one verified read (hdr.stress[]), as the workload's bump()s add them:
+ * one atomic add each (each a preemption point, as every atomic is), none
+ * for a count of 0.
+ */
+void
+stress_count_read(uint64_t *stress, uint64_t pages, uint64_t diverted,
+    uint64_t zero_filled)
+{
+	atomic_fetchadd_long(&stress[ST_READS], 1);
+	if (pages)
+		atomic_fetchadd_long(&stress[ST_READ_PAGES], pages);
+	if (diverted)
+		atomic_fetchadd_long(&stress[ST_DIVERTED], diverted);
+	if (zero_filled)
+		atomic_fetchadd_long(&stress[ST_ZERO_FILLS], zero_filled);
+}
+
+/*
+ * stress_check_read(got, ngot, want, nwant, stress, diverted, zero_filled):
+ * the counters of one verified read of ngot bytes (stress_count_read: its
+ * pages, at least 1), then the verdict: 0 when got is want and nothing was
+ * zero-filled, 1 otherwise.
+ */
+int
+stress_check_read(const char *got, uint64_t ngot, const char *want,
+    uint64_t nwant, uint64_t *stress, uint64_t diverted, uint64_t zero_filled)
+{
+	uint64_t pages = ngot / PAGE_SIZE;
+
+	stress_count_read(stress, pages ? pages : 1, diverted, zero_filled);
+	return ngot != nwant || (ngot && memcmp(got, want, ngot) != 0) ||
+	    zero_filled != 0;
 }

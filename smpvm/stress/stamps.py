@@ -29,12 +29,14 @@ def stamp(file_id, offset, length, inc, cpu, op):
     return bytes(out)
 
 
-def first_foreign(data, offset, file_id, zeros_ok):
-    """Offset (in the file) of the first unit of data, read at offset, that
-    is neither zeros (a hole, a truncated tail; only if zeros_ok) nor a
-    stamp of file_id at that offset; None if there is none."""
-    k = lib.stamp_check_foreign(data, len(data), offset // UNIT,
-                                file_id & 0xffffffff, 1 if zeros_ok else 0)
+def first_foreign(data, offset, file_id, zeros_ok, n=None):
+    """Offset (in the file) of the first unit of data (bytes, or a char *
+    of n bytes), read at offset, that is neither zeros (a hole, a truncated
+    tail; only if zeros_ok) nor a stamp of file_id at that offset; None if
+    there is none."""
+    k = lib.stamp_check_foreign(data, len(data) if n is None else n,
+                                offset // UNIT, file_id & 0xffffffff,
+                                1 if zeros_ok else 0)
     return None if k < 0 else offset + k
 
 

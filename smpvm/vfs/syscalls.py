@@ -8,12 +8,12 @@ pages and invalidate swap as the kernel does.
 """
 from smpvm.layout import ffi, lib
 from smpvm.vfs import vnode
-from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread_copy,
-                               busy_pages, bwrite_page, fault_release,
-                               set_size, vn_strategy_read,
-                               vnode_pager_putpage)
-from smpvm.vfs.vnode import VfsError
-from smpvm.vm.swap_pager import swap_pager_unswapped, swp_pager_meta_ctl
+from smpvm.vfs.vfs_bio import (ReadStats, busy_pages, bwrite_page,
+                               fault_release, set_size, vfs_read,
+                               vn_strategy_read, vnode_pager_putpage)
+from smpvm.vfs.vnode import VfsError, backing_fd
+from smpvm.vm.swap_pager import (swap_pager_unswapped, swapdev_fd,
+                                 swp_pager_meta_ctl)
 from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
                                 vm_object_hold, vm_object_page_remove)
 from smpvm.vm.vm_page import (pmap_enter, pmap_store,
@@ -22,6 +22,7 @@ from smpvm.vm.vm_page import (pmap_enter, pmap_store,
                               vm_page_test_dirty, vm_page_unqueue_nowakeup,
                               vm_page_wakeup, vm_wait)
 from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import vmview as _vmview
 import os
 
 _PAGE = lib.PAGE_SIZE
@@ -40,38 +41,40 @@ def file_size(vp):
     return vmview().vnodes[vp].size
 
 
-def sys_read(vp, offset, length):
-    """Read up to length bytes at offset.  Returns (data, ReadStats).
-    Buffer by buffer (bread, copy out, brelse: vfs_bio.bread_copy), the
-    object held throughout."""
-    stats = ReadStats()
-    vn = vmview().vnodes[vp]
+def sys_pread(vp, offset, length, dst, stats):
+    """pread(2) into dst (a char * of at least length bytes: an
+    ffi.from_buffer of a bytearray): bread, copy out, brelse buffer by
+    buffer, the object held throughout -- one C call (vfs_bio.vfs_read)
+    unless memory runs short.  Returns the bytes read (0 at or past EOF);
+    stats (ReadStats) takes what the reads did."""
+    v = _vmview()
+    vn = v.vnodes[vp]
     size = vn.size
     if offset >= size or length <= 0:
+        return 0
+    if length > size - offset:
+        length = size - offset
+    vfs_read(v.machine, vp, vn.v_object, offset, length,
+             (size + _PAGE - 1) // _PAGE, dst, stats)
+    return length
+
+
+def sys_read(vp, offset, length):
+    """Read up to length bytes at offset.  Returns (data, ReadStats)."""
+    stats = ReadStats()
+    if length <= 0:
         return b"", stats
-    length = min(length, size - offset)
-    obj = vn.v_object
-    npages_file = (size + _PAGE - 1) // _PAGE
     out = bytearray(length)
-    dst = ffi.from_buffer(out)
-    vm_object_hold(obj)
-    try:
-        last = (offset + length - 1) // _PAGE
-        lblk = offset // _PAGE
-        lblk -= lblk % BUF_PAGES
-        while lblk <= last:
-            bread_copy(vp, obj, lblk, min(BUF_PAGES, npages_file - lblk),
-                       offset, length, dst, stats)
-            lblk += BUF_PAGES
-    finally:
-        vm_object_drop(obj)
-    return bytes(out), stats
+    n = sys_pread(vp, offset, length, ffi.from_buffer(out), stats)
+    return bytes(out) if n == length else bytes(memoryview(out)[:n]), stats
 
 
 def sys_write(vp, offset, data):
     """Write data at offset (write-through, page by page, as bwrite)."""
     stats = ReadStats()
-    obj = _obj(vp)
+    v = vmview()
+    obj = v.vnodes[vp].v_object
+    fds = backing_fd(v.machine, vp), swapdev_fd(v.machine)
     vm_object_hold(obj)
     try:
         pos = 0
@@ -79,7 +82,7 @@ def sys_write(vp, offset, data):
             off = (offset + pos) % _PAGE
             n = min(_PAGE - off, len(data) - pos)
             bwrite_page(vp, obj, (offset + pos) // _PAGE, off,
-                        data[pos:pos + n], stats)
+                        data[pos:pos + n], stats, fds)
             pos += n
     finally:
         vm_object_drop(obj)

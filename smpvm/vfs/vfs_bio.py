@@ -27,11 +27,13 @@ face, with the kernel's names, plus what stays Python: vm_wait when a
 buffer finds no memory, and which file descriptor backs a vnode.
 """
 from smpvm.layout import ffi, lib
-from smpvm.vm.swap_pager import raise_host_error, swapdev_fd
+from smpvm.vm.swap_pager import _pending, raise_host_error, swapdev_fd
 from smpvm.vm.vm_page import vm_wait
 from smpvm.vfs.vnode import backing_fd
 from smpvm.vm.vmview import addressof, vmview
 
+_vfs_read = lib.vfs_read
+_bwrite_page = lib.bwrite_page
 BUF_PAGES = lib.BUF_PAGES       # a buffer is 16 KiB: 4 pages, aligned
 VM_CYCLE_POINT = lib.VM_CYCLE_POINT
 _PAGE = lib.PAGE_SIZE
@@ -48,13 +50,39 @@ class ReadStats:
         self.error = 0
 
     def add(self, st):
-        """Take in what C recorded in struct bio_stats st."""
+        """Take in what C recorded in st (a struct bio_stats), and empty
+        it."""
         if st.ndiverted:
             self.diverted.extend(st.diverted[0:st.ndiverted])
+            st.ndiverted = 0
         if st.nzero:
             self.zero_filled.extend(st.zero[0:st.nzero])
+            st.nzero = 0
         if st.error:
             self.error = st.error
+            st.error = 0
+
+
+_free_st = []           # struct bio_stats to reuse (each left empty)
+
+
+def _get_st():
+    return _free_st.pop() if _free_st else ffi.new("struct bio_stats *")
+
+
+def _done(st, stats):
+    """After a C call that recorded in st: raise what it could not (a host
+    I/O error, an exception of the fault hook), take in its records, give
+    st back."""
+    try:
+        e = lib.bio_take_host_errno()
+        if e or _pending[0] is not None:
+            raise_host_error(e)
+    finally:
+        if st.ndiverted or st.nzero or st.error:
+            stats.add(st)
+        st.held = 0
+        _free_st.append(st)
 
 
 class Buf:
@@ -133,26 +161,44 @@ def vn_strategy_read(vp, obj, pages, stats):
     I/O wait, bytes past EOF zero).  All pages end valid.  Blocks (I/O
     waits: tokens are lost)."""
     v = vmview()
-    st = ffi.new("struct bio_stats *")
-    lib.vn_strategy_read(obj, pages, len(pages), backing_fd(v.machine, vp),
-                         swapdev_fd(v.machine), st)
-    raise_host_error()
-    stats.add(st)
+    st = _get_st()
+    try:
+        lib.vn_strategy_read(obj, pages, len(pages),
+                             backing_fd(v.machine, vp),
+                             swapdev_fd(v.machine), st)
+    finally:
+        _done(st, stats)
 
 
-def bread_copy(vp, obj, lblk, n, offset, length, dst, stats):
-    """One buffer of a read: bread [lblk, lblk+n) of obj (held), copy the
-    bytes of [offset, offset+length) it holds into dst (a char * whose
-    byte 0 is file offset `offset`), brelse.  vm_wait()s while memory is
-    short."""
-    v = vmview()
-    fd, swapfd = backing_fd(v.machine, vp), swapdev_fd(v.machine)
-    st = ffi.new("struct bio_stats *")
-    while lib.bread_copy(obj, lblk, n, fd, swapfd, offset, length, dst,
-                         st) < 0:
-        vm_wait()
-    raise_host_error()
-    stats.add(st)
+def vfs_read(machine, vp, obj, offset, length, npages_file, dst, stats):
+    """Read [offset, offset+length) of vp (all before EOF; obj its object,
+    npages_file its size in pages) into dst (a char *): bread, copy out and
+    brelse buffer by buffer, obj held throughout (csrc/bio.c vfs_read).
+    vm_wait()s while memory is short, obj held as the kernel's bread
+    holds it.  No locks held on entry."""
+    st = _free_st.pop() if _free_st else ffi.new("struct bio_stats *")
+    fd, swapfd = backing_fd(machine, vp), swapdev_fd(machine)
+    r = _vfs_read(vp, obj, offset, length, npages_file, fd, swapfd, dst, st)
+    if not r and _pending[0] is None and not (st.ndiverted or st.nzero
+                                              or st.error):
+        _free_st.append(st)             # the common case: nothing to say
+        return
+    try:
+        while r:
+            if r == 1:
+                stats.add(st)
+            elif r == -1:
+                try:
+                    vm_wait()
+                except BaseException:
+                    lib.vm_object_drop(obj)
+                    raise
+            else:
+                break
+            r = _vfs_read(vp, obj, offset, length, npages_file, fd,
+                          swapfd, dst, st)
+    finally:
+        _done(st, stats)
 
 
 def vnode_pager_putpage(vp, m):
@@ -185,18 +231,23 @@ def write_waits_for_swap_io():
     return not (vmview().vmg.bugs & lib.BUG_WRITE_IGNORES_SWAPINPROG)
 
 
-def bwrite_page(vp, obj, pindex, off, data, stats):
-    """Write data (bytes or a char *) at byte off of page pindex of vp,
-    through a one-page buffer (obj held), write-through: getblk (waiting
-    for an in-flight swap write unless the kernel ignores it, H1), a
-    partial write of an invalid page reads it first, copy, dirty, extend
-    the file (vn.size and the object's size, by CAS: appends race),
-    vnode_pager_putpage, brelse.  vm_wait()s while memory is short."""
-    v = vmview()
-    fd, swapfd = backing_fd(v.machine, vp), swapdev_fd(v.machine)
-    st = ffi.new("struct bio_stats *")
-    while lib.bwrite_page(vp, obj, pindex, off, data, len(data), fd, swapfd,
-                          st) < 0:
-        vm_wait()
-    raise_host_error()
-    stats.add(st)
+def bwrite_page(vp, obj, pindex, off, data, stats, fds=None):
+    """Write data (bytes) at byte off of page pindex of vp, through a
+    one-page buffer (obj held), write-through: getblk (waiting for an
+    in-flight swap write unless the kernel ignores it, H1), a partial write
+    of an invalid page reads it first, copy, dirty, extend the file (vn.size
+    and the object's size, by CAS: appends race), vnode_pager_putpage,
+    brelse.  vm_wait()s while memory is short.  fds: (vp's backing file,
+    the SSD) if the caller has them."""
+    if fds is None:
+        machine = vmview().machine
+        fds = backing_fd(machine, vp), swapdev_fd(machine)
+    st, n = _get_st(), len(data)
+    try:
+        r = _bwrite_page(vp, obj, pindex, off, data, n, fds[0], fds[1], st)
+        while r == -1:
+            vm_wait()
+            r = _bwrite_page(vp, obj, pindex, off, data, n, fds[0],
+                             fds[1], st)
+    finally:
+        _done(st, stats)

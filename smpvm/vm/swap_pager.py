@@ -135,15 +135,16 @@ def _fault_cb(op, blk, n, nbytes):
 lib.bio_set_fault_fn(_fault_cb)
 
 
-def raise_host_error():
+def raise_host_error(e=None):
     """After a C I/O call: raise what it could not (an exception of the
     fault hook; a host I/O error of the backing files, as os.pwrite and
-    os.preadv raised it)."""
+    os.preadv raised it: errno e, or the one C recorded)."""
     exc = _pending[0]
     if exc is not None:
         _pending[0] = None
         raise exc
-    e = lib.bio_take_host_errno()
+    if e is None:
+        e = lib.bio_take_host_errno()
     if e:
         raise OSError(e, os.strerror(e))
 
