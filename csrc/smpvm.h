@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    6
+#define SMPVM_LAYOUT_VERSION    7
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -173,30 +173,37 @@ struct smpvm_config {
  * struct spinlock (sys/sys/spinlock.h): counta is the lock word, countb the
  * contention counter.  The seed stores 1 in counta; smpvm stores the holder's
  * tid + 1 so that any process can name the holder (same TTAS behaviour).
- * The second cache line holds smpvm's statistics, which the seed lacks.
- * Statistics are written only by the holder, so they need no atomics.
+ * The statistics are smpvm's (the seed has none); they are written only by
+ * the holder, so they need no atomics.  Hold times are lock profiling's:
+ * an acquisition made while hdr.prof_enabled is set is timed (acq_tsc != 0)
+ * and its release adds st_hold_* and one hold histogram entry (so the
+ * histogram's sum is the number of timed holds); acquisitions are always
+ * counted.  The first line is all an uncontended lock/unlock touches.
  */
 struct spinlock {
+	/* line 1: what every acquisition and release touches (the holder
+	 * owns this line from its CAS on: no second line moves) */
 	uint32_t counta;        /* 0 free, else holder tid + 1 */
 	uint32_t countb;        /* contention counter (seed)   */
 	int32_t  owner_pid;
 	int32_t  last_tid;      /* previous holder (bounces)   */
-	uint64_t acq_tsc;       /* when the holder acquired it */
-	uint64_t st_wait_min_ns;
-	uint64_t st_hold_min_ns;
 	int32_t  owner_key;     /* what the holder locked it for (a page) */
 	uint32_t want_site;     /* a waiter asks the holder for its site  */
+	uint64_t acq_tsc;       /* when the holder acquired it; 0: untimed */
+	uint64_t st_acquisitions;
+	uint64_t st_hold_ns;
+	uint64_t st_hold_max_ns;
+	uint64_t st_hold_min_ns;
+	/* line 2: the contended path's */
 	uint32_t rel_site;      /* the holder's site at its release       */
 	uint32_t pad1;
-	uint64_t pad0[1];
-	uint64_t st_acquisitions;
+	uint64_t st_wait_min_ns;
 	uint64_t st_contended;
 	uint64_t st_spins;
 	uint64_t st_wait_ns;
 	uint64_t st_wait_max_ns;
-	uint64_t st_hold_ns;
-	uint64_t st_hold_max_ns;
 	uint64_t st_bounces;
+	uint64_t pad0[1];
 };
 
 /*
@@ -206,25 +213,27 @@ struct spinlock {
  * threads switched out waiting on it, so a release knows to FUTEX_WAKE.
  */
 struct lwkt_token {
+	/* line 1: what every acquisition and release touches */
 	uint32_t t_ref;
 	uint32_t t_waiters;
 	int32_t  owner_pid;
 	int32_t  last_tid;
-	uint64_t acq_tsc;
-	uint64_t t_collisions;
-	uint64_t st_wait_min_ns;
-	uint64_t st_hold_min_ns;
 	int32_t  owner_key;     /* what the holder took it for (an object) */
 	uint32_t want_site;
+	uint64_t acq_tsc;       /* when the holder acquired it; 0: untimed */
+	uint64_t st_acquisitions;
+	uint64_t st_hold_ns;
+	uint64_t st_hold_max_ns;
+	uint64_t st_hold_min_ns;
+	/* line 2: the contended path's */
 	uint32_t rel_site;
 	uint32_t pad1;
-	uint64_t st_acquisitions;
+	uint64_t t_collisions;
+	uint64_t st_wait_min_ns;
 	uint64_t st_contended;
 	uint64_t st_spins;
 	uint64_t st_wait_ns;
 	uint64_t st_wait_max_ns;
-	uint64_t st_hold_ns;
-	uint64_t st_hold_max_ns;
 	uint64_t st_bounces;
 };
 
