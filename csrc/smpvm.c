@@ -504,7 +504,7 @@ smpvm_set_site_fn(smpvm_site_fn fn)
 
 /* The caller's call site id (Python frame, + cfunc), or 0 (unknown). */
 static uint32_t
-prof_site(const char *cfunc)
+site_lookup(const char *cfunc)
 {
 	uint32_t s;
 
@@ -514,11 +514,38 @@ prof_site(const char *cfunc)
 	return s < PROF_NSITES ? s : 0;
 }
 
+/*
+ * The same for the lock profiler, which must observe a schedule without
+ * changing it: the lookup (Python, counting its own cost with atomics)
+ * runs with the preemption hook and the race trace off.  It runs inside
+ * tok_release and spin_unlock, where a deterministic schedule that switched
+ * away would leave a thread asleep (tsleep: TDS_SLEEPING before its tokens
+ * go) still owning a token -- a deadlock only with --lockstat -- and every
+ * profiled run would follow another schedule than the same run without.
+ * (The race checkers' report sites, prof_site_for, keep their points: the
+ * checked schedules and their pinned seeds stay as they are.)
+ */
+static uint32_t
+prof_site(const char *cfunc)
+{
+	smpvm_hook_fn saved_hook = hook;
+	uint32_t saved_race = race_on, s;
+
+	if (site_fn == NULL)
+		return 0;
+	hook = NULL;
+	race_on = 0;
+	s = site_lookup(cfunc);
+	hook = saved_hook;
+	race_on = saved_race;
+	return s;
+}
+
 /* A site id for reports: the Python caller (+ cfunc) or cfunc alone. */
 HIDDEN uint32_t
 prof_site_for(const char *cfunc)
 {
-	uint32_t s = prof_site(cfunc);
+	uint32_t s = site_lookup(cfunc);
 
 	if (s == 0 && cfunc != NULL)
 		s = (uint32_t)prof_site_intern(cfunc);

@@ -279,6 +279,30 @@ def test_hold_times_are_taken_while_profiling_is_on(machine, host, lock):
                           ".2f") == "-"
 
 
+def test_the_profilers_site_lookup_is_no_preemption_point(machine, host):
+    """A release that names its site for a waiter calls the Python site
+    lookup from inside tok_release/spin_unlock; it must add no preemption
+    point (a deterministic schedule would switch away from a thread that
+    sleeps still owning its tokens: a deadlock only with --lockstat) and
+    still be counted as the profiler's own cost."""
+    td = threads(machine.base)[host]
+    machine.hdr.prof_enabled = 1
+    lib.smpvm_set_count_hook(1)
+    try:
+        lwkt_gettoken(lib.TOK_VM)
+        tokens(machine.base)[lib.TOK_VM].want_site = 1  # a waiter asks
+        lwkt_reltoken(lib.TOK_VM)
+        spin_lock(2)
+        spinlocks(machine.base)[2].want_site = 1
+        spin_unlock(2)
+    finally:
+        lib.smpvm_set_count_hook(0)
+    assert td.n_hooks == 4              # the four lock operations only
+    assert tokens(machine.base)[lib.TOK_VM].rel_site != 0
+    assert spinlocks(machine.base)[2].rel_site != 0
+    assert machine.hdr.prof_calls == 2 and machine.hdr.prof_ns > 0
+
+
 _STATS = ("st_acquisitions", "st_contended", "st_spins", "st_bounces",
           "st_wait_ns", "st_wait_max_ns", "st_wait_min_ns", "st_hold_ns",
           "st_hold_max_ns", "st_hold_min_ns")
