@@ -17,12 +17,14 @@ from smpvm.kern.kproc import Supervisor
 from smpvm.layout import lib, threads
 from smpvm.prof import lockstat
 from smpvm.race.forensics import Watchdog
-from smpvm.stress import session
+from smpvm.stress import session, stamps
 from smpvm.stress.findings import (EXIT_CODES, EXIT_FOUND, EXIT_HOST,
                                    EXIT_INTERRUPTED, EXIT_OK, EXIT_PANIC,
                                    Findings, format_summary)
 from smpvm.stress.options import StressOptions
 from smpvm.stress.status import StatusLine, fit, stress_fields
+from smpvm.vm.bugs import wrong_bytes_cause
+from smpvm.vm.vm_init import KERNELS
 
 
 @pytest.mark.parametrize("found,code", [
@@ -39,6 +41,41 @@ from smpvm.stress.status import StatusLine, fit, stress_fields
 def test_what_was_found_decides_the_exit_code(found, code):
     f = Findings(options=StressOptions(cpus=2), **found)
     assert f.exit == code and code in EXIT_CODES
+
+
+def test_a_wrong_byte_is_named_by_the_defect_that_leaves_its_shape():
+    """A stale copy of the same unit is H1's (or skip-unswap's) shape,
+    another unit's data H2's, zeros either's (a stale copy of a hole); a
+    kernel without any of them leaves the wrong byte unexplained."""
+    right = stamps.unit_bytes(2, 7, 3, 0, 500)
+    assert stamps.shape(right, stamps.unit_bytes(2, 7, 3, 0, 400)) == "stale"
+    assert stamps.shape(right, stamps.unit_bytes(2, 7, 2, 1, 900)) == "stale"
+    assert stamps.shape(right, stamps.unit_bytes(2, 7, 3, 0, 600)) == "newer"
+    assert stamps.shape(right, stamps.unit_bytes(2, 8, 3, 0, 400)) == \
+        "misplaced"
+    assert stamps.shape(right, bytes(stamps.UNIT)) == "zeros"
+    assert stamps.shape(right, bytes(range(stamps.UNIT))) == "garbage"
+    seed = KERNELS["seed"]
+    h1 = wrong_bytes_cause(seed, "stale")
+    assert h1.startswith("hazard H1 (write-ignores-swapinprog)")
+    assert " or " not in h1
+    assert wrong_bytes_cause(seed, "misplaced").startswith("hazard H2")
+    zeros = wrong_bytes_cause(seed, "zeros")
+    assert "hazard H1 (" in zeros and "hazard H2 (" in zeros
+    assert wrong_bytes_cause(seed, "newer") == ""
+    assert wrong_bytes_cause(KERNELS["fixed"], "stale") == ""
+    both = wrong_bytes_cause(seed | lib.BUG_SKIP_UNSWAP_ON_WRITE, "stale")
+    assert "H1" in both and " or classic (skip-unswap-on-write)" in both
+    x = {"cpu": 0, "op": 9, "what": "read", "file": "cpu0.1", "offset": 0,
+         "expected": "e", "found": "f", "served_from_ssd": False,
+         "zero_filled": [], "recent_ops": [], "shape": "stale"}
+    text = format_summary(Findings(options=StressOptions(cpus=2),
+                                   failures=[dict(x, cause=h1)]))
+    assert "cause: hazard H1 (write-ignores-swapinprog)" in text
+    text = format_summary(Findings(options=StressOptions(cpus=2),
+                                   failures=[dict(x, cause="")]))
+    assert "cause: nothing this kernel is known to have leaves stale" in \
+        text
 
 
 def test_runs_follow_each_other_and_ctrl_c_keeps_the_findings():

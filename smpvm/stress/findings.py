@@ -182,8 +182,12 @@ def _findings_text(f, replay):
                  f"{x['file']} offset {x['offset']}:\n"
                  f"  expected {x['expected']}\n  found    {x['found']}\n"
                  f"  served from the SSD: {x['served_from_ssd']}; "
-                 f"zero-filled pages: {x['zero_filled']}\n  last ops: "
-                 f"{x['recent_ops'][-8:]}\n")
+                 f"zero-filled pages: {x['zero_filled']}\n"
+                 + (f"  cause: {x['cause']} (it leaves {x['shape']} data)\n"
+                    if x.get("cause") else
+                    f"  cause: nothing this kernel is known to have leaves "
+                    f"{x.get('shape', 'such')} data\n")
+                 + f"  last ops: {x['recent_ops'][-8:]}\n")
     for v in f.violations[:20]:
         text += f"\nINVARIANT {v}"
     for c in f.cleaning:

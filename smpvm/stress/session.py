@@ -41,6 +41,7 @@ from smpvm.stress.findings import Findings
 from smpvm.stress.options import option_error, swarm
 from smpvm.stress.status import StatusLine, stress_fields
 from smpvm.stress.workloads import stress_worker, workload_counters
+from smpvm.vm.bugs import wrong_bytes_cause
 from smpvm.vm.vm_init import boot_machine, start_kernel_threads, vm_shutdown
 from smpvm.vm.vm_invariants import check_all
 from smpvm.vm.vm_meter import cleaning_findings, swapcache_status
@@ -516,14 +517,18 @@ def _thread_names(machine):
 
 def _failures(machine):
     """The wrong bytes the CPUs recorded (a torn last line is skipped: the
-    disk may have filled)."""
+    disk may have filled), each named by the kernel's defect that leaves
+    its shape, if the kernel has one."""
+    bits = int(vmview(machine).raw.vmg.bugs)
     out = []
     for path in sorted(glob.glob(os.path.join(machine.datadir, "failures",
                                               "*.jsonl"))):
         with open(path) as fp:
             for line in fp:
                 try:
-                    out.append(json.loads(line))
+                    x = json.loads(line)
                 except ValueError:
-                    pass
+                    continue
+                x["cause"] = wrong_bytes_cause(bits, x.get("shape", ""))
+                out.append(x)
     return out

@@ -60,6 +60,20 @@ def describe(unit):
             f"written by cpu{d['cpu']} op {d['op']}")
 
 
+def shape(expected, found):
+    """How a wrong unit relates to the right one: 'stale' (this unit of
+    this file as an earlier write left it), 'newer' (a later write of it,
+    read too soon), 'misplaced' (another unit's or file's stamp), 'zeros'
+    or 'garbage' (no stamp).  The registry (smpvm/vm/bugs.py) names the
+    defects that leave each shape."""
+    e, f = decode(expected), decode(found)
+    if f is None:
+        return "zeros" if not any(found) else "garbage"
+    if e is None or (e["file"], e["unit"]) != (f["file"], f["unit"]):
+        return "misplaced"
+    return "stale" if (f["inc"], f["op"]) < (e["inc"], e["op"]) else "newer"
+
+
 def first_mismatch(expected, found, base_offset):
     """(offset, expected unit, found unit) of the first differing unit."""
     n = min(len(expected), len(found))

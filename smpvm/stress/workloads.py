@@ -155,6 +155,7 @@ class Worker:
             "cpu": self.cpu, "op": self.op, "what": what, "file": f_name,
             "offset": off, "expected": stamps.describe(exp_u),
             "found": stamps.describe(got_u),
+            "shape": stamps.shape(exp_u, got_u),
             "served_from_ssd": pindex in (st.diverted if st else []),
             "zero_filled": list(st.zero_filled) if st else [],
             "recent_ops": [list(x) for x in self.log],

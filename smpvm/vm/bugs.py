@@ -27,6 +27,9 @@ class Bug:
     fixed_by: str           # upstream commit(s), "smpvm" (our own) or ""
     detector: str           # the detector expected to find it
     profile: tuple = ()     # ((StressOptions field, value), ...)
+    # the shapes of wrong bytes it leaves (smpvm.stress.stamps.shape), so
+    # a wrong byte on a kernel that has it is named by it
+    wrong_bytes: tuple = ()
 
     def options(self):
         """The profile as StressOptions fields (a dict; mix as a dict)."""
@@ -55,6 +58,10 @@ _H2 = (("files", 2), ("file_pages", 32), ("npages", 64), ("nswap", 96),
        ("tick_steps", 20),
        ("mix", (("read", 10), ("xread", 30), ("write", 10),
                 ("truncate", 20))))
+
+# a swap copy older than the page: the unit as an earlier write left it, or
+# zeros where the file had a hole then (a truncated or extended range)
+_STALE_COPY = ("stale", "zeros")
 
 _TABLE = (
     Bug("yield-before-hold", lib.BUG_YIELD_BEFORE_HOLD,
@@ -88,13 +95,14 @@ _TABLE = (
         "a range free clears entries one by one, blocking on vm_token "
         "between them: a page inserted meanwhile gets PG_SWAPPED from an "
         "entry about to vanish", "hazard H2", "smpvm", "stress verifier",
-        _H2),
+        _H2, wrong_bytes=("misplaced", "zeros", "garbage")),
     Bug("write-ignores-swapinprog", lib.BUG_WRITE_IGNORES_SWAPINPROG,
         "a buffer write does not wait for an in-flight swap write",
-        "hazard H1", "smpvm", "race: write during I/O"),
+        "hazard H1", "smpvm", "race: write during I/O",
+        wrong_bytes=_STALE_COPY),
     Bug("skip-unswap-on-write", lib.BUG_SKIP_UNSWAP_ON_WRITE,
         "a buffer write keeps the stale swap copy", "classic", "",
-        "stress verifier"),
+        "stress verifier", wrong_bytes=_STALE_COPY),
     Bug("no-object-recheck", lib.BUG_NO_OBJECT_RECHECK,
         "writing pass: m->object read before the page is busied and not "
         "rechecked after the hold", "classic", "",
@@ -120,6 +128,16 @@ _TABLE = (
 )
 
 BUGS = {b.name: b for b in _TABLE}
+
+
+def wrong_bytes_cause(bits, shape):
+    """What names a wrong byte of this shape on a kernel with BUG_* bits:
+    "hazard H1 (write-ignores-swapinprog): ..." for each registered bug
+    the kernel has that leaves this shape, joined by " or "; "" when none
+    does (then the wrong byte is unexplained: a real finding)."""
+    return " or ".join(f"{b.origin} ({b.name}): {b.what}"
+                       for b in _TABLE if bits & b.bits == b.bits
+                       and shape in b.wrong_bytes)
 
 
 def bug_bits(name):
