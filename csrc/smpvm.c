@@ -504,7 +504,7 @@ smpvm_set_site_fn(smpvm_site_fn fn)
 
 /* The caller's call site id (Python frame, + cfunc), or 0 (unknown). */
 static uint32_t
-prof_site(const char *cfunc)
+site_lookup(const char *cfunc)
 {
 	uint32_t s;
 
@@ -514,11 +514,38 @@ prof_site(const char *cfunc)
 	return s < PROF_NSITES ? s : 0;
 }
 
+/*
+ * The same for the lock profiler, which must observe a schedule without
+ * changing it: the lookup (Python, counting its own cost with atomics)
+ * runs with the preemption hook and the race trace off.  It runs inside
+ * tok_release and spin_unlock, where a deterministic schedule that switched
+ * away would leave a thread asleep (tsleep: TDS_SLEEPING before its tokens
+ * go) still owning a token -- a deadlock only with --lockstat -- and every
+ * profiled run would follow another schedule than the same run without.
+ * (The race checkers' report sites, prof_site_for, keep their points: the
+ * checked schedules and their pinned seeds stay as they are.)
+ */
+static uint32_t
+prof_site(const char *cfunc)
+{
+	smpvm_hook_fn saved_hook = hook;
+	uint32_t saved_race = race_on, s;
+
+	if (site_fn == NULL)
+		return 0;
+	hook = NULL;
+	race_on = 0;
+	s = site_lookup(cfunc);
+	hook = saved_hook;
+	race_on = saved_race;
+	return s;
+}
+
 /* A site id for reports: the Python caller (+ cfunc) or cfunc alone. */
 HIDDEN uint32_t
 prof_site_for(const char *cfunc)
 {
-	uint32_t s = prof_site(cfunc);
+	uint32_t s = site_lookup(cfunc);
 
 	if (s == 0 && cfunc != NULL)
 		s = (uint32_t)prof_site_intern(cfunc);
@@ -676,15 +703,23 @@ smpvm_stats_reset(void *base)
 	    h->region_off[REG_TOKENS]);
 	uint32_t i;
 
-	for (i = 0; i < h->cfg.nspinlocks; i++)
-		memset(&sl[i].st_acquisitions, 0, 8 * sizeof(uint64_t));
-	for (i = 0; i < h->cfg.ntokens; i++) {
-		memset(&tk[i].st_acquisitions, 0, 8 * sizeof(uint64_t));
-		tk[i].t_collisions = 0;
-		tk[i].st_wait_min_ns = tk[i].st_hold_min_ns = 0;
+	/* field by field: the statistics are spread over both lines */
+	for (i = 0; i < h->cfg.nspinlocks; i++) {
+		struct spinlock *sp = &sl[i];
+
+		sp->st_acquisitions = sp->st_contended = sp->st_spins = 0;
+		sp->st_bounces = 0;
+		sp->st_wait_ns = sp->st_wait_max_ns = sp->st_wait_min_ns = 0;
+		sp->st_hold_ns = sp->st_hold_max_ns = sp->st_hold_min_ns = 0;
 	}
-	for (i = 0; i < h->cfg.nspinlocks; i++)
-		sl[i].st_wait_min_ns = sl[i].st_hold_min_ns = 0;
+	for (i = 0; i < h->cfg.ntokens; i++) {
+		struct lwkt_token *tok = &tk[i];
+
+		tok->st_acquisitions = tok->st_contended = tok->st_spins = 0;
+		tok->st_bounces = tok->t_collisions = 0;
+		tok->st_wait_ns = tok->st_wait_max_ns = tok->st_wait_min_ns = 0;
+		tok->st_hold_ns = tok->st_hold_max_ns = tok->st_hold_min_ns = 0;
+	}
 	{
 		/* contention records and histograms; the sites stay */
 		char *pb = (char *)base + h->region_off[REG_PROF];
@@ -800,7 +835,9 @@ spin_acquired(struct spinlock *sp, int id)
 {
 	sp->owner_pid = td->pid;
 	sp->owner_key = td->prof_key;
-	sp->acq_tsc = rdtsc();
+	/* hold times are lock profiling's (two TSC reads beside every locked
+	 * instruction are the profiler's cost): taken while it is on */
+	sp->acq_tsc = H->prof_enabled ? rdtsc() : 0;
 	sp->st_acquisitions++;
 	if (sp->last_tid != curtid) {
 		if (sp->last_tid >= 0)
@@ -1027,12 +1064,14 @@ spin_unlock_at(int id, const char *cfunc)
 			    id, sp->counta);
 		return;
 	}
-	held = tsc2ns(rdtsc() - sp->acq_tsc);
-	sp->st_hold_ns += held;
-	if (held > sp->st_hold_max_ns)
-		sp->st_hold_max_ns = held;
-	min_update(&sp->st_hold_min_ns, held);
-	PHIST[id].hold[log2_bucket(held)]++;
+	if (sp->acq_tsc) {              /* timed: profiling was on */
+		held = tsc2ns(rdtsc() - sp->acq_tsc);
+		sp->st_hold_ns += held;
+		if (held > sp->st_hold_max_ns)
+			sp->st_hold_max_ns = held;
+		min_update(&sp->st_hold_min_ns, held);
+		PHIST[id].hold[log2_bucket(held)]++;
+	}
 	if (__builtin_expect(sp->want_site, 0)) {
 		/* a waiter wants to know who it waited for: the site where
 		 * we let go (a Python call made under the spinlock: rare,
@@ -1044,8 +1083,10 @@ spin_unlock_at(int id, const char *cfunc)
 	n = td->nspins < SMPVM_MAXSPINS_HELD ? td->nspins : SMPVM_MAXSPINS_HELD;
 	for (i = n - 1; i >= 0; i--) {
 		if (td->spins_held[i] == id) {
-			memmove(&td->spins_held[i], &td->spins_held[i + 1],
-			    (size_t)(n - 1 - i) * sizeof(int32_t));
+			if (i < n - 1)  /* not the last taken (LIFO: rare) */
+				memmove(&td->spins_held[i],
+				    &td->spins_held[i + 1],
+				    (size_t)(n - 1 - i) * sizeof(int32_t));
 			break;
 		}
 	}
@@ -1081,7 +1122,7 @@ tok_acquired(struct lwkt_token *tok)
 	tok->owner_key = td->prof_key;
 	if (__builtin_expect(race_on != 0, 0))
 		race_acquire(LK_TOKEN, (int)(tok - TK));
-	tok->acq_tsc = rdtsc();
+	tok->acq_tsc = H->prof_enabled ? rdtsc() : 0;  /* see spin_acquired */
 	tok->st_acquisitions++;
 	if (tok->last_tid != curtid) {
 		if (tok->last_tid >= 0)
@@ -1093,13 +1134,16 @@ tok_acquired(struct lwkt_token *tok)
 static inline void
 tok_release(struct lwkt_token *tok)
 {
-	uint64_t held = tsc2ns(rdtsc() - tok->acq_tsc);
+	if (tok->acq_tsc) {             /* timed: profiling was on */
+		uint64_t held = tsc2ns(rdtsc() - tok->acq_tsc);
 
-	tok->st_hold_ns += held;
-	if (held > tok->st_hold_max_ns)
-		tok->st_hold_max_ns = held;
-	min_update(&tok->st_hold_min_ns, held);
-	PHIST[H->cfg.nspinlocks + (uint32_t)(tok - TK)].hold[log2_bucket(held)]++;
+		tok->st_hold_ns += held;
+		if (held > tok->st_hold_max_ns)
+			tok->st_hold_max_ns = held;
+		min_update(&tok->st_hold_min_ns, held);
+		PHIST[H->cfg.nspinlocks + (uint32_t)(tok - TK)]
+		    .hold[log2_bucket(held)]++;
+	}
 	if (__builtin_expect(tok->want_site, 0)) {
 		tok->rel_site = prof_site(NULL);
 		tok->want_site = 0;

@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    6
+#define SMPVM_LAYOUT_VERSION    7
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -173,30 +173,37 @@ struct smpvm_config {
  * struct spinlock (sys/sys/spinlock.h): counta is the lock word, countb the
  * contention counter.  The seed stores 1 in counta; smpvm stores the holder's
  * tid + 1 so that any process can name the holder (same TTAS behaviour).
- * The second cache line holds smpvm's statistics, which the seed lacks.
- * Statistics are written only by the holder, so they need no atomics.
+ * The statistics are smpvm's (the seed has none); they are written only by
+ * the holder, so they need no atomics.  Hold times are lock profiling's:
+ * an acquisition made while hdr.prof_enabled is set is timed (acq_tsc != 0)
+ * and its release adds st_hold_* and one hold histogram entry (so the
+ * histogram's sum is the number of timed holds); acquisitions are always
+ * counted.  The first line is all an uncontended lock/unlock touches.
  */
 struct spinlock {
+	/* line 1: what every acquisition and release touches (the holder
+	 * owns this line from its CAS on: no second line moves) */
 	uint32_t counta;        /* 0 free, else holder tid + 1 */
 	uint32_t countb;        /* contention counter (seed)   */
 	int32_t  owner_pid;
 	int32_t  last_tid;      /* previous holder (bounces)   */
-	uint64_t acq_tsc;       /* when the holder acquired it */
-	uint64_t st_wait_min_ns;
-	uint64_t st_hold_min_ns;
 	int32_t  owner_key;     /* what the holder locked it for (a page) */
 	uint32_t want_site;     /* a waiter asks the holder for its site  */
+	uint64_t acq_tsc;       /* when the holder acquired it; 0: untimed */
+	uint64_t st_acquisitions;
+	uint64_t st_hold_ns;
+	uint64_t st_hold_max_ns;
+	uint64_t st_hold_min_ns;
+	/* line 2: the contended path's */
 	uint32_t rel_site;      /* the holder's site at its release       */
 	uint32_t pad1;
-	uint64_t pad0[1];
-	uint64_t st_acquisitions;
+	uint64_t st_wait_min_ns;
 	uint64_t st_contended;
 	uint64_t st_spins;
 	uint64_t st_wait_ns;
 	uint64_t st_wait_max_ns;
-	uint64_t st_hold_ns;
-	uint64_t st_hold_max_ns;
 	uint64_t st_bounces;
+	uint64_t pad0[1];
 };
 
 /*
@@ -206,25 +213,27 @@ struct spinlock {
  * threads switched out waiting on it, so a release knows to FUTEX_WAKE.
  */
 struct lwkt_token {
+	/* line 1: what every acquisition and release touches */
 	uint32_t t_ref;
 	uint32_t t_waiters;
 	int32_t  owner_pid;
 	int32_t  last_tid;
-	uint64_t acq_tsc;
-	uint64_t t_collisions;
-	uint64_t st_wait_min_ns;
-	uint64_t st_hold_min_ns;
 	int32_t  owner_key;     /* what the holder took it for (an object) */
 	uint32_t want_site;
+	uint64_t acq_tsc;       /* when the holder acquired it; 0: untimed */
+	uint64_t st_acquisitions;
+	uint64_t st_hold_ns;
+	uint64_t st_hold_max_ns;
+	uint64_t st_hold_min_ns;
+	/* line 2: the contended path's */
 	uint32_t rel_site;
 	uint32_t pad1;
-	uint64_t st_acquisitions;
+	uint64_t t_collisions;
+	uint64_t st_wait_min_ns;
 	uint64_t st_contended;
 	uint64_t st_spins;
 	uint64_t st_wait_ns;
 	uint64_t st_wait_max_ns;
-	uint64_t st_hold_ns;
-	uint64_t st_hold_max_ns;
 	uint64_t st_bounces;
 };
 
@@ -1198,6 +1207,85 @@ int      sched_force(void *base, uint64_t step, int tid, int kind);
 void     sched_expect(void *base, int tid);
 void     sched_go(void *base);
 int      sched_hook_installed(void);
+/* ======================================================================== */
+/* The code under the port (csrc/bio.c, csrc/stamp.c): the buffer path, the  */
+/* vnode and swap pagers' I/O, page copies, and the stress workload's stamps */
+/* ======================================================================== */
+#define BUF_PAGES               4       /* a buffer: 16 KiB, 4 aligned pages */
+#define BIO_MAXPAGES            32      /* pages of one buffer or swap run   */
+#define VM_CYCLE_POINT          40      /* vfs.vm_cycle_point @seed          */
+#define BIO_READ                0       /* the fault hook's op               */
+#define BIO_WRITE               1
+#define STAMP_UNIT              64      /* bytes of one stamp                */
+
+/* A buffer (process-local, never in the segment): its pages, busied and
+ * wired while it holds them, and b_act_count. */
+struct buf {
+	int      b_npages;
+	int      b_act_count;
+	int      b_pages[BIO_MAXPAGES];
+};
+
+/* What the reads of a read(2) or a write did, for the stress verifier: the
+ * pindexes served from the SSD, those the swap pager zero-filled (a
+ * coherence failure), a failed diverted read's errno; and where a vfs_read
+ * stands between its calls (process-local). */
+struct bio_stats {
+	int      ndiverted;
+	int      nzero;
+	int      error;
+	int      held;          /* vfs_read: the object is held          */
+	uint64_t lblk;          /* vfs_read: the next buffer              */
+	uint64_t diverted[BIO_MAXPAGES];
+	uint64_t zero[BIO_MAXPAGES];
+};
+
+/* The SSD's fault injection (Python): 0, an errno, or -1 and *nbytes for a
+ * short write. */
+typedef int (*bio_fault_fn)(int op, int blk, int npages, int *nbytes);
+void     bio_set_fault_fn(bio_fault_fn fn);
+void     bio_fault_hook(int on);
+int      bio_take_host_errno(void);
+
+/* the buffer path (sys/kern/vfs_bio.c) */
+int      bio_busy_pages(int o, uint64_t start, int n, int also_m_busy, int *pages);
+int      getblk(int o, uint64_t start, int n, int also_m_busy, struct buf *bp);
+void     brelse(struct buf *bp);
+void     vfs_vmio_release(struct buf *bp);
+void     fault_release(const int *pages, int n);
+void     vn_strategy_read(int o, const int *pages, int n, int fd, int swapfd,
+	    struct bio_stats *st);
+int      bread_copy(int o, uint64_t lblk, int n, int fd, int swapfd,
+	    uint64_t offset, uint64_t length, char *dst, struct bio_stats *st);
+int      vfs_read(int vp, int o, uint64_t offset, uint64_t length,
+	    uint64_t npages_file, int fd, int swapfd, char *dst,
+	    struct bio_stats *st);
+void     vnode_pager_putpage(int vp, int m, int fd);
+int      bwrite_page(int vp, int o, uint64_t pindex, uint32_t off,
+	    const char *src, uint32_t len, int fd, int swapfd,
+	    struct bio_stats *st);
+void     vm_page_copyout(int m, uint32_t off, char *dst, uint32_t n);
+void     vm_page_flag_set(int m, uint32_t bits);
+void     vm_page_flag_clear(int m, uint32_t bits);
+int      vn_lookup_locked(const char *name);
+
+/* the swap pager's I/O (sys/vm/swap_pager.c) */
+int      swap_pager_strategy_read(int o, const int *pages, int n, int swapfd,
+	    struct bio_stats *st);
+void     swap_pager_putpages(int o, const int *marray, int count, int swapfd,
+	    int *rtvals);
+
+/* the stress workload's stamps (smpvm/stress/stamps.py) */
+void     stamp_fill(char *dst, uint64_t len, uint32_t file_id,
+	    uint64_t first_unit, uint32_t inc, uint32_t cpu, uint64_t op);
+int64_t  stamp_check_foreign(const char *buf, uint64_t len,
+	    uint64_t first_unit, uint32_t file_id, int zeros_ok);
+void     stress_count_read(uint64_t *stress, uint64_t pages,
+	    uint64_t diverted, uint64_t zero_filled);
+int      stress_check_read(const char *got, uint64_t ngot, const char *want,
+	    uint64_t nwant, uint64_t *stress, uint64_t diverted,
+	    uint64_t zero_filled);
+
 /* @c-only-begin */
 #endif
 /* @c-only-end */

@@ -188,6 +188,7 @@ HOLD = 0.03
 
 def test_spinlock_statistics_exact(machine, host):
     lock = 11
+    machine.hdr.prof_enabled = 1        # hold times are lock profiling's
     with Supervisor(machine) as sup:
         tid = sup.kproc_start("contender", _hold_spin_while_told, lock, K)
         td = threads(machine.base)[tid]
@@ -212,6 +213,7 @@ def test_spinlock_statistics_exact(machine, host):
 
 def test_token_statistics_exact(machine, host):
     tok = lib.TOK_VNODE
+    machine.hdr.prof_enabled = 1        # hold times are lock profiling's
     with Supervisor(machine) as sup:
         tid = sup.kproc_start("contender", _hold_tok_while_told, tok, K)
         td = threads(machine.base)[tid]
@@ -232,12 +234,97 @@ def test_token_statistics_exact(machine, host):
     assert st.st_hold_max_ns >= HOLD * 0.9e9
 
 
+def _held(lock, seconds, on_at_lock, on_at_unlock, machine):
+    machine.hdr.prof_enabled = on_at_lock
+    if lock == "spin":
+        spin_lock(3)
+    else:
+        lwkt_gettoken(lib.TOK_VNODE)
+    time.sleep(seconds)
+    machine.hdr.prof_enabled = on_at_unlock
+    if lock == "spin":
+        spin_unlock(3)
+    else:
+        lwkt_reltoken(lib.TOK_VNODE)
+
+
+@pytest.mark.parametrize("lock", ["spin", "token"])
+def test_hold_times_are_taken_while_profiling_is_on(machine, host, lock):
+    """Two TSC reads per acquisition are the profiler's cost: hold times
+    are counted while lock profiling is on (as Linux lock_stat and FreeBSD
+    LOCK_PROFILING do), acquisitions always.  A hold is timed
+    when profiling was on at its acquisition (`smpvm lockstat` attaching
+    or leaving while the lock is held), and averaged over timed holds."""
+    from smpvm.prof import lockstat
+    st = (spinlocks(machine.base)[3] if lock == "spin" else
+          tokens(machine.base)[lib.TOK_VNODE])
+    _held(lock, 0.01, 0, 0, machine)
+    assert st.st_acquisitions == 1 and st.st_hold_ns == 0
+    assert st.st_hold_max_ns == st.st_hold_min_ns == 0
+    _held(lock, 0.01, 0, 1, machine)            # taken before profiling
+    assert st.st_acquisitions == 2 and st.st_hold_ns == 0
+    _held(lock, 0.02, 1, 0, machine)            # timed, released after
+    assert st.st_acquisitions == 3
+    assert 0.019e9 <= st.st_hold_ns == st.st_hold_max_ns == \
+        st.st_hold_min_ns < 10e9
+    _held(lock, 0.01, 0, 0, machine)            # untimed again
+    assert st.st_hold_max_ns == st.st_hold_ns
+    lk = next(x for x in lockstat.snapshot(machine)["locks"]
+              if x["kind"] == lock and
+              x["id"] == (3 if lock == "spin" else lib.TOK_VNODE))
+    assert lk["acquisitions"] == 4 and lk["holds_timed"] == 1
+    assert lk["hold_avg_ns"] == lk["hold_ns"] == st.st_hold_ns
+    assert "-" not in lockstat._hold(lk, "hold_avg_ns", ".2f")
+    assert lockstat._hold(dict(lk, holds_timed=0), "hold_avg_ns",
+                          ".2f") == "-"
+
+
+def test_the_profilers_site_lookup_is_no_preemption_point(machine, host):
+    """A release that names its site for a waiter calls the Python site
+    lookup from inside tok_release/spin_unlock; it must add no preemption
+    point (a deterministic schedule would switch away from a thread that
+    sleeps still owning its tokens: a deadlock only with --lockstat) and
+    still be counted as the profiler's own cost."""
+    td = threads(machine.base)[host]
+    machine.hdr.prof_enabled = 1
+    lib.smpvm_set_count_hook(1)
+    try:
+        lwkt_gettoken(lib.TOK_VM)
+        tokens(machine.base)[lib.TOK_VM].want_site = 1  # a waiter asks
+        lwkt_reltoken(lib.TOK_VM)
+        spin_lock(2)
+        spinlocks(machine.base)[2].want_site = 1
+        spin_unlock(2)
+    finally:
+        lib.smpvm_set_count_hook(0)
+    assert td.n_hooks == 4              # the four lock operations only
+    assert tokens(machine.base)[lib.TOK_VM].rel_site != 0
+    assert spinlocks(machine.base)[2].rel_site != 0
+    assert machine.hdr.prof_calls == 2 and machine.hdr.prof_ns > 0
+
+
+_STATS = ("st_acquisitions", "st_contended", "st_spins", "st_bounces",
+          "st_wait_ns", "st_wait_max_ns", "st_wait_min_ns", "st_hold_ns",
+          "st_hold_max_ns", "st_hold_min_ns")
+
+
 def test_stats_reset(machine, host):
+    """Every statistic of both kinds of lock, on either cache line."""
+    machine.hdr.prof_enabled = 1
     spin_lock(1)
     spin_unlock(1)
-    assert spinlocks(machine.base)[1].st_acquisitions == 1
+    lwkt_gettoken(lib.TOK_VM)
+    lwkt_reltoken(lib.TOK_VM)
+    sp, tok = spinlocks(machine.base)[1], tokens(machine.base)[lib.TOK_VM]
+    assert sp.st_acquisitions == 1 and sp.st_hold_min_ns > 0
+    for st in (sp, tok):                # as a contended history leaves them
+        for i, f in enumerate(_STATS):
+            setattr(st, f, i + 1)
+    tok.t_collisions = 7
     lib.smpvm_stats_reset(machine.base)
-    assert spinlocks(machine.base)[1].st_acquisitions == 0
+    for st in (sp, tok):
+        assert [getattr(st, f) for f in _STATS] == [0] * len(_STATS)
+    assert tok.t_collisions == 0
 
 
 def test_pool_hashes_follow_the_kernel(machine, host):

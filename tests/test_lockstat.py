@@ -108,3 +108,22 @@ def test_outputs_parse_agree_and_the_png_is_written(machine, host, tmp_path):
     assert sorted(os.listdir(tmp_path / "dir")) == [
         "lockstat.csv", "lockstat.folded", "lockstat.json", "lockstat.png",
         "lockstat.txt"]
+
+
+def test_a_deterministic_run_follows_the_same_schedule_with_lockstat(
+        tmp_path):
+    """The profiler observes a schedule, never changes it: the same seed
+    gives the same trace hash with --lockstat and without (a site lookup
+    that was a preemption point gave this seed a deadlock: a thread that
+    went to sleep was switched away from while still owning a token)."""
+    from test_replay import SMALL
+    from smpvm.stress.options import StressOptions
+    from smpvm.stress.session import run
+    opts = dict(SMALL, sched="random", seed=4, steps=20000)
+    plain = run(StressOptions(**opts))
+    profiled = run(StressOptions(**dict(opts, lockstat_dir=str(
+        tmp_path / "ls"))))
+    assert plain.exit == profiled.exit == 0, profiled.panic
+    assert profiled.sched["trace_hash"] == plain.sched["trace_hash"]
+    snap = json.loads((tmp_path / "ls" / "lockstat.json").read_text())
+    assert snap["observer"]["site_lookups"] > 0     # it did profile

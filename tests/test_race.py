@@ -141,8 +141,15 @@ def test_a_token_taken_under_a_spinlock_is_reported(vm):
 
 def _write_generation(m, o, value, use_token, order):
     """Write objects[o].generation once, optionally under its token; `order`
-    is the turn to wait for (hdr.scratch[0], a plain word: no sync)."""
+    is the turn to wait for (hdr.scratch[0], a plain word: no sync).  Both
+    writers first wait until both run (scratch[3], [4], plain words): a
+    writer that wrote and exited before the supervisor allocated the other
+    one's thread would hand it its own freed slot, and a thread's accesses
+    are ordered with each other -- no race to find."""
     v = vmview(m)
+    m.hdr.scratch[3 + order] = 1
+    while not (m.hdr.scratch[3] and m.hdr.scratch[4]):
+        time.sleep(0.001)
     while m.hdr.scratch[0] != order:
         time.sleep(0.001)
     if use_token:

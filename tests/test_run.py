@@ -175,7 +175,8 @@ def _snapshot():
             "class": "pq_inactive", "acquisitions": 123456789,
             "contended": 1234567, "spins": 987654321, "bounces": 7654321,
             "wait_ns": 12345678901, "wait_min_ns": 1, "wait_max_ns": 98765432,
-            "wait_avg_ns": 12345, "hold_ns": 1, "hold_min_ns": 1,
+            "wait_avg_ns": 12345, "holds_timed": 1, "hold_ns": 1,
+            "hold_min_ns": 1,
             "hold_max_ns": 87654321, "hold_avg_ns": 23456}
     site = "vm_swapcache.py:287:vm_swapcache_writing > vm_page_spin_lock"
     cont = {"kind": "spin", "lock": lock["name"], "class": "pq_inactive",

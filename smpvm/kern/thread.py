@@ -34,7 +34,9 @@ _site_cache = {}
 def _site_fn(cfunc):
     """The call site of the Python code that called into C (file:line:
     function, plus the C function that took the lock): for the lock
-    profiler, called on contended paths only.  Thin kernel-named wrappers
+    profiler, called on contended paths only (and by the race checkers'
+    reports).  Its atomics are preemption points only for the race reports:
+    C turns the hook off around the lock profiler's lookups.  Thin kernel-named wrappers
     are skipped so the site is the caller of the kernel function."""
     import os
     import sys

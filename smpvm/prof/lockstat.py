@@ -3,6 +3,8 @@
 The C layer keeps, for every spinlock and token, acquisitions, contended
 acquisitions, spin loops, wait and hold time (total, min, max and a log2
 histogram each) and bounces (acquired on another thread than last time).
+Hold times cost two TSC reads per acquisition, so only acquisitions made
+while profiling is on are timed (holds_timed; hold averages are over them).
 With profiling on (hdr.prof_enabled) every contention is also recorded
 against its call sites: the waiter's site (the Python line that called into
 C, plus the C function that took the lock), the holder's site (where it let
@@ -62,6 +64,11 @@ def snapshot(machine):
                 continue
             cont = int(s.st_contended)
             hh = hist[hoff + i]
+            hold_hist = [int(hh.hold[b]) for b in range(_NB)]
+            # hold times are taken while profiling is on: averaged over
+            # the timed holds (one histogram entry each), not over every
+            # acquisition since boot
+            holds = sum(hold_hist)
             locks.append({
                 "kind": "spin" if kind == lib.LK_SPIN else "token",
                 "id": i, "name": ddb.lock_name(machine, kind, i),
@@ -72,12 +79,13 @@ def snapshot(machine):
                 "wait_min_ns": int(s.st_wait_min_ns),
                 "wait_max_ns": int(s.st_wait_max_ns),
                 "wait_avg_ns": int(s.st_wait_ns) // cont if cont else 0,
+                "holds_timed": holds,
                 "hold_ns": int(s.st_hold_ns),
                 "hold_min_ns": int(s.st_hold_min_ns),
                 "hold_max_ns": int(s.st_hold_max_ns),
-                "hold_avg_ns": int(s.st_hold_ns) // acq,
+                "hold_avg_ns": int(s.st_hold_ns) // holds if holds else 0,
                 "wait_hist": [int(hh.wait[b]) for b in range(_NB)],
-                "hold_hist": [int(hh.hold[b]) for b in range(_NB)],
+                "hold_hist": hold_hist,
             })
     contentions = []
     for i in range(lib.PROF_NRECS):
@@ -166,8 +174,8 @@ def to_json(snap):
 
 CSV_FIELDS = ("kind", "id", "name", "class", "acquisitions", "contended",
               "spins", "bounces", "wait_ns", "wait_min_ns", "wait_avg_ns",
-              "wait_max_ns", "hold_ns", "hold_min_ns", "hold_avg_ns",
-              "hold_max_ns")
+              "wait_max_ns", "holds_timed", "hold_ns", "hold_min_ns",
+              "hold_avg_ns", "hold_max_ns")
 
 
 def to_csv(snap):
@@ -233,6 +241,12 @@ def _fit(title, columns, rows, width, keep, clip=()):
         names.pop()
 
 
+def _hold(lk, key, fmt):
+    """A hold time in us, or '-' for a lock none of whose holds was timed
+    (taken and released while profiling was off)."""
+    return format(lk[key] / 1e3, fmt) if lk["holds_timed"] else "-"
+
+
 def _clip(text, n):
     """text in n columns: a call site keeps its file:line:function."""
     return text if len(text) <= n else text[:n - 3] + "..."
@@ -255,8 +269,8 @@ def format_table(snap, top=20, width=None, sections=("locks", "classes",
                      str(lk["bounces"]), f"{lk['wait_ns'] / 1e3:.1f}",
                      f"{lk['wait_avg_ns'] / 1e3:.2f}",
                      f"{lk['wait_max_ns'] / 1e3:.1f}",
-                     f"{lk['hold_avg_ns'] / 1e3:.2f}",
-                     f"{lk['hold_max_ns'] / 1e3:.1f}")
+                     _hold(lk, "hold_avg_ns", ".2f"),
+                     _hold(lk, "hold_max_ns", ".1f"))
                     for lk in sorted(snap["locks"],
                                      key=lambda x: -x["wait_ns"])[:top]]
             cols = [("lock", 0), ("class", 0), ("acq", 1),

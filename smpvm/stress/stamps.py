@@ -4,10 +4,14 @@ so a wrong byte read later names the operation that wrote what was found.
 
 A unit is the 24-byte header repeated to 64 bytes.  Anything else (zeros
 from a lost swap block, a torn or misplaced unit) decodes as garbage.
+Making and checking whole runs of units is C (csrc/stamp.c: a verified
+page is 64 units); decoding one for a report is Python.
 """
 import struct
 
-UNIT = 64
+from smpvm.layout import ffi, lib
+
+UNIT = lib.STAMP_UNIT
 _HDR = struct.Struct("<IIIIQ")        # file, unit, incarnation, cpu, op
 
 
@@ -19,9 +23,21 @@ def unit_bytes(file_id, unit, inc, cpu, op):
 def stamp(file_id, offset, length, inc, cpu, op):
     """The bytes of a write of `length` at `offset` (both multiples of
     UNIT) by op number `op` of `cpu`."""
-    first = offset // UNIT
-    return b"".join(unit_bytes(file_id, first + k, inc, cpu, op)
-                    for k in range(length // UNIT))
+    out = bytearray(length)
+    lib.stamp_fill(ffi.from_buffer(out), length, file_id & 0xffffffff,
+                   offset // UNIT, inc, cpu, op)
+    return bytes(out)
+
+
+def first_foreign(data, offset, file_id, zeros_ok, n=None):
+    """Offset (in the file) of the first unit of data (bytes, or a char *
+    of n bytes), read at offset, that is neither zeros (a hole, a truncated
+    tail; only if zeros_ok) nor a stamp of file_id at that offset; None if
+    there is none."""
+    k = lib.stamp_check_foreign(data, len(data) if n is None else n,
+                                offset // UNIT, file_id & 0xffffffff,
+                                1 if zeros_ok else 0)
+    return None if k < 0 else offset + k
 
 
 def decode(unit):

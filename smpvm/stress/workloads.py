@@ -16,7 +16,9 @@ sysctl (flip vm.swapcache.* mid-run), meta (this CPU's slice of the VCHR
 meta-data device), xread (another CPU's file: memory pressure and
 cross-file integrity).
 """
+import bisect
 import collections
+import itertools
 import json
 import os
 import random
@@ -27,6 +29,7 @@ from smpvm.kern.thread import curthread
 from smpvm.layout import ffi, lib
 from smpvm.stress import stamps
 from smpvm.vfs import syscalls as sc
+from smpvm.vfs.vfs_bio import ReadStats
 from smpvm.vfs.vnode import VfsError, vn_meta
 
 PAGE = lib.PAGE_SIZE
@@ -53,12 +56,25 @@ MIN_OP_GAP = {"unlink": 5000, "truncate": 2000, "chflags": 500,
 
 
 def counter(machine, k):
-    return ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "stress")) + k
+    """The address of workload counter k (hdr.stress[k]), made once per
+    machine and process."""
+    ptrs = machine.__dict__.get("_stress_counters")
+    if ptrs is None:
+        base = ffi.cast("uint64_t *", ffi.addressof(machine.hdr, "stress"))
+        ptrs = machine._stress_counters = [base + i for i in
+                                           range(lib.ST_NCOUNTERS)]
+    return ptrs[k]
+
+
+_fetchadd = lib.atomic_fetchadd_long
+_check_read = lib.stress_check_read
 
 
 def bump(machine, k, n=1):
+    """hdr.stress[k] += n, atomically (an atomic: a preemption point, as
+    every atomic is)."""
     if n:
-        lib.atomic_fetchadd_long(counter(machine, k), n)
+        _fetchadd(counter(machine, k), n)
 
 
 def workload_counters(machine):
@@ -82,6 +98,9 @@ class Worker:
                  gap_scale=1.0):
         self.machine = machine
         self.gaps = {k: int(g * gap_scale) for k, g in MIN_OP_GAP.items()}
+        self.counters = counter(machine, 0)     # hdr.stress
+        self.buf = bytearray(4 * PAGE)
+        self.bufp = ffi.from_buffer(self.buf)
         self.me = curthread().tid
         self.cpu = curthread().cpu
         self.ncpus = machine.config.ncpus
@@ -89,6 +108,9 @@ class Worker:
         self.mix = [(k, w) for k, w in mix.items() if w > 0]
         self.kinds = [k for k, _ in self.mix]
         self.weights = [w for _, w in self.mix]
+        # random.choices(kinds, weights)'s draw, its sums made once
+        self.cum_weights = list(itertools.accumulate(self.weights))
+        self.total = self.cum_weights[-1] + 0.0
         self.file_pages = file_pages
         self.op = 0
         self.last_op = {}
@@ -143,16 +165,27 @@ class Worker:
             fp.write(json.dumps(rec) + "\n")
         bump(self.machine, lib.ST_FAILURES)
 
+    def _buffer(self, n):
+        """This CPU's read buffer (a char *), at least n bytes."""
+        if n > len(self.buf):
+            self.buf = bytearray(n)
+            self.bufp = ffi.from_buffer(self.buf)
+        return self.bufp
+
     def _verify_read(self, f, off, n, what="read"):
-        got, st = sc.sys_read(f.vp, off, n)
-        want = bytes(f.truth[off:off + n])
-        bump(self.machine, lib.ST_READS)
-        bump(self.machine, lib.ST_READ_PAGES, max(1, len(got) // PAGE))
-        bump(self.machine, lib.ST_DIVERTED, len(st.diverted))
-        if st.zero_filled:
-            bump(self.machine, lib.ST_ZERO_FILLS, len(st.zero_filled))
-        if got != want or st.zero_filled:
-            self._fail(what, f.name, off, want, got, st)
+        """Read n bytes of f at off and compare them with the truth, in C
+        (the counters ST_READS, ST_READ_PAGES, ST_DIVERTED and
+        ST_ZERO_FILLS, then the bytes: stress_check_read)."""
+        st = ReadStats()
+        dst = self._buffer(n)
+        got = sc.sys_pread(f.vp, off, n, dst, st)
+        truth = f.truth
+        nwant = max(0, min(n, len(truth) - off))
+        if _check_read(dst, got, ffi.from_buffer(truth) + off, nwant,
+                       self.counters, len(st.diverted),
+                       len(st.zero_filled)):
+            self._fail(what, f.name, off, bytes(truth[off:off + n]),
+                       bytes(self.buf[:got]), st)
 
     def _unit_off(self, limit):
         return self.rng.randrange(max(1, limit // UNIT)) * UNIT
@@ -286,11 +319,14 @@ class Worker:
         try:
             off = self._unit_off(self.file_pages * PAGE)
             self._note("xread", name, off, 4 * PAGE)
-            got, st = sc.sys_read(vp, off, 4 * PAGE)
+            st = ReadStats()
+            dst = self._buffer(4 * PAGE)
+            got = sc.sys_pread(vp, off, 4 * PAGE, dst, st)
             bump(self.machine, lib.ST_XREADS)
             bump(self.machine, lib.ST_DIVERTED, len(st.diverted))
             fid = other * 1000 + int(name.rsplit(".", 1)[1]) + 1
-            bad = self._foreign_bad(got, off, fid, st)
+            bad = stamps.first_foreign(dst, off, fid, not st.zero_filled,
+                                       got)
             if bad is not None:
                 # the owner may be storing through a mapping right now
                 # (stores are not atomic, as on hardware): look again
@@ -307,21 +343,17 @@ class Worker:
     def _foreign_bad(got, off, fid, st):
         """Offset of the first unit that is neither zeros (a hole, a
         truncated tail) nor a stamp of file fid at that offset."""
-        for i in range(0, len(got), UNIT):
-            u = got[i:i + UNIT]
-            if not any(u) and not st.zero_filled:
-                continue
-            d = stamps.decode(u)
-            if d is None or d["file"] != fid or d["unit"] != (off + i) // UNIT:
-                return off + i
-        return None
+        return stamps.first_foreign(got, off, fid, not st.zero_filled)
 
     def run(self, op_budget=None):
         ops = {k: getattr(self, "op_" + k) for k in OPS}
+        kinds, cum, total = self.kinds, self.cum_weights, self.total
+        draw, hi = self.rng.random, len(cum) - 1
         n = 0
         while not self.machine.shutting_down():
             safepoint(self.machine)
-            kind = self.rng.choices(self.kinds, self.weights)[0]
+            # = self.rng.choices(self.kinds, self.weights)[0], same draw
+            kind = kinds[bisect.bisect(cum, draw() * total, 0, hi)]
             gap = self.gaps.get(kind)
             if gap:
                 if self.op - self.last_op.get(kind, -gap) < gap:

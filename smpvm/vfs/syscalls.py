@@ -6,14 +6,14 @@ and releases its own locks; none may be called with a lock held.  Reads go
 through the strategy path (and so may be served from the SSD); writes dirty
 pages and invalidate swap as the kernel does.
 """
-from smpvm.layout import lib
+from smpvm.layout import ffi, lib
 from smpvm.vfs import vnode
-from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread, brelse,
-                               busy_pages, bwrite_page, fault_release,
-                               set_size, vn_strategy_read,
-                               vnode_pager_putpage)
-from smpvm.vfs.vnode import VfsError
-from smpvm.vm.swap_pager import swap_pager_unswapped, swp_pager_meta_ctl
+from smpvm.vfs.vfs_bio import (ReadStats, busy_pages, bwrite_page,
+                               fault_release, set_size, vfs_read,
+                               vn_strategy_read, vnode_pager_putpage)
+from smpvm.vfs.vnode import VfsError, backing_fd
+from smpvm.vm.swap_pager import (swap_pager_unswapped, swapdev_fd,
+                                 swp_pager_meta_ctl)
 from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
                                 vm_object_hold, vm_object_page_remove)
 from smpvm.vm.vm_page import (pmap_enter, pmap_store,
@@ -22,6 +22,7 @@ from smpvm.vm.vm_page import (pmap_enter, pmap_store,
                               vm_page_test_dirty, vm_page_unqueue_nowakeup,
                               vm_page_wakeup, vm_wait)
 from smpvm.vm.vmview import vmview
+from smpvm.vm.vmview import vmview as _vmview
 import os
 
 _PAGE = lib.PAGE_SIZE
@@ -40,46 +41,40 @@ def file_size(vp):
     return vmview().vnodes[vp].size
 
 
+def sys_pread(vp, offset, length, dst, stats):
+    """pread(2) into dst (a char * of at least length bytes: an
+    ffi.from_buffer of a bytearray): bread, copy out, brelse buffer by
+    buffer, the object held throughout -- one C call (vfs_bio.vfs_read)
+    unless memory runs short.  Returns the bytes read (0 at or past EOF);
+    stats (ReadStats) takes what the reads did."""
+    v = _vmview()
+    vn = v.vnodes[vp]
+    size = vn.size
+    if offset >= size or length <= 0:
+        return 0
+    if length > size - offset:
+        length = size - offset
+    vfs_read(v.machine, vp, vn.v_object, offset, length,
+             (size + _PAGE - 1) // _PAGE, dst, stats)
+    return length
+
+
 def sys_read(vp, offset, length):
     """Read up to length bytes at offset.  Returns (data, ReadStats)."""
-    v = vmview()
     stats = ReadStats()
-    size = v.vnodes[vp].size
-    if offset >= size or length <= 0:
+    if length <= 0:
         return b"", stats
-    length = min(length, size - offset)
-    obj = _obj(vp)
-    npages_file = (size + _PAGE - 1) // _PAGE
-    out = bytearray()
-    vm_object_hold(obj)
-    try:
-        first = offset // _PAGE
-        last = (offset + length - 1) // _PAGE
-        lblk = first - first % BUF_PAGES
-        while lblk <= last:
-            n = min(BUF_PAGES, npages_file - lblk)
-            bp = bread(vp, obj, lblk, n, stats)
-            try:
-                for k, m in enumerate(bp.pages):
-                    pidx = lblk + k
-                    if pidx < first or pidx > last:
-                        continue
-                    lo = offset - pidx * _PAGE if pidx == first else 0
-                    hi = (offset + length - pidx * _PAGE if pidx == last
-                          else _PAGE)
-                    out += v.page_bytes(m)[lo:hi]
-            finally:
-                brelse(bp)
-            lblk += BUF_PAGES
-    finally:
-        vm_object_drop(obj)
-    return bytes(out), stats
+    out = bytearray(length)
+    n = sys_pread(vp, offset, length, ffi.from_buffer(out), stats)
+    return bytes(out) if n == length else bytes(memoryview(out)[:n]), stats
 
 
 def sys_write(vp, offset, data):
     """Write data at offset (write-through, page by page, as bwrite)."""
     stats = ReadStats()
-    obj = _obj(vp)
+    v = vmview()
+    obj = v.vnodes[vp].v_object
+    fds = backing_fd(v.machine, vp), swapdev_fd(v.machine)
     vm_object_hold(obj)
     try:
         pos = 0
@@ -87,7 +82,7 @@ def sys_write(vp, offset, data):
             off = (offset + pos) % _PAGE
             n = min(_PAGE - off, len(data) - pos)
             bwrite_page(vp, obj, (offset + pos) // _PAGE, off,
-                        data[pos:pos + n], stats)
+                        data[pos:pos + n], stats, fds)
             pos += n
     finally:
         vm_object_drop(obj)

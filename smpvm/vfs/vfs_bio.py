@@ -20,25 +20,23 @@ pager reads the invalid pages from the backing file.
 Writes are write-through, page by page, as bwrite: the page is filled, then
 vfs_busy_pages write-protects it (folding pte-modified bits), unswaps it
 (swap_pager_unswapped), writes it to the backing file and cleans it.
+
+The path is C (csrc/bio.c: the same primitives in the same order, the
+checked views' field checks and preemption points kept); this module is its
+face, with the kernel's names, plus what stays Python: vm_wait when a
+buffer finds no memory, and which file descriptor backs a vnode.
 """
-import os
-
-from smpvm.layout import lib
-from smpvm.vm.swap_pager import (io_wait, swap_pager_strategy_read,
-                                 swap_pager_unswapped)
-from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
-                              vm_page_busy_wait, vm_page_deactivate,
-                              vm_page_dirty, vm_page_flag_set,
-                              vm_page_lookup, vm_page_lookup_busy_wait,
-                              vm_page_protect, vm_page_undirty,
-                              vm_page_unwire, vm_page_wakeup, vm_page_wire,
-                              vm_wait)
+from smpvm.layout import ffi, lib
+from smpvm.vm.swap_pager import _pending, raise_host_error, swapdev_fd
+from smpvm.vm.vm_page import vm_wait
 from smpvm.vfs.vnode import backing_fd
-from smpvm.vm.vmview import addressof, counter_add, vmview
+from smpvm.vm.vmview import addressof, vmview
 
-BUF_PAGES = 4           # a buffer is 16 KiB: 4 pages, aligned
+_vfs_read = lib.vfs_read
+_bwrite_page = lib.bwrite_page
+BUF_PAGES = lib.BUF_PAGES       # a buffer is 16 KiB: 4 pages, aligned
+VM_CYCLE_POINT = lib.VM_CYCLE_POINT
 _PAGE = lib.PAGE_SIZE
-_ALL = lib.VM_PAGE_BITS_ALL
 
 
 class ReadStats:
@@ -51,20 +49,57 @@ class ReadStats:
         self.zero_filled = []
         self.error = 0
 
+    def add(self, st):
+        """Take in what C recorded in st (a struct bio_stats), and empty
+        it."""
+        if st.ndiverted:
+            self.diverted.extend(st.diverted[0:st.ndiverted])
+            st.ndiverted = 0
+        if st.nzero:
+            self.zero_filled.extend(st.zero[0:st.nzero])
+            st.nzero = 0
+        if st.error:
+            self.error = st.error
+            st.error = 0
 
-# vfs.vm_cycle_point @seed: a buffer whose pages' act_count reaches it
-# releases them to ACTIVE instead of INACTIVE
-VM_CYCLE_POINT = 40
+
+_free_st = []           # struct bio_stats to reuse (each left empty)
+
+
+def _get_st():
+    return _free_st.pop() if _free_st else ffi.new("struct bio_stats *")
+
+
+def _done(st, stats):
+    """After a C call that recorded in st: raise what it could not (a host
+    I/O error, an exception of the fault hook), take in its records, give
+    st back."""
+    try:
+        e = lib.bio_take_host_errno()
+        if e or _pending[0] is not None:
+            raise_host_error(e)
+    finally:
+        if st.ndiverted or st.nzero or st.error:
+            stats.add(st)
+        st.held = 0
+        _free_st.append(st)
 
 
 class Buf:
     """A buffer: its pages (busied and wired while it holds them) and
-    b_act_count."""
-    __slots__ = ("pages", "act_count")
+    b_act_count, in a struct buf."""
+    __slots__ = ("b",)
 
-    def __init__(self, pages):
-        self.pages = pages
-        self.act_count = lib.ACT_INIT
+    def __init__(self):
+        self.b = ffi.new("struct buf *")
+
+    @property
+    def pages(self):
+        return list(self.b.b_pages[0:self.b.b_npages])
+
+    @property
+    def act_count(self):
+        return self.b.b_act_count
 
 
 def busy_pages(obj, start, n, also_m_busy=False):
@@ -76,23 +111,10 @@ def busy_pages(obj, start, n, also_m_busy=False):
     the pages, or None after releasing them when memory ran out (the caller
     vm_wait()s and retries).
     """
-    pages = []
-    for pindex in range(start, start + n):
-        while True:
-            m = vm_page_lookup_busy_wait(obj, pindex, also_m_busy, "getblk")
-            if m >= 0:
-                break
-            m = vm_page_alloc(obj, pindex,
-                              lib.VM_ALLOC_NORMAL | lib.VM_ALLOC_NULL_OK)
-            if m >= 0:
-                break
-            if vm_page_lookup(obj, pindex) >= 0:
-                continue            # lost an insert race: look again
-            for p in pages:
-                vm_page_wakeup(p)
-            return None
-        pages.append(m)
-    return pages
+    out = ffi.new("int[]", n)
+    if lib.bio_busy_pages(obj, start, n, also_m_busy, out) < 0:
+        return None
+    return list(out)
 
 
 def getblk(obj, start, n, also_m_busy=False):
@@ -100,24 +122,16 @@ def getblk(obj, start, n, also_m_busy=False):
     busied (busy_pages) and wired, as allocbuf does, which takes it off its
     queue; b_act_count is the largest act_count of its pages.  Returns the
     Buf, or None when memory ran out (nothing held)."""
-    pages = busy_pages(obj, start, n, also_m_busy)
-    if pages is None:
+    bp = Buf()
+    if lib.getblk(obj, start, n, also_m_busy, bp.b) < 0:
         return None
-    bp = Buf(pages)
-    v = vmview()
-    for m in pages:
-        vm_page_wire(m)
-        if bp.act_count < v.pages[m].act_count:
-            bp.act_count = v.pages[m].act_count
     return bp
 
 
 def brelse(bp):
     """Release buffer bp and destroy it: its lock (the pages' busy) goes,
     then vfs_vmio_release gives the pages back to the queues."""
-    for m in bp.pages:
-        vm_page_wakeup(m)
-    vfs_vmio_release(bp)
+    lib.brelse(bp.b)
 
 
 def vfs_vmio_release(bp):
@@ -128,111 +142,63 @@ def vfs_vmio_release(bp):
     tests "(m->flags & PG_BUSY) || m->busy", which is always true right
     after its own vm_page_busy_wait: every page takes that branch, and the
     act_count and cache code after it never runs."""
-    activate = bp.act_count >= VM_CYCLE_POINT
-    for m in bp.pages:
-        vm_page_busy_wait(m, False, "vmiopg")
-        vm_page_unwire(m, activate)
-        vm_page_protect(m, lib.VM_PROT_NONE)
-        vm_page_wakeup(m)
-    bp.pages = []
+    lib.vfs_vmio_release(bp.b)
 
 
 def fault_release(pages):
     """Release pages a fault busied (not a buffer: never wired): a page on
     no queue, or still on CACHE, goes to the INACTIVE tail, the others are
     marked referenced."""
-    v = vmview()
-    for m in pages:
-        pg = v.pages[m]
-        q = pg.queue
-        if q == lib.PQ_NONE or q - pg.pc == lib.PQ_CACHE:
-            vm_page_deactivate(m)
-        else:
-            vm_page_flag_set(m, lib.PG_REFERENCED)
-        vm_page_wakeup(m)
-
-
-def swapcache_read_enabled():
-    return vmview().vmg.swapcache.read_enable != 0
-
-
-def vn_cache_strategy(vp, obj, pages, stats):
-    """Divert a read of pages (busied by the caller, consecutive,
-    page-aligned, not a pbuf) to swap when every page is PG_SWAPPED and
-    read_enable is set (vfs_bio.c vn_cache_strategy @seed).  The caller
-    holds obj.  Returns True when diverted."""
-    if not swapcache_read_enabled() or not pages:
-        return False
-    v = vmview()
-    for m in pages:
-        pg = v.pages[m]
-        if not (pg.flags & lib.PG_SWAPPED) or pg.valid:
-            return False
-    zeroed, error = swap_pager_strategy_read(obj, pages)
-    if error:
-        # The kernel fails the read with EIO.  smpvm counts the error and
-        # lets the caller read the file instead, so that an SSD fault is
-        # never a wrong byte (or a spurious EIO in a stress run).
-        counter_add("swap_read_errors")
-        stats.error = error
-        return False
-    counter_add("diverted_reads")
-    counter_add("diverted_pages", len(pages))
-    stats.diverted.extend(v.pages[m].pindex for m in pages)
-    stats.zero_filled.extend(zeroed)
-    return True
-
-
-def vnode_pager_getpages(vp, pages):
-    """Read the invalid pages among pages (busied by the caller, which
-    holds their object) from vp's backing file; bytes past EOF read as zero.
-    Each contiguous run is one I/O wait: tokens are lost there.  (The
-    seed's vnode_pager_generic_getpages soft-busies the pages around the
-    read; smpvm keeps them hard-busied, see brelse.)"""
-    v = vmview()
-    fd = backing_fd(v.machine, vp)
-    i = 0
-    while i < len(pages):
-        if v.pages[pages[i]].valid == _ALL:
-            i += 1
-            continue
-        j = i + 1
-        while j < len(pages) and v.pages[pages[j]].valid != _ALL:
-            j += 1
-        bufs = [v.page_bytes(m) for m in pages[i:j]]
-        io_wait()
-        n = os.preadv(fd, bufs, v.pages[pages[i]].pindex * _PAGE)
-        if n < (j - i) * _PAGE:                 # past EOF: zero the rest
-            for k, b in enumerate(bufs):
-                lo = max(0, n - k * _PAGE)
-                if lo < _PAGE:
-                    b[lo:] = bytes(_PAGE - lo)
-        i = j
-    counter_add("vnode_reads")
+    lib.fault_release(pages, len(pages))
 
 
 def vn_strategy_read(vp, obj, pages, stats):
     """Fill the invalid pages of a busied buffer (obj held): from the SSD
-    if vn_cache_strategy diverts it, else from the file.  All pages end
-    valid.  Blocks (I/O waits)."""
+    if vn_cache_strategy diverts it (every page PG_SWAPPED, none valid,
+    vm.swapcache.read_enable set; a failed SSD read is counted and the file
+    read instead, where the kernel fails the read with EIO), else from the
+    file (vnode_pager_getpages: each contiguous run of invalid pages one
+    I/O wait, bytes past EOF zero).  All pages end valid.  Blocks (I/O
+    waits: tokens are lost)."""
     v = vmview()
-    if not all(v.pages[m].valid == _ALL for m in pages):
-        if not vn_cache_strategy(vp, obj, pages, stats):
-            vnode_pager_getpages(vp, pages)
-    for m in pages:
-        v.pages[m].valid = _ALL
+    st = _get_st()
+    try:
+        lib.vn_strategy_read(obj, pages, len(pages),
+                             backing_fd(v.machine, vp),
+                             swapdev_fd(v.machine), st)
+    finally:
+        _done(st, stats)
 
 
-def bread(vp, obj, start, n, stats):
-    """The buffer [start, start+n) of obj, made valid (obj held).  Returns
-    the Buf; the caller brelse()s it."""
-    while True:
-        bp = getblk(obj, start, n)
-        if bp is not None:
-            break
-        vm_wait()
-    vn_strategy_read(vp, obj, bp.pages, stats)
-    return bp
+def vfs_read(machine, vp, obj, offset, length, npages_file, dst, stats):
+    """Read [offset, offset+length) of vp (all before EOF; obj its object,
+    npages_file its size in pages) into dst (a char *): bread, copy out and
+    brelse buffer by buffer, obj held throughout (csrc/bio.c vfs_read).
+    vm_wait()s while memory is short, obj held as the kernel's bread
+    holds it.  No locks held on entry."""
+    st = _free_st.pop() if _free_st else ffi.new("struct bio_stats *")
+    fd, swapfd = backing_fd(machine, vp), swapdev_fd(machine)
+    r = _vfs_read(vp, obj, offset, length, npages_file, fd, swapfd, dst, st)
+    if not r and _pending[0] is None and not (st.ndiverted or st.nzero
+                                              or st.error):
+        _free_st.append(st)             # the common case: nothing to say
+        return
+    try:
+        while r:
+            if r == 1:
+                stats.add(st)
+            elif r == -1:
+                try:
+                    vm_wait()
+                except BaseException:
+                    lib.vm_object_drop(obj)
+                    raise
+            else:
+                break
+            r = _vfs_read(vp, obj, offset, length, npages_file, fd,
+                          swapfd, dst, st)
+    finally:
+        _done(st, stats)
 
 
 def vnode_pager_putpage(vp, m):
@@ -240,26 +206,16 @@ def vnode_pager_putpage(vp, m):
     (vfs_busy_pages + the write).  The caller holds m busy and m's object.
     Write-protect folds pte-modified bits into dirty, the swap copy is
     released (vfs_busy_pages unswaps a page it writes), the page is written
-    up to EOF (an I/O wait: tokens are lost) and then is clean."""
-    v = vmview()
-    pg = v.pages[m]
-    vm_page_protect(m, lib.VM_PROT_READ)
-    if not v.vmg.bugs & lib.BUG_SKIP_UNSWAP_ON_WRITE:
-        swap_pager_unswapped(m)
-    # The write is clipped at EOF as it is issued: the size is read after
-    # the bio wait (which loses o's token), so a truncation that ran during
-    # the wait -- it holds o while it shrinks the file -- cannot be undone
-    # by an old page written past the new EOF (found by the stress verifier:
-    # the seed's vnode lock serialises the two; o's token does here).
-    io_wait()
-    size = v.vnodes[vp].size
-    off = pg.pindex * _PAGE
-    n = min(_PAGE, max(0, size - off))
-    if n:
-        os.pwrite(backing_fd(v.machine, vp), v.page_bytes(m)[:n], off)
-    vm_page_undirty(m)
-    pmap_clear_modify(m)
-    counter_add("vnode_writes")
+    up to EOF (an I/O wait: tokens are lost) and then is clean.
+
+    The write is clipped at EOF as it is issued: the size is read after the
+    bio wait (which loses the object's token), so a truncation that ran
+    during the wait -- it holds the object while it shrinks the file --
+    cannot be undone by an old page written past the new EOF (found by the
+    stress verifier: the seed's vnode lock serialises the two; the
+    object's token does here)."""
+    lib.vnode_pager_putpage(vp, m, backing_fd(vmview().machine, vp))
+    raise_host_error()
 
 
 def set_size(vp, size):
@@ -269,49 +225,29 @@ def set_size(vp, size):
         pass
 
 
-def extend_size(vp, end):
-    """vn.size = max(vn.size, end), atomically (concurrent appends); the
-    object's size in pages follows (vnode_pager_setsize)."""
-    v = vmview()
-    p = addressof(v.vnodes[vp], "size")
-    while True:
-        cur = p[0]
-        if end <= cur:
-            return
-        if lib.atomic_cmpset_long(p, cur, end):
-            break
-    o = addressof(v.objects[v.vnodes[vp].v_object], "size")
-    pages = (end + _PAGE - 1) // _PAGE
-    while True:
-        cur = o[0]
-        if pages <= cur or lib.atomic_cmpset_long(o, cur, pages):
-            return
-
-
 def write_waits_for_swap_io():
     """The fixed kernel's buffer write waits for an in-flight swap write
     (soft busy) before it modifies a page; the seed does not (H1)."""
     return not (vmview().vmg.bugs & lib.BUG_WRITE_IGNORES_SWAPINPROG)
 
 
-def bwrite_page(vp, obj, pindex, off, data, stats):
-    """Write data at byte off of page pindex of vp, through a one-page
-    buffer.  obj held.  Extends the file if needed."""
-    v = vmview()
-    also = write_waits_for_swap_io()
-    partial = off != 0 or len(data) != _PAGE
-    while True:
-        bp = getblk(obj, pindex, 1, also_m_busy=also)
-        if bp is not None:
-            break
-        vm_wait()
-    m = bp.pages[0]
-    pg = v.pages[m]
-    if partial and pg.valid != _ALL:
-        vn_strategy_read(vp, obj, bp.pages, stats)
-    lib.vm_page_copyin(m, off, data, len(data))
-    pg.valid = _ALL
-    vm_page_dirty(m)
-    extend_size(vp, pindex * _PAGE + off + len(data))
-    vnode_pager_putpage(vp, m)
-    brelse(bp)
+def bwrite_page(vp, obj, pindex, off, data, stats, fds=None):
+    """Write data (bytes) at byte off of page pindex of vp, through a
+    one-page buffer (obj held), write-through: getblk (waiting for an
+    in-flight swap write unless the kernel ignores it, H1), a partial write
+    of an invalid page reads it first, copy, dirty, extend the file (vn.size
+    and the object's size, by CAS: appends race), vnode_pager_putpage,
+    brelse.  vm_wait()s while memory is short.  fds: (vp's backing file,
+    the SSD) if the caller has them."""
+    if fds is None:
+        machine = vmview().machine
+        fds = backing_fd(machine, vp), swapdev_fd(machine)
+    st, n = _get_st(), len(data)
+    try:
+        r = _bwrite_page(vp, obj, pindex, off, data, n, fds[0], fds[1], st)
+        while r == -1:
+            vm_wait()
+            r = _bwrite_page(vp, obj, pindex, off, data, n, fds[0],
+                             fds[1], st)
+    finally:
+        _done(st, stats)

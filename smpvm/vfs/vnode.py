@@ -13,7 +13,7 @@ import os
 
 from smpvm.errors import SmpvmError
 from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken
-from smpvm.layout import cstr, lib
+from smpvm.layout import lib
 from smpvm.vm.vm_object import (vm_object_allocate, vm_object_drop,
                                 vm_object_hold, vm_object_terminate)
 from smpvm.vm.vmview import addressof, vmview
@@ -40,42 +40,44 @@ def backing_path(machine, vp):
     return os.path.join(machine.datadir, FILES_DIR, f"{vp}.{vn.generation}")
 
 
-_fds = {}
-
-
 def backing_fd(machine, vp):
     """This process's descriptor of vp's backing file (cached per
-    incarnation)."""
+    incarnation of the slot)."""
     gen = vmview(machine).vnodes[vp].generation
-    key = (id(machine), vp, gen)
-    fd = _fds.get(key)
-    if fd is None:
-        for old in [k for k in _fds if k[:2] == (id(machine), vp)]:
-            os.close(_fds.pop(old))         # an earlier incarnation's file
-        fd = os.open(backing_path(machine, vp), os.O_RDWR | os.O_CLOEXEC)
-        if not any(k[0] == id(machine) for k in _fds):
-            machine.on_close(lambda: _forget_machine(machine))
-        _fds[key] = fd
+    fds = machine.__dict__.get("_backing_fds")
+    if fds is not None:
+        e = fds.get(vp)
+        if e is not None and e[0] == gen:
+            return e[1]
+    else:
+        fds = machine._backing_fds = {}
+        machine.on_close(lambda: _forget_machine(fds))
+    e = fds.pop(vp, None)
+    if e is not None:
+        os.close(e[1])                  # an earlier incarnation's file
+    fd = os.open(backing_path(machine, vp), os.O_RDWR | os.O_CLOEXEC)
+    fds[vp] = (gen, fd)
     return fd
 
 
-def _forget_machine(machine):
-    for key in [k for k in _fds if k[0] == id(machine)]:
-        os.close(_fds.pop(key))
+def _forget_machine(fds):
+    for _, fd in fds.values():
+        os.close(fd)
+    fds.clear()
 
 
 def _forget_fd(machine, vp, gen):
-    fd = _fds.pop((id(machine), vp, gen), None)
-    if fd is not None:
-        os.close(fd)
+    fds = machine.__dict__.get("_backing_fds")
+    e = fds.get(vp) if fds is not None else None
+    if e is not None and e[0] == gen:
+        del fds[vp]
+        os.close(e[1])
 
 
 def _lookup_locked(v, name):
-    for vp in range(v.machine.config.nvnodes):
-        vn = v.vnodes[vp]
-        if vn.state == 1 and not vn.unlinked and cstr(vn.name) == name:
-            return vp
-    return -1
+    """The vnode of live file name, or -1; vnode_token held (csrc/bio.c:
+    slot by slot, each candidate's name a checked read)."""
+    return lib.vn_lookup_locked(name.encode())
 
 
 def _alloc_locked(v, name, vtype, size):

@@ -1,9 +1,11 @@
 """The swap pager's I/O (sys/vm/swap_pager.c) over the SSD file.
 
 Metadata, the block allocator and the accounting are C (csrc/vm.c): the
-kernel names below are those entries.  This module does the I/O: putpages
-(always synchronous here, as for every thread but pageout, with the
-completion run inline) and the read strategy that serves diverted reads.
+kernel names below are those entries.  The I/O is C too (csrc/bio.c):
+putpages (always synchronous here, as for every thread but pageout, with
+the completion run inline) and the read strategy that serves diverted
+reads.  This module is their face, and decides the SSD's injected faults
+(_fault, which C calls back only while a fault can come).
 
 The swap device is the file `swap.ssd` in the machine's data directory,
 nswap pages, created sparse with mode 0600 when the VM boots.
@@ -11,12 +13,8 @@ nswap pages, created sparse with mode 0600 when the VM boots.
 import errno
 import os
 
-from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken
 from smpvm.layout import ffi, lib
-from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
-from smpvm.vm.vm_page import (vm_page_busy_wait, vm_page_flag_clear,
-                              vm_page_flag_set)
-from smpvm.vm.vmview import counter_add, vmview
+from smpvm.vm.vmview import vmview
 
 swp_pager_getswapspace = lib.swp_pager_getswapspace
 swp_pager_freeswapspace = lib.swp_pager_freeswapspace
@@ -29,12 +27,20 @@ swap_pager_freespace_all = lib.swap_pager_freespace_all
 swap_pager_condfree = lib.swap_pager_condfree
 
 SWAPDEV_NAME = "swap.ssd"
-_NONE = lib.SWAPBLK_NONE
 _PAGE = lib.PAGE_SIZE
 
-# Fault injection for the SSD (set by the stress harness): a callable
+class _FaultHook(dict):
+    """{"fn": callable or None}: setting it tells C (csrc/bio.c) to ask
+    _fault about every SSD I/O."""
+
+    def __setitem__(self, key, fn):
+        super().__setitem__(key, fn)
+        lib.bio_fault_hook(1 if fn is not None else 0)
+
+
+# Fault injection for the SSD (set by the tests): a callable
 # (op, blk, npages) -> None | errno | ("short", nbytes) | ("delay", s).
-swap_io_fault = {"fn": None}
+swap_io_fault = _FaultHook(fn=None)
 
 
 def swapdev_path(machine):
@@ -98,48 +104,54 @@ def _fault(op, blk, n):
     return out
 
 
-def io_wait():
-    """A synchronous bio wait is a blocking point: the thread loses its
-    tokens while the I/O runs and owns them again after (lwkt_yield)."""
-    if lib.smpvm_curtid() >= 0:
-        lib.lwkt_yield()
+def _fault_cb_error(exc, value, tb):
+    """An exception in the fault hook (a Panic signalled meanwhile, a
+    test's hook failing) is re-raised when the C call returns."""
+    _pending[0] = value
 
 
-def _swap_write(v, run, blk):
-    """pwritev the pages of run to blocks blk..; 0 or an errno.
-
-    The device takes the pages' contents when the write is issued (the DMA
-    of the kernel's async write), then the thread waits for the I/O (a
-    token-loss point): a page modified meanwhile is newer than its swap copy
-    (hazard H1), which is what a write that ignores soft busy gets."""
-    try:
-        return _swap_pwritev(v, run, blk)
-    finally:
-        io_wait()
+_pending = [None]
 
 
-def _swap_pwritev(v, run, blk):
-    f = _fault("write", blk, len(run))
-    bufs = [v.page_bytes(m) for m in run]
-    want = len(run) * _PAGE
-    try:
-        if isinstance(f, int):
-            raise OSError(f, os.strerror(f))
-        if isinstance(f, tuple) and f[0] == "short":
-            n = os.pwritev(swapdev_fd(v.machine), bufs, blk * _PAGE)
-            n = min(n, f[1])
-        else:
-            if isinstance(f, tuple) and f[0] == "delay":
-                import time
-                time.sleep(f[1])
-            n = os.pwritev(swapdev_fd(v.machine), bufs, blk * _PAGE)
-    except OSError as e:
-        return e.errno or errno.EIO
-    return 0 if n == want else errno.EIO
+@ffi.callback("bio_fault_fn", onerror=_fault_cb_error)
+def _fault_cb(op, blk, n, nbytes):
+    """C's question (csrc/bio.c io_fault): the fault of one SSD I/O, as
+    _fault decides it.  A delayed write sleeps here, before it is issued
+    (a read's delay is not modelled)."""
+    f = _fault("read" if op == lib.BIO_READ else "write", blk, n)
+    if f is None:
+        return 0
+    if isinstance(f, int):
+        return f
+    if f[0] == "short":
+        nbytes[0] = f[1]
+        return -1
+    if f[0] == "delay" and op == lib.BIO_WRITE:
+        import time
+        time.sleep(f[1])
+    return 0
+
+
+lib.bio_set_fault_fn(_fault_cb)
+
+
+def raise_host_error(e=None):
+    """After a C I/O call: raise what it could not (an exception of the
+    fault hook; a host I/O error of the backing files, as os.pwrite and
+    os.preadv raised it: errno e, or the one C recorded)."""
+    exc = _pending[0]
+    if exc is not None:
+        _pending[0] = None
+        raise exc
+    if e is None:
+        e = lib.bio_take_host_errno()
+    if e:
+        raise OSError(e, os.strerror(e))
 
 
 def swap_pager_putpages(obj, marray, sync, rtvals):
-    """Write the pages of marray (all in obj) to newly assigned swap.
+    """Write the pages of marray (all in obj) to newly assigned swap
+    (csrc/bio.c).
 
     Caller's duties (swap_pager.c @seed): every page is in obj and soft-busied
     (vm_page_io_start), its hard busy released, and vm_object_pip_add(obj,
@@ -147,143 +159,23 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
     completion runs inline.  rtvals[i] becomes VM_PAGER_PEND for every page
     whose I/O was issued and VM_PAGER_FAIL for pages that got no swap (the
     caller finishes those: busy, io_finish, wakeup, pip_wakeup).
+
+    In chunks of at most NSW_CLUSTER_MAX pages: swap is allocated under
+    vm_token (halved down to 4 pages while none is free; a run crossing a
+    dmmax stripe gives its tail back), each page's metadata built (the old
+    block freed), PG_SWAPINPROG set; the device takes the pages' contents
+    when the write is issued, then the thread waits for the I/O (a
+    token-loss point: a page modified meanwhile is newer than its swap
+    copy, hazard H1); then swp_pager_async_iodone: on error the assignment
+    is destroyed (SWM_FREE) and PG_SWAPPED cleared (a SWAP object's page is
+    dirtied and activated), on success a SWAP object's page is undirtied
+    and PG_SWAPPED set (deactivated under a severe shortage); each page is
+    busied ("swadpg"), io_finish'ed and unbusied, then one pip release per
+    page and vm_token around the pbuf's release.
     """
-    v = vmview()
-    o = v.objects[obj]
-    vm_object_hold(obj)
-    if o.type == lib.OBJT_DEFAULT:
-        o.type = lib.OBJT_SWAP
-    count = len(marray)
-    i = 0
-    while i < count:
-        n = min(lib.SWAP_META_PAGES, count - i, lib.NSW_CLUSTER_MAX)
-        # vm_token across the allocation, its retries and the stripe trim
-        # (the inner takes are recursive: one blocking point per chunk)
-        lwkt_gettoken(lib.TOK_VM)
-        blk = swp_pager_getswapspace(obj, n)
-        while blk == _NONE and n > 4:
-            n >>= 1
-            blk = swp_pager_getswapspace(obj, n)
-        if blk == _NONE:
-            for j in range(i, i + n):
-                rtvals[j] = lib.VM_PAGER_FAIL
-            lwkt_reltoken(lib.TOK_VM)
-            i += n
-            continue
-        # a run may not cross a dmmax stripe: give back the tail
-        inside = blk & (lib.SWB_DMMAX - 1)
-        if inside + n > lib.SWB_DMMAX:
-            j = lib.SWB_DMMAX - inside
-            swp_pager_freeswapspace(obj, blk + j, n - j)
-            n = j
-        lwkt_reltoken(lib.TOK_VM)
-        run = marray[i:i + n]
-        for j, m in enumerate(run):
-            pg = v.pages[m]
-            # frees the page's previous block at once, if it had one
-            swp_pager_meta_build(obj, pg.pindex, blk + j)
-            if o.type == lib.OBJT_SWAP:
-                lib.vm_page_dirty(m)
-            vm_page_flag_set(m, lib.PG_SWAPINPROG)
-        error = _swap_write(v, run, blk)
-        for j in range(i, i + n):
-            rtvals[j] = lib.VM_PAGER_PEND
-        swp_pager_async_iodone(obj, run, error)
-        i += n
-    vm_object_drop(obj)
-
-
-def swp_pager_async_iodone(obj, run, error):
-    """Completion of a swap write of run (swap_pager.c @seed).  Called
-    inline by swap_pager_putpages, which holds obj.
-
-    Error: the assignment is destroyed (SWM_FREE), PG_SWAPPED cleared (a
-    SWAP object's page is dirtied and activated; a vnode page is not: its
-    file is the backing store), PG_SWAPINPROG cleared.  Success: a SWAP
-    object's page is undirtied, PG_SWAPINPROG cleared, PG_SWAPPED set, and
-    under a severe memory shortage the page is deactivated.  Each page is
-    busied ("swadpg", not waiting for its own soft busy), io_finish'ed and
-    unbusied; then one pip release per page, and vm_token is taken and
-    released around the pbuf's release (a blocking point in the seed).
-    """
-    v = vmview()
-    o = v.objects[obj]
-    for m in run:
-        pg = v.pages[m]
-        vm_page_busy_wait(m, False, "swadpg")
-        if error:
-            swp_pager_meta_ctl(obj, pg.pindex, lib.SWM_FREE)
-            vm_page_flag_clear(m, lib.PG_SWAPPED)
-            if o.type == lib.OBJT_SWAP:
-                lib.vm_page_dirty(m)
-                lib.vm_page_activate(m)
-            vm_page_flag_clear(m, lib.PG_SWAPINPROG)
-        else:
-            if o.type == lib.OBJT_SWAP:
-                lib.vm_page_undirty(m)
-            vm_page_flag_clear(m, lib.PG_SWAPINPROG)
-            vm_page_flag_set(m, lib.PG_SWAPPED)
-            if lib.vm_page_count_severe():
-                lib.vm_page_deactivate(m)
-            pg.swap_writes += 1
-        lib.vm_page_io_finish(m)
-        if v.vmg.bugs & lib.BUG_LOST_IO_WAKEUP:     # broken on purpose
-            vm_page_flag_clear(m, lib.PG_BUSY | lib.PG_WANTED)
-        else:
-            lib.vm_page_wakeup(m)
-    if error:
-        counter_add("swap_write_errors")
-    else:
-        counter_add("swap_write_pages", len(run))
-        counter_add("swap_write_clusters")
-    lib.vm_object_pip_wakeup_n(obj, len(run))
-    lwkt_gettoken(lib.TOK_VM)           # relpbuf(bp, &nsw_wcount_sync)
-    lwkt_reltoken(lib.TOK_VM)
-
-
-def swap_pager_strategy_read(obj, marray):
-    """Read the pages of marray (busied, consecutive pindexes of obj) from
-    swap: the read half of swap_pager_strategy.
-
-    Holds obj while it looks up each page's block.  Contiguous blocks are
-    read with one preadv.  A page with no block is zero-filled silently,
-    as the kernel does -- and smpvm counts it (vm_counters.zero_fills) and
-    returns the pindexes so that the stress verifier reports it.  Returns
-    (zero_filled_pindexes, error).
-    """
-    v = vmview()
-    vm_object_hold(obj)
-    try:
-        pidx = [v.pages[m].pindex for m in marray]
-        blks = [swap_pager_meta_lookup(obj, p) for p in pidx]
-    finally:
-        vm_object_drop(obj)
-    zeroed = []
-    error = 0
-    i = 0
-    fd = swapdev_fd(v.machine)
-    while i < len(marray):
-        if blks[i] == _NONE:
-            v.page_bytes(marray[i])[:] = bytes(_PAGE)
-            zeroed.append(pidx[i])
-            i += 1
-            continue
-        j = i + 1
-        while (j < len(marray) and blks[j] == blks[j - 1] + 1
-               and blks[j] & (lib.SWB_DMMAX - 1)):
-            j += 1
-        io_wait()
-        f = _fault("read", blks[i], j - i)
-        try:
-            if isinstance(f, int):
-                raise OSError(f, os.strerror(f))
-            n = os.preadv(fd, [v.page_bytes(m) for m in marray[i:j]],
-                          blks[i] * _PAGE)
-            if n != (j - i) * _PAGE:
-                error = errno.EINVAL
-        except OSError as e:
-            error = e.errno or errno.EIO
-        i = j
-    if zeroed:
-        counter_add("zero_fills", len(zeroed))
-    return zeroed, error
+    n = len(marray)
+    rt = ffi.new("int[]", n)               # C sets every entry
+    lib.swap_pager_putpages(obj, marray, n, swapdev_fd(vmview().machine), rt)
+    for k in range(n):
+        rtvals[k] = rt[k]
+    raise_host_error()

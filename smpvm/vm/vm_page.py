@@ -70,19 +70,9 @@ _pmap_load = lib.pmap_load
 _err = ffi.new("int *")
 
 
-def vm_page_flag_set(m, bits):
-    """m->flags |= bits, atomically (vm_page_flag_set: no lock needed)."""
-    lib.atomic_set_int(_flags(m), bits)
-
-
-def vm_page_flag_clear(m, bits):
-    """m->flags &= ~bits, atomically (vm_page_flag_clear)."""
-    lib.atomic_clear_int(_flags(m), bits)
-
-
-def _flags(m):
-    from smpvm.vm.vmview import addressof, vmview
-    return addressof(vmview().pages[m], "flags")
+# m->flags |= bits / &= ~bits, atomically (no lock needed): csrc/bio.c
+vm_page_flag_set = lib.vm_page_flag_set
+vm_page_flag_clear = lib.vm_page_flag_clear
 
 
 vm_page_count_severe = lib.vm_page_count_severe

@@ -17,7 +17,7 @@ import sys
 from operator import attrgetter
 
 from smpvm import layout
-from smpvm.kern.thread import curmachine
+from smpvm.kern.thread import _bound      # curmachine(), without a call
 from smpvm.layout import ffi, lib
 
 
@@ -62,14 +62,26 @@ class VMView:
         return self.phys[off:off + lib.PAGE_SIZE]
 
 
+_last = [None, None]        # the machine and view asked for last
+
+
 def vmview(machine=None):
     """The VMView of machine (default: this thread's machine)."""
-    m = machine if machine is not None else curmachine()
+    m = machine if machine is not None else _bound["machine"]
+    if m is _last[0]:
+        return _last[1]
     v = m.__dict__.get("_vmview")
     if v is None or v.machine is not m:
         v = VMView(m)
         m._vmview = v
+        m.on_close(lambda: _forget(m))
+    _last[0], _last[1] = m, v
     return v
+
+
+def _forget(machine):
+    if _last[0] is machine:
+        _last[0] = _last[1] = None
 
 
 def counter_add(field, n=1, machine=None):
@@ -195,14 +207,33 @@ def _queues_getter():
     return get
 
 
-def _checked_list(raw, n, sname):
-    """A list of the n checked structs of array raw: indexing it is the
-    list's own C code."""
-    cls = _proxy_class(sname)
-    out = []
-    for i in range(n):
-        p = object.__new__(cls)
-        p._raw = raw[i]
+class _CheckedArray(dict):
+    """The checked structs of array raw, index -> proxy, each made the
+    first time it is indexed (so a view costs nothing per page until the
+    page is touched: a 1 GiB machine has 262144 pages).  Indexing is the
+    dict's own C code; a miss (__missing__) makes the proxy."""
+    __slots__ = ("raw", "n", "cls")
+
+    def __init__(self, raw, n, cls):
+        super().__init__()
+        self.raw, self.n, self.cls = raw, n, cls
+
+    def __missing__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(f"{self.cls.__name__} index {i} out of range")
+        p = object.__new__(self.cls)
+        p._raw = self.raw[i]
         p._idx = i
-        out.append(p)
-    return out
+        self[i] = p
+        return p
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return (self[i] for i in range(self.n))
+
+
+def _checked_list(raw, n, sname):
+    """The n checked structs of array raw (index -> proxy, made lazily)."""
+    return _CheckedArray(raw, n, _proxy_class(sname))
