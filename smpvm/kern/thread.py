@@ -30,14 +30,28 @@ _SKIP_FILES = ("kern_synch.py", "vm_page.py", "lwkt_token.py", "spinlock.py")
 _site_cache = {}
 
 
-@ffi.callback("smpvm_site_fn")
+def _site_error(exc_type, exc, tb):
+    """cffi's onerror of _site_fn.  A panic signalled while the lookup runs
+    is delivered inside the callback, where cffi could only print it as a
+    traceback: the panic is the machine's already (panicstr, reported by
+    the supervisor), so it is dropped here quietly (site 0).  Anything else
+    is printed as cffi would."""
+    if exc_type is not None and issubclass(exc_type, Panic):
+        return 0
+    import traceback
+    traceback.print_exception(exc_type, exc, tb)
+    return None
+
+
+@ffi.callback("smpvm_site_fn", onerror=_site_error)
 def _site_fn(cfunc):
     """The call site of the Python code that called into C (file:line:
     function, plus the C function that took the lock): for the lock
     profiler, called on contended paths only (and by the race checkers'
     reports).  Its atomics are preemption points only for the race reports:
-    C turns the hook off around the lock profiler's lookups.  Thin kernel-named wrappers
-    are skipped so the site is the caller of the kernel function."""
+    C turns the hook off around the lock profiler's lookups.  Thin
+    kernel-named wrappers are skipped so the site is the caller of the
+    kernel function."""
     import os
     import sys
     import time
