@@ -14,7 +14,8 @@ import os
 import sys
 
 from smpvm.config import CHECKERS, SCHED_STRATEGIES, MachineConfig
-from smpvm.errors import (ConfigError, HostError, SmpvmError, host_error_of)
+from smpvm.errors import (ConfigError, HostError, SmpvmError, SysctlError,
+                          host_error_of)
 from smpvm.kern import ddb, sysctl
 from smpvm.layout import lib
 from smpvm.machine import Machine, list_machines, sweep
@@ -23,7 +24,7 @@ from smpvm.stress.findings import (EXIT_FOUND, EXIT_HOST, EXIT_INTERRUPTED,
 from smpvm.stress.options import StressOptions, option_error
 from smpvm.stress.workloads import OPS, workload_counters
 from smpvm.vm.bugs import BUGS
-from smpvm.vm.vm_init import KERNELS
+from smpvm.vm.vm_init import kernel_name
 from smpvm.vm.vm_meter import format_status, swapcache_status
 
 
@@ -118,6 +119,12 @@ def _stress_options(a, **extra):
         opts.mix = _mix(a.mix)
     opts.validate()
     return opts
+
+
+def cmd_kernels(a):
+    from smpvm.vm.versions import table
+    sys.stdout.write(table())
+    return EXIT_OK
 
 
 def cmd_stress(a):
@@ -255,9 +262,14 @@ def cmd_sysctl(a):
     try:
         if a.all:
             for n in sysctl.nodes():
-                v = int(n.get(machine))
-                mark = "" if n.default is None or v == n.default else \
-                    f"  # kernel default {n.default}"
+                try:
+                    v = int(n.get(machine))
+                except SysctlError:
+                    continue            # not a node of this kernel version
+                default = n.default(machine) if callable(n.default) \
+                    else n.default
+                mark = "" if default is None or v == default else \
+                    f"  # kernel default {default}"
                 print(f"{n.name}: {v}{mark}")
         for name, v in reqs:
             if v is None:
@@ -292,6 +304,24 @@ def cmd_clean(a):
 
 # ---- the parser -------------------------------------------------------------
 
+_KERNEL_HELP = ("the kernel version: seed, a commit after it by short hash, "
+                "or fixed (the newest plus smpvm's fixes of H1 and H2; the "
+                "default); `--kernel list` lists them")
+
+
+def _kernel(text):
+    """--kernel: a version's canonical name; "list" prints the versions
+    and exits 0."""
+    if text == "list":
+        from smpvm.vm.versions import table
+        sys.stdout.write(table())
+        sys.exit(EXIT_OK)
+    try:
+        return kernel_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _check_args(p, default):
     p.add_argument("--check", nargs="?", const="all", default=default,
                    metavar="CHECKERS",
@@ -317,9 +347,8 @@ def _boot_args(b):
     _datadir_arg(b)
     b.add_argument("--speedup", type=int, default=1,
                    help="run the machine clock N times faster than real time")
-    b.add_argument("--kernel", choices=sorted(KERNELS), default="fixed",
-                   help="seed: the seed with its defects; fixed (default): "
-                        "the upstream fixes (see README)")
+    b.add_argument("--kernel", type=_kernel, default="fixed",
+                   help=_KERNEL_HELP)
     _check_args(b, "")
     b.add_argument("--sysctl-defaults", choices=("demo", "kernel"),
                    default="demo",
@@ -343,7 +372,8 @@ def _stress_args(sx, d, check_default):
                     help=f"run this long (default {d.seconds:g}); Ctrl-C "
                          "or SIGTERM end it sooner, the same way")
     sx.add_argument("--seed", type=int, default=d.seed)
-    sx.add_argument("--kernel", choices=sorted(KERNELS), default=d.kernel)
+    sx.add_argument("--kernel", type=_kernel, default=d.kernel,
+                    help=_KERNEL_HELP)
     sx.add_argument("--mix", default="",
                     help="op weights, e.g. read=50,write=10 (ops: "
                          + ", ".join(OPS) + ")")
@@ -483,6 +513,10 @@ def build_parser():
                         "the locks they hold or wait for")
     ps.add_argument("-m", "--machine", default="")
     ps.set_defaults(fn=cmd_ps)
+
+    k = sub.add_parser("kernels", help="the kernel versions --kernel takes: "
+                       "the seed and the upstream commits after it")
+    k.set_defaults(fn=cmd_kernels)
 
     c = sub.add_parser("clean", help="remove this user's leftovers of dead "
                        "machines")
