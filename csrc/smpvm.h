@@ -703,6 +703,9 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t writing_cpu_ns;        /* swapcached CPU time of all passes */
 	uint64_t writing_max_cpu_ns;
 	uint64_t writing_scanning_passes; /* passes that visited a page     */
+	uint64_t writing_max_held;      /* the most pages one writing scan
+	                                 * visited under one hold of its
+	                                 * queue spinlock                   */
 	/* the pageout meter: one pass of the pagedaemon's scans */
 	uint64_t pageout_pdpages;       /* v_pdpages: pages the scans visited */
 	uint64_t pageout_pass_pdpages;

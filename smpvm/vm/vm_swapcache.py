@@ -493,6 +493,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
         scount = sc.maxscan                     # 0bf8126181
 
     vm_page_queues_spin_lock(q)
+    held = 0                    # smpvm's meter: pages under this hold
     while True:
         # while ((m = TAILQ_NEXT(marker, pageq)) != NULL && count-- > 0)
         # 0bf8126181: ... && count > 0 && scount-- > 0)
@@ -523,6 +524,9 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             vm_page_marker_move_after(q, marker, m)
         cnt.pages_scanned += 1
         cnt.writing_pass_scanned += 1
+        held += 1
+        if held > cnt.writing_max_held:
+            cnt.writing_max_held = held
         if _bugs() & lib.BUG_INVERTED_LOCKS:       # broken on purpose
             lib.vm_page_spin_lock(m)
             lib.vm_page_spin_unlock(m)
@@ -541,6 +545,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             cnt.skip_busy += 1
             continue
         vm_page_queues_spin_unlock(q)
+        held = 0
 
         object = pg.object if early is None else early
         if object == NULL:
