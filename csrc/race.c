@@ -32,7 +32,8 @@ static int16_t fid_by_off[8][512];
 static int16_t slot_of[256];
 static int nslots_of[8];
 
-#define NPAGES_ALL      (H->cfg.npages + H->cfg.maxthreads * VM_MARKERS_PER_THREAD)
+#define NPAGES_ALL      (H->cfg.npages + H->cfg.maxthreads * VM_MARKERS_PER_THREAD \
+			 + VM_STATIC_MARKERS)
 #define QSPIN(q)        ((int)H->cfg.spin_pool + SPIN_NAMED_QUEUE0 + (q))
 
 static inline uint64_t
@@ -46,7 +47,8 @@ sk_entities(const struct smpvm_config *cfg, int sk)
 {
 	switch (sk) {
 	case SK_PAGE:
-		return cfg->npages + cfg->maxthreads * VM_MARKERS_PER_THREAD;
+		return cfg->npages + cfg->maxthreads * VM_MARKERS_PER_THREAD +
+		    VM_STATIC_MARKERS;
 	case SK_PQ:
 		return PQ_COUNT;
 	case SK_OBJECT:

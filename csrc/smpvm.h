@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    7
+#define SMPVM_LAYOUT_VERSION    8
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -74,8 +74,8 @@
  * queue spinlocks (vm_page_queues[q].spin, k = q).
  */
 #define SPIN_NAMED_QUEUE0       0       /* + queue index                     */
-#define SPIN_NAMED_SWAPZONE     516     /* swblock zone free list            */
-#define SMPVM_NNAMED_SPINLOCKS  517
+#define SPIN_NAMED_SWAPZONE     1281    /* (PQ_COUNT) swblock zone free list */
+#define SMPVM_NNAMED_SPINLOCKS  1282
 
 /* ---- machine state (hdr.state) ------------------------------------------ */
 #define MS_BOOTING              0
@@ -370,16 +370,45 @@ struct smpvm_header {
 #define PG_ACTIONLIST           0x00010000
 #define PG_SBUSY                0x00020000
 
-/* queues (@seed: INACTIVE, ACTIVE, HOLD single; FREE, CACHE coloured) */
-#define PQ_L2_SIZE              64
+/*
+ * Queues.  The numbering is 027193eb61's (1 + k*PQ_MAXL2_SIZE, which
+ * 51c99c6153 writes 1 + k*PQ_L2_SIZE once PQ_L2_SIZE is fixed at 256): every
+ * kernel version boots from this one layout.  FREE and CACHE are coloured
+ * in all of them (base + m->pc).  @seed INACTIVE, ACTIVE and HOLD are single
+ * queues: the seed uses index base + 0 only.  From 027193eb61 they fan out
+ * to base + m->pc, each with its own spinlock.  The colours in use are
+ * PQ_L2_SIZE (vm_globals.pq_l2_size): 64 until 51c99c6153 (PQ_CACHESIZE 256),
+ * 256 after it -- so until then only 64 of the 256 sub-queues carry pages.
+ */
 #define PQ_MAXL2_SIZE           256
+#define PQ_L2_SIZE_SEED         64      /* PQ_CACHESIZE 256 @seed            */
+#define PQ_L2_SIZE_51C99C6153   256     /* fixed by 51c99c6153               */
 #define PQ_NONE                 0
-#define PQ_FREE                 1
-#define PQ_INACTIVE             257
-#define PQ_ACTIVE               258
-#define PQ_CACHE                259
-#define PQ_HOLD                 515
-#define PQ_COUNT                516
+#define PQ_FREE                 1       /* 1 + 0*PQ_MAXL2_SIZE               */
+#define PQ_INACTIVE             257     /* 1 + 1*PQ_MAXL2_SIZE               */
+#define PQ_ACTIVE               513     /* 1 + 2*PQ_MAXL2_SIZE               */
+#define PQ_CACHE                769     /* 1 + 3*PQ_MAXL2_SIZE               */
+#define PQ_HOLD                 1025    /* 1 + 4*PQ_MAXL2_SIZE               */
+#define PQ_COUNT                1281    /* 1 + 5*PQ_MAXL2_SIZE               */
+
+/*
+ * Kernel versions (vm_globals.version): the seed and the swapcache commits
+ * after it, in upstream order.  Version k is the seed plus commits 1..k.
+ * smpvm/vm/versions.py names them (date, title); code gates a change on
+ * "version >= KV_<commit>".
+ */
+#define KV_SEED                 0       /* d2d8515bfb3e                      */
+#define KV_027193EB61           1       /* 256 INACTIVE/ACTIVE queues        */
+#define KV_51C99C6153           2       /* pageout per-queue counts, PQ_L2 256 */
+#define KV_08FB7A9DA0           3       /* condfree charge, vmobj_token      */
+#define KV_27B6EE0313           4       /* the token swap                    */
+#define KV_739BE60BF6           5       /* hold before the yield             */
+#define KV_F5F6D24720           6       /* cleaning rewritten                */
+#define KV_7A175765DE           7       /* the marker wraps at the end       */
+#define KV_0BF8126181           8       /* vm.swapcache.maxscan              */
+#define KV_0301C40799           9       /* the swap space leak               */
+#define KV_64949BAAD7           10      /* per-queue budgets, reached_end    */
+#define KV_NEWEST               10
 
 #define ACT_DECLINE             1
 #define ACT_ADVANCE             3
@@ -475,6 +504,12 @@ struct smpvm_header {
 
 /* per-thread markers: page indices npages + tid * VM_MARKERS_PER_THREAD + k */
 #define VM_MARKERS_PER_THREAD   2
+/*
+ * static markers, after the per-thread ones: swapcached's page_marker[q]
+ * (static struct vm_page page_marker[PQ_L2_SIZE] since 027193eb61; the
+ * seed's single stack marker is page_marker[0])
+ */
+#define VM_STATIC_MARKERS       256
 /* object slots: nobjects + tid for each thread's object marker */
 
 /* emulated kernel addresses (pool hashes and sleep idents derive from them) */
@@ -550,7 +585,8 @@ struct vm_object {
 	                         * TAILQ_REMOVE, as the kernel's do; this does not) */
 	int32_t  pghash[64];    /* @W(obj_token) @R(obj_token) OBJ_PGHASH chain heads */
 	int32_t  swbhash[16];   /* @W(obj_token) @R(obj_token) OBJ_SWBHASH chain heads */
-	uint64_t pad1[4];
+	uint64_t backing_object_offset; /* @W(vmobj_token) @R(vmobj_token) the cleaning marker's progress in its object (f5f6d24720) */
+	uint64_t pad1[3];
 };
 
 struct swblock {
@@ -637,11 +673,13 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t clean_pass_objects;    /* objects the walk reached         */
 	uint64_t clean_pass_swblocks;   /* swblocks condfree visited        */
 	uint64_t clean_pass_freed;      /* swap pages condfree freed        */
-	uint64_t clean_pass_charge;     /* what 08fb7a9da0's condfree charges:
-	                                 * max(freed, visited, 1) per call  */
-	uint64_t clean_pass_overran;    /* condfree entered when objects +
-	                                 * charge had reached the budget: a
-	                                 * pass the fix would have ended   */
+	uint64_t clean_pass_charge;     /* what the fixed pass charges its
+	                                 * count: 08fb7a9da0's condfree charge,
+	                                 * max(freed, visited, 1) per call, and
+	                                 * the objects the pass charges to it */
+	uint64_t clean_pass_overran;    /* condfree entered with the charge
+	                                 * past the budget: a pass the fix
+	                                 * would have ended                */
 	uint64_t clean_last_objects;
 	uint64_t clean_last_swblocks;
 	uint64_t clean_last_budget;
@@ -660,6 +698,34 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t clean_idle_use;        /* vm_swap_cache_use at the end of the
 	                                 * longest idle streak so far      */
 	uint64_t clean_idle_mark;       /* SWAPMAX(0) then                  */
+	/*
+	 * The writing meter: what a writing pass (one turn of swapcached's
+	 * loop that writes, over every queue it scans) cost.  pass_*: the pass
+	 * in progress; max_*: the pass that flushed the most pages, and the
+	 * maxlaunder it ran with.
+	 */
+	uint64_t writing_pass_pages;    /* pages flushed                    */
+	uint64_t writing_pass_scanned;  /* pages visited                    */
+	uint64_t writing_max_pages;
+	uint64_t writing_max_budget;
+	uint64_t writing_max_scanned;   /* the most pages one pass visited  */
+	uint64_t writing_cpu_ns;        /* swapcached CPU time of all passes */
+	uint64_t writing_max_cpu_ns;
+	uint64_t writing_scanning_passes; /* passes that visited a page     */
+	uint64_t writing_max_held;      /* the most pages one writing scan
+	                                 * visited under one hold of its
+	                                 * queue spinlock                   */
+	/* the pageout meter: one pass of the pagedaemon's scans */
+	uint64_t pageout_pdpages;       /* v_pdpages: pages the scans visited */
+	uint64_t pageout_pass_pdpages;
+	uint64_t pageout_max_pdpages;
+	uint64_t pageout_ns;            /* wall time of the passes          */
+	uint64_t pageout_max_ns;
+	uint64_t pageout_deactivated;   /* ACTIVE pages moved to INACTIVE   */
+	uint64_t pageout_cached;        /* pages freed or cached            */
+	uint64_t vm_waits;              /* vm_wait sleeps: an allocation
+	                                 * stalled for want of memory       */
+	uint64_t vm_wait_ns;            /* wall time of those sleeps        */
 };
 
 /*
@@ -676,6 +742,8 @@ struct vm_swapcache_sysctl {    /* @all(racy) read racily each pass */
 	int32_t  maxswappct;
 	int32_t  hysteresis;
 	int32_t  use_chflags;
+	int32_t  maxscan;       /* since 0bf8126181                      */
+	int32_t  min_hysteresis; /* since 64949baad7                     */
 	int32_t  pad1;
 	int64_t  minburst;
 	int64_t  curburst;
@@ -683,9 +751,10 @@ struct vm_swapcache_sysctl {    /* @all(racy) read racily each pass */
 	int64_t  accrate;
 	int64_t  write_count;
 	int64_t  maxfilesize;
+	int64_t  cleanperobj;   /* since f5f6d24720                      */
 	int64_t  state;         /* 0 WRITING, 1 CLEANING (smpvm export)  */
 	int64_t  burst;         /* 0 BURSTING, 1 RECOVERING              */
-	int64_t  pad0[4];
+	int64_t  pad0[3];
 };
 
 /* SSD fault injection (the stress harness); rates in parts per million */
@@ -717,6 +786,8 @@ struct vm_globals {
 	uint32_t nswblocks;             /* @immutable                     */
 	uint32_t nmarkers;              /* @immutable                     */
 	uint32_t bugs;                  /* @immutable BUG_* of the kernel variant */
+	uint32_t version;               /* @immutable KV_* of the kernel variant */
+	uint32_t pq_l2_size;            /* @immutable colours: PQ_L2_SIZE    */
 	int32_t  vm_object_list_head;   /* @W(vmobj_token) @R(vmobj_token) */
 	int32_t  vm_object_list_tail;   /* @W(vmobj_token) @R(vmobj_token) */
 	uint32_t vm_object_count;       /* @W(vmobj_token)                */
@@ -727,7 +798,7 @@ struct vm_globals {
 	uint64_t off_blist;             /* @immutable                     */
 	uint32_t nobjslots;             /* @immutable nobjects + one marker per thread */
 	uint32_t pad1;
-	uint64_t pad0[3];
+	uint64_t pad0[2];
 	struct vpgqueues vm_page_queues[PQ_COUNT];
 };
 
@@ -1129,7 +1200,7 @@ void     vm_page_unwire(int m, int activate);
 void     vm_page_deactivate(int m);
 void     vm_page_deactivate_head(int m);
 void     vm_page_activate(int m);
-void     vm_page_requeue(int m);
+int      vm_page_requeue(int m, int base);
 void     vm_page_unqueue_nowakeup(int m);
 void     vm_page_unqueue(int m);
 void     vm_page_dirty(int m);
@@ -1152,6 +1223,8 @@ int      vm_page_alloc(int o, uint64_t pindex, int req);
 int      vm_page_count_severe(void);
 int      vm_page_count_target(void);
 int      vm_page_marker(int k);
+int      vm_page_static_marker(int q);
+int      vm_set_version(int version);
 int      vm_page_queue_first(int q);
 int      vm_page_queue_next(int q, int m);
 void     vm_page_marker_insert_head(int q, int marker);

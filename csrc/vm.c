@@ -30,6 +30,14 @@ HIDDEN uint32_t *BL;
 #define NOBJSLOTS       (VMG->nobjslots)
 #define QSPIN(q)        ((int)H->cfg.spin_pool + SPIN_NAMED_QUEUE0 + (q))
 #define PQS             (VMG->vm_page_queues)
+/* the colours in use: 64 @seed, 256 since 51c99c6153 (vm_set_version) */
+#define PQ_L2_SIZE      ((int)VMG->pq_l2_size)
+/*
+ * The colour offset of INACTIVE, ACTIVE and HOLD: 027193eb61 fans them out
+ * (PQ_INACTIVE + m->pc, "m->queue - m->pc == PQ_INACTIVE"); the seed's are
+ * single queues (index + 0).  FREE and CACHE are coloured in every version.
+ */
+#define PQ_FAN(m)       (VMG->version >= KV_027193EB61 ? (int)PG[m].pc : 0)
 
 /* ---- layout ---------------------------------------------------------------- */
 static uint64_t
@@ -41,7 +49,8 @@ r8(uint64_t v)
 HIDDEN void
 vm_layout(struct smpvm_config *cfg, uint64_t *len)
 {
-	uint64_t nmarkers = (uint64_t)cfg->maxthreads * VM_MARKERS_PER_THREAD;
+	uint64_t nmarkers = (uint64_t)cfg->maxthreads * VM_MARKERS_PER_THREAD +
+	    VM_STATIC_MARKERS;
 	uint64_t nobjslots = cfg->nobjects + cfg->maxthreads;
 	uint64_t nswb = cfg->nswap + 64;
 
@@ -74,11 +83,12 @@ pq_cnt(int q)
 {
 	struct vmstats *v = &VMG->vmstats;
 
+	/* vm_page_queue_init: the cnt pointer of each class's queues */
 	if (q >= PQ_FREE && q < PQ_FREE + PQ_MAXL2_SIZE)
 		return &v->v_free_count;
 	if (q >= PQ_CACHE && q < PQ_CACHE + PQ_MAXL2_SIZE)
 		return &v->v_cache_count;
-	if (q == PQ_INACTIVE)
+	if (q >= PQ_INACTIVE && q < PQ_INACTIVE + PQ_MAXL2_SIZE)
 		return &v->v_inactive_count;
 	return &v->v_active_count;      /* ACTIVE, and HOLD as the seed */
 }
@@ -180,7 +190,10 @@ vm_init(void)
 	struct vmstats *v;
 
 	memset(VMG, 0, sizeof(*VMG));
-	VMG->nmarkers = cfg->maxthreads * VM_MARKERS_PER_THREAD;
+	VMG->nmarkers = cfg->maxthreads * VM_MARKERS_PER_THREAD +
+	    VM_STATIC_MARKERS;
+	VMG->version = KV_SEED;         /* until vm_set_version */
+	VMG->pq_l2_size = PQ_L2_SIZE_SEED;
 	VMG->nobjslots = cfg->nobjects + cfg->maxthreads;
 	off = r8((uint64_t)VMG->nobjslots * sizeof(struct vm_object));
 	VMG->off_vnodes = off;
@@ -203,7 +216,8 @@ vm_init(void)
 		p->hnext = -1;
 		p->pq_next = p->pq_prev = -1;
 		if (i < NPAGES) {
-			p->pc = (uint16_t)(i % PQ_L2_SIZE);
+			/* vm_add_new_page: pc = (pa >> PAGE_SHIFT) & PQ_L2_MASK */
+			p->pc = (uint16_t)(i & (PQ_L2_SIZE - 1));
 			p->queue = (uint16_t)(PQ_FREE + p->pc);
 			pq_insert_tail(p->queue, (int)i);
 		} else {
@@ -253,6 +267,43 @@ vm_init(void)
 	v->v_cache_min = NPAGES / 32 + 8;
 	v->v_inactive_target = NPAGES / 4;      /* v_free_count / 4 at start */
 	VMG->vm_swapcache_inactive_heuristic = 0;
+}
+
+/*
+ * vm_set_version(version): make this machine kernel version `version`
+ * (KV_*), at boot, before any page leaves the free queues: the version
+ * fixes the page colours in use (PQ_L2_SIZE, 64 before 51c99c6153 and 256
+ * from it on), so the free pages are coloured again.  Returns 0, or -1 (a
+ * panic) for a bad version or a machine already in use.
+ */
+int
+vm_set_version(int version)
+{
+	uint32_t i, saved_race;
+
+	if (version < KV_SEED || version > KV_NEWEST) {
+		panicf("vm_set_version: bad version %d", version);
+		return -1;
+	}
+	if (VMG->vmstats.v_free_count != NPAGES) {
+		panicf("vm_set_version: %u of %u pages are free: too late",
+		    VMG->vmstats.v_free_count, NPAGES);
+		return -1;
+	}
+	saved_race = race_on;   /* the machine is still private: no checks */
+	race_on = 0;
+	for (i = 0; i < NPAGES; i++)
+		pq_remove(PG[i].queue, (int)i);
+	VMG->version = (uint32_t)version;
+	VMG->pq_l2_size = version >= KV_51C99C6153 ? PQ_L2_SIZE_51C99C6153 :
+	    PQ_L2_SIZE_SEED;
+	for (i = 0; i < NPAGES; i++) {
+		PG[i].pc = (uint16_t)(i & (PQ_L2_SIZE - 1));
+		PG[i].queue = (uint16_t)(PQ_FREE + PG[i].pc);
+		pq_insert_tail(PG[i].queue, (int)i);
+	}
+	race_on = saved_race;
+	return 0;
 }
 
 /* ---- page spinlocks and lock-order assertions ------------------------------- */
@@ -424,8 +475,10 @@ add_queue_spinlocked(int m, int q, int athead)
 		pq_insert_head(q, m);
 	else
 		pq_insert_tail(q, m);
-	if (q == PQ_INACTIVE && !athead)
-		++VMG->vm_swapcache_inactive_heuristic; /* racy by design (H5) */
+	/* vm_page_unwire, _vm_page_deactivate_locked: a tail insert on any
+	 * INACTIVE queue bumps the heuristic (racy by design, H5) */
+	if (q - PQ_FAN(m) == PQ_INACTIVE && !athead)
+		++VMG->vm_swapcache_inactive_heuristic;
 	spin_unlock_at(QSPIN(q), __func__);
 }
 
@@ -612,7 +665,7 @@ vm_page_hold(int m)
 	__atomic_fetch_add(&PG[m].hold_count, 1, __ATOMIC_SEQ_CST);
 	if (PG[m].queue - PG[m].pc == PQ_FREE) {
 		rem_queue_spinlocked(m);
-		add_queue_spinlocked(m, PQ_HOLD, 0);
+		add_queue_spinlocked(m, PQ_HOLD + PQ_FAN(m), 0);
 	}
 	page_spin_unlock(m, __func__);
 }
@@ -631,7 +684,7 @@ vm_page_unhold(int m)
 	}
 	RACE_CHK(SK_PAGE, struct vm_page, m, hold_count, 1);
 	if (__atomic_sub_fetch(&PG[m].hold_count, 1, __ATOMIC_SEQ_CST) == 0 &&
-	    PG[m].queue == PQ_HOLD) {
+	    PG[m].queue - PQ_FAN(m) == PQ_HOLD) {
 		rem_queue_spinlocked(m);
 		add_queue_spinlocked(m, PQ_FREE + PG[m].pc, 0);
 	}
@@ -685,11 +738,13 @@ vm_page_unwire(int m, int activate)
 		if (!(PG[m].flags & PG_UNMANAGED)) {
 			page_spin_lock(m, __func__);
 			if (activate) {
-				add_queue_spinlocked(m, PQ_ACTIVE, 0);
+				add_queue_spinlocked(m, PQ_ACTIVE + PQ_FAN(m),
+				    0);
 			} else {
 				__atomic_fetch_and(&PG[m].flags, ~PG_WINATCFLS,
 				    __ATOMIC_SEQ_CST);
-				add_queue_spinlocked(m, PQ_INACTIVE, 0);
+				add_queue_spinlocked(m, PQ_INACTIVE + PQ_FAN(m),
+				    0);
 			}
 			page_spin_unlock(m, __func__);
 		}
@@ -708,7 +763,8 @@ vm_page_deactivate(int m)
 {
 	CHECK_PAGE("vm_page_deactivate", m, NORV);
 	page_spin_lock(m, __func__);
-	if (PG[m].queue == PQ_INACTIVE || (PG[m].flags & PG_MARKER)) {
+	if (PG[m].queue - PQ_FAN(m) == PQ_INACTIVE ||
+	    (PG[m].flags & PG_MARKER)) {
 		page_spin_unlock(m, __func__);
 		return;
 	}
@@ -718,7 +774,7 @@ vm_page_deactivate(int m)
 	rem_queue_spinlocked(m);
 	if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED)) {
 		__atomic_fetch_and(&PG[m].flags, ~PG_WINATCFLS, __ATOMIC_SEQ_CST);
-		add_queue_spinlocked(m, PQ_INACTIVE, 0);
+		add_queue_spinlocked(m, PQ_INACTIVE + PQ_FAN(m), 0);
 	}
 	page_spin_unlock(m, __func__);
 }
@@ -729,10 +785,11 @@ vm_page_deactivate_head(int m)
 {
 	CHECK_PAGE("vm_page_deactivate_head", m, NORV);
 	page_spin_lock(m, __func__);
-	if (PG[m].queue != PQ_INACTIVE && !(PG[m].flags & PG_MARKER)) {
+	if (PG[m].queue - PQ_FAN(m) != PQ_INACTIVE &&
+	    !(PG[m].flags & PG_MARKER)) {
 		rem_queue_spinlocked(m);
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED))
-			add_queue_spinlocked(m, PQ_INACTIVE, 1);
+			add_queue_spinlocked(m, PQ_INACTIVE + PQ_FAN(m), 1);
 	}
 	page_spin_unlock(m, __func__);
 }
@@ -752,7 +809,7 @@ vm_page_activate(int m)
 		page_spin_unlock(m, __func__);
 		return;
 	}
-	if (PG[m].queue != PQ_ACTIVE) {
+	if (PG[m].queue - PQ_FAN(m) != PQ_ACTIVE) {
 		oq = rem_queue_spinlocked(m) - PG[m].pc;
 		if (oq == PQ_CACHE)
 			__atomic_fetch_add(&VMG->vmstats.v_reactivated, 1,
@@ -760,7 +817,7 @@ vm_page_activate(int m)
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED)) {
 			if (PG[m].act_count < ACT_INIT)
 				PG[m].act_count = ACT_INIT;
-			add_queue_spinlocked(m, PQ_ACTIVE, 0);
+			add_queue_spinlocked(m, PQ_ACTIVE + PQ_FAN(m), 0);
 		}
 	} else if (PG[m].act_count < ACT_INIT) {
 		PG[m].act_count = ACT_INIT;
@@ -770,20 +827,30 @@ vm_page_activate(int m)
 		wakeup(IDENT_PAGEDAEMON);
 }
 
-/* Requeue m at the tail of the queue it is on (pageout's second chance). */
-void
-vm_page_requeue(int m)
+/*
+ * vm_page_requeue(m, base): the pageout's second chance, under the page
+ * and queue spinlocks: if m is still on a queue of class base (PQ_INACTIVE,
+ * PQ_ACTIVE), TAILQ_REMOVE + TAILQ_INSERT_TAIL on that queue.  No busy
+ * needed.  Returns 1 if m moved (the caller bumps the swapcache heuristic
+ * as its version does), 0 if m is on another queue now.
+ */
+int
+vm_page_requeue(int m, int base)
 {
-	int q;
+	int q, moved = 0;
 
-	CHECK_PAGE("vm_page_requeue", m, NORV);
+	CHECK_PAGE("vm_page_requeue", m, 0);
 	page_spin_lock(m, __func__);
 	q = PG[m].queue;
-	if (q != PQ_NONE) {
-		rem_queue_spinlocked(m);
-		add_queue_spinlocked(m, q, 0);
+	if (q != PQ_NONE && q - PQ_FAN(m) == base) {
+		spin_lock_at(QSPIN(q), __func__);
+		pq_remove(q, m);
+		pq_insert_tail(q, m);
+		spin_unlock_at(QSPIN(q), __func__);
+		moved = 1;
 	}
 	page_spin_unlock(m, __func__);
+	return moved;
 }
 
 /* vm_page_unqueue_nowakeup(m): off its queue; queue becomes PQ_NONE. */
@@ -1556,7 +1623,7 @@ vm_page_free(int m)
 	__atomic_fetch_and(&PG[m].flags, ~PG_UNMANAGED, __ATOMIC_SEQ_CST);
 	if (PG[m].hold_count) {
 		__atomic_fetch_and(&PG[m].flags, ~PG_ZERO, __ATOMIC_SEQ_CST);
-		add_queue_spinlocked(m, PQ_HOLD, 0);
+		add_queue_spinlocked(m, PQ_HOLD + PQ_FAN(m), 0);
 	} else {
 		add_queue_spinlocked(m, PQ_FREE + PG[m].pc,
 		    !(PG[m].flags & PG_ZERO));
@@ -1628,7 +1695,7 @@ deactivate_if_on(int m, int base)
 	    !(PG[m].flags & PG_UNMANAGED)) {
 		rem_queue_spinlocked(m);
 		__atomic_fetch_and(&PG[m].flags, ~PG_WINATCFLS, __ATOMIC_SEQ_CST);
-		add_queue_spinlocked(m, PQ_INACTIVE, 0);
+		add_queue_spinlocked(m, PQ_INACTIVE + PQ_FAN(m), 0);
 	}
 	page_spin_unlock(m, __func__);
 }
@@ -1817,6 +1884,15 @@ vm_page_marker(int k)
 	if (td == NULL || k < 0 || k >= VM_MARKERS_PER_THREAD)
 		return -1;
 	return (int)NPAGES + curtid * VM_MARKERS_PER_THREAD + k;
+}
+
+/* Static marker q (swapcached's page_marker[q]), the same for every thread. */
+int
+vm_page_static_marker(int q)
+{
+	if (q < 0 || q >= VM_STATIC_MARKERS)
+		return -1;
+	return (int)NPAGES + (int)H->cfg.maxthreads * VM_MARKERS_PER_THREAD + q;
 }
 
 int
@@ -2426,7 +2502,15 @@ swap_pager_condfree(int o, uint64_t *basei, int count)
 	int n, t;
 
 	NEED_OBJ_HELD("swap_pager_condfree", o, 0);
-	if (c->clean_pass_objects + c->clean_pass_charge >= c->clean_pass_budget)
+	/*
+	 * clean_pass_charge holds what the pass's count has been charged so far
+	 * under the fix (vm_swapcache_cleaning adds its per-object units).  A
+	 * pass that obeys it enters condfree with some budget left -- at least 1
+	 * while "--count <= 0" ends it, at least 0 since 0bf8126181 moved that
+	 * test to scount and only "count < 0" ends it.
+	 */
+	if (c->clean_pass_charge + (VMG->version >= KV_0BF8126181 ? 0 : 1) >
+	    c->clean_pass_budget)
 		c->clean_pass_overran = 1;
 	for (;;) {
 		int s = -1, b, x, i, resident = 0;

@@ -15,7 +15,7 @@ import sys
 
 from smpvm.config import CHECKERS, SCHED_STRATEGIES, MachineConfig
 from smpvm.errors import (AttachError, ConfigError, HostError, SmpvmError,
-                          host_error_of)
+                          SysctlError, host_error_of)
 from smpvm.kern import ddb, sysctl
 from smpvm.layout import lib
 from smpvm.machine import Machine, check_name, list_machines, sweep
@@ -24,7 +24,7 @@ from smpvm.stress.findings import (EXIT_FOUND, EXIT_HOST, EXIT_INTERRUPTED,
 from smpvm.stress.options import StressOptions, option_error
 from smpvm.stress.workloads import OPS, workload_counters
 from smpvm.vm.bugs import BUGS
-from smpvm.vm.vm_init import KERNELS
+from smpvm.vm.vm_init import kernel_name
 from smpvm.vm.vm_meter import format_status, swapcache_status
 
 
@@ -121,6 +121,93 @@ def _stress_options(a, **extra):
         opts.mix = _mix(a.mix)
     opts.validate()
     return opts
+
+
+def cmd_history(a):
+    from smpvm.stress import history
+    from smpvm.stress.outputs import check_file
+    from smpvm.vm.versions import VERSIONS
+    only = []
+    for name in (a.only.split(",") if a.only else []):
+        try:
+            only.append(kernel_name(name.strip()))
+        except ValueError as e:
+            raise ConfigError(f"--only {name}: {e}") from None
+        if only[-1] in ("seed", "fixed"):
+            raise ConfigError(f"--only {name}: the seed and fixed make no "
+                              "claim; name a commit (smpvm kernels)")
+    if a.seeds < 1 or a.seeds > 64:
+        raise ConfigError(f"--seeds {a.seeds}: must be 1..64")
+    for path, opt in ((a.json, "--json"), (a.plot, "--plot")):
+        if path:
+            check_file(path, opt)
+    if a.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ConfigError("--plot: needs matplotlib (pip install "
+                              "'smpvm[plot]')") from None
+
+    def progress(text):
+        if not a.quiet:
+            print(text, file=sys.stderr, flush=True)
+    rows = history.run_history(only=only, quick=a.quick,
+                               seeds=range(1, a.seeds + 1),
+                               progress=progress)
+    print(history.to_markdown(rows) if a.markdown else
+          history.format_table(rows), end="", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            f.write(history.to_json(rows))
+    if a.plot:
+        history.plot(rows, a.plot)
+    bad = [r.version for r in rows if r.verdict == history.NOT_REPRODUCED]
+    print(f"{len(rows)} claims: " + ", ".join(
+        f"{sum(r.verdict == v for r in rows)} {v}"
+        for v in (history.REPRODUCED, history.INCONCLUSIVE,
+                  history.NOT_REPRODUCED))
+          + (f" ({', '.join(bad)})" if bad else "")
+          + f"; {len(VERSIONS) - 1} versions")
+    return EXIT_FOUND if bad else EXIT_OK
+
+
+def cmd_bisect(a):
+    """Bisect the kernel versions between a.old and a.new for the change of
+    the finding of a stress or race command line (after --)."""
+    import dataclasses
+    from smpvm.stress import bisect
+    from smpvm.vm.versions import FIXED, NEWEST
+    inner = list(a.command)
+    if not inner or inner[0] not in ("stress", "race"):
+        raise ConfigError("bisect: give a stress or race command line after "
+                          "--, e.g. smpvm bisect seed fixed -- stress --sched"
+                          " random --seed 1")
+    if any(x == "--kernel" or x.startswith("--kernel=") for x in inner):
+        raise ConfigError("bisect: the command line names no --kernel "
+                          "(bisect sets it)")
+    if not 1 <= a.seeds <= 64:
+        raise ConfigError(f"--seeds {a.seeds}: must be 1..64")
+    old, new = (NEWEST.name if k == FIXED else kernel_name(k)
+                for k in (a.old, a.new))
+    sub = build_parser().parse_args(inner)
+    if inner[0] == "race" and not sub.check:
+        raise ConfigError("smpvm race: --check must name a checker")
+    opts = _stress_options(sub, **({"command": "race"} if inner[0] == "race"
+                                   else {}))
+    opts = dataclasses.replace(opts, quiet=True, save_schedule="")
+    try:
+        res = bisect.bisect(opts, old, new, k=a.seeds, finding=a.finding,
+                            say=lambda t: print(t, flush=True))
+    except ValueError as e:
+        raise ConfigError(f"bisect: {e}") from None
+    print("verdict: " + res.verdict, flush=True)
+    return EXIT_OK if res.first else EXIT_FOUND
+
+
+def cmd_kernels(a):
+    from smpvm.vm.versions import table
+    sys.stdout.write(table())
+    return EXIT_OK
 
 
 def cmd_stress(a):
@@ -263,9 +350,14 @@ def cmd_sysctl(a):
     try:
         if a.all:
             for n in sysctl.nodes():
-                v = int(n.get(machine))
-                mark = "" if n.default is None or v == n.default else \
-                    f"  # kernel default {n.default}"
+                try:
+                    v = int(n.get(machine))
+                except SysctlError:
+                    continue            # not a node of this kernel version
+                default = n.default(machine) if callable(n.default) \
+                    else n.default
+                mark = "" if default is None or v == default else \
+                    f"  # kernel default {default}"
                 print(f"{n.name}: {v}{mark}")
         for name, v in reqs:
             if v is None:
@@ -309,6 +401,24 @@ def cmd_clean(a):
 
 # ---- the parser -------------------------------------------------------------
 
+_KERNEL_HELP = ("the kernel version: seed, a commit after it by short hash, "
+                "or fixed (the newest plus smpvm's fixes of H1 and H2; the "
+                "default); `--kernel list` lists them")
+
+
+def _kernel(text):
+    """--kernel: a version's canonical name; "list" prints the versions
+    and exits 0."""
+    if text == "list":
+        from smpvm.vm.versions import table
+        sys.stdout.write(table())
+        sys.exit(EXIT_OK)
+    try:
+        return kernel_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _check_args(p, default):
     p.add_argument("--check", nargs="?", const="all", default=default,
                    metavar="CHECKERS",
@@ -334,9 +444,8 @@ def _boot_args(b):
     _datadir_arg(b)
     b.add_argument("--speedup", type=int, default=1,
                    help="run the machine clock N times faster than real time")
-    b.add_argument("--kernel", choices=sorted(KERNELS), default="fixed",
-                   help="seed: the seed with its defects; fixed (default): "
-                        "the upstream fixes (see README)")
+    b.add_argument("--kernel", type=_kernel, default="fixed",
+                   help=_KERNEL_HELP)
     _check_args(b, "")
     b.add_argument("--sysctl-defaults", choices=("demo", "kernel"),
                    default="demo",
@@ -360,7 +469,8 @@ def _stress_args(sx, d, check_default):
                     help=f"run this long (default {d.seconds:g}); Ctrl-C "
                          "or SIGTERM end it sooner, the same way")
     sx.add_argument("--seed", type=int, default=d.seed)
-    sx.add_argument("--kernel", choices=sorted(KERNELS), default=d.kernel)
+    sx.add_argument("--kernel", type=_kernel, default=d.kernel,
+                    help=_KERNEL_HELP)
     sx.add_argument("--mix", default="",
                     help="op weights, e.g. read=50,write=10 (ops: "
                          + ", ".join(OPS) + ")")
@@ -501,6 +611,44 @@ def build_parser():
     ps.add_argument("-m", "--machine", default="")
     ps.set_defaults(fn=cmd_ps)
 
+    k = sub.add_parser("kernels", help="the kernel versions --kernel takes: "
+                       "the seed and the upstream commits after it")
+    k.set_defaults(fn=cmd_kernels)
+
+    bs = sub.add_parser("bisect", help="the first kernel version where a "
+                        "stress or race run's finding disappears (or "
+                        "appears), K seeds per version",
+                        usage="smpvm bisect OLD NEW [--seeds K] [--finding "
+                        "TEXT] -- stress|race [options]")
+    bs.add_argument("old", help="the older version (seed, a commit)")
+    bs.add_argument("new", help="the newer version (a commit, fixed)")
+    bs.add_argument("--seeds", type=int, default=3, metavar="K",
+                    help="seeds per version, from the command's --seed on "
+                         "(default 3)")
+    bs.add_argument("--finding", default="", metavar="TEXT",
+                    help="track the finding whose signature contains TEXT "
+                         "(default: the one the old version finds most)")
+    # the run's command line follows a "--": main() takes it off first
+    bs.set_defaults(fn=cmd_bisect, command=[])
+
+    h = sub.add_parser("history", help="test what each upstream commit "
+                       "after the seed claims, on it and on its parent")
+    h.add_argument("--only", default="", metavar="HASH[,HASH]",
+                   help="only these versions' claims")
+    h.add_argument("--quick", action="store_true",
+                   help="short runs, one seed, no deterministic schedule "
+                        "sweeps (for tests)")
+    h.add_argument("--seeds", type=int, default=2,
+                   help="seeds of the stress runs per version (default 2)")
+    h.add_argument("--json", default="", metavar="FILE",
+                   help="write every figure measured here")
+    h.add_argument("--plot", default="", metavar="FILE.png",
+                   help="the metric of each claim, parent vs version")
+    h.add_argument("--markdown", action="store_true",
+                   help="print the table as markdown")
+    h.add_argument("--quiet", action="store_true", help="no progress")
+    h.set_defaults(fn=cmd_history)
+
     c = sub.add_parser("clean", help="remove this user's leftovers of dead "
                        "machines")
     c.add_argument("--quiet", action="store_true")
@@ -515,7 +663,15 @@ def _one_line(msg):
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = []
+    if argv[:1] == ["bisect"] and "--" in argv:
+        # smpvm bisect OLD NEW [options] -- stress|race [its options]
+        k = argv.index("--")
+        argv, command = argv[:k], argv[k + 1:]
     a = build_parser().parse_args(argv)
+    if a.cmd == "bisect":
+        a.command = command
     try:
         return a.fn(a)
     except HostError as e:

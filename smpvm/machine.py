@@ -445,11 +445,16 @@ def _register_lock_classes(h):
     classes = [("spin_pool", lib.LK_SPIN, 0, h.cfg.spin_pool),
                ("pq_free", lib.LK_SPIN, named + lib.PQ_FREE,
                 lib.PQ_MAXL2_SIZE),
-               ("pq_inactive", lib.LK_SPIN, named + lib.PQ_INACTIVE, 1),
-               ("pq_active", lib.LK_SPIN, named + lib.PQ_ACTIVE, 1),
+               # the seed uses pq_inactive[0], pq_active[0], pq_hold[0]
+               # only; 027193eb61 fans them out to 256 locks each
+               ("pq_inactive", lib.LK_SPIN, named + lib.PQ_INACTIVE,
+                lib.PQ_MAXL2_SIZE),
+               ("pq_active", lib.LK_SPIN, named + lib.PQ_ACTIVE,
+                lib.PQ_MAXL2_SIZE),
                ("pq_cache", lib.LK_SPIN, named + lib.PQ_CACHE,
                 lib.PQ_MAXL2_SIZE),
-               ("pq_hold", lib.LK_SPIN, named + lib.PQ_HOLD, 1),
+               ("pq_hold", lib.LK_SPIN, named + lib.PQ_HOLD,
+                lib.PQ_MAXL2_SIZE),
                ("swap_zone", lib.LK_SPIN, named + lib.SPIN_NAMED_SWAPZONE, 1)]
     for tid in sorted(layout.GLOBAL_TOKENS):
         classes.append((layout.GLOBAL_TOKENS[tid], lib.LK_TOKEN, tid, 1))
@@ -458,7 +463,7 @@ def _register_lock_classes(h):
     # page busy is a sleep lock for the witness (ids are page indices)
     classes.append(("page_busy", lib.LK_BUSY, 0,
                     h.cfg.npages + h.cfg.maxthreads
-                    * lib.VM_MARKERS_PER_THREAD))
+                    * lib.VM_MARKERS_PER_THREAD + lib.VM_STATIC_MARKERS))
     for i, (name, kind, first, count) in enumerate(classes):
         c = h.classes[i]
         c.name = name.encode()

@@ -87,15 +87,17 @@ def wait_for(cond, timeout=10.0, what="condition"):
 @pytest.fixture
 def vm(request):
     """A booted VM (fixed kernel, demo sysctls) with this process as thread
-    'host'; no kernel threads unless the test starts them."""
+    'host'; no kernel threads unless the test starts them.  The kernel is
+    the vmconfig mark's, or the parameter of an indirect parametrisation
+    (`@pytest.mark.parametrize("vm", ["seed", "fixed"], indirect=True)`)."""
     from smpvm.vm.vm_init import booted_vm
     marker = request.node.get_closest_marker("vmconfig")
     kw = dict(ncpus=4, npages=256, nswap=2048, nmeta=64)
-    kernel = "fixed"
+    kernel = getattr(request, "param", "fixed")
     if marker:
         # a copy: the mark is shared by every case of a parametrised test
         more = dict(marker.kwargs)
-        kernel = more.pop("kernel", "fixed")
+        kernel = more.pop("kernel", kernel)
         kw.update(more)
     with booted_vm(MachineConfig(**kw), kernel) as m:
         yield m

@@ -255,6 +255,7 @@ def test_four_cpus_32_files_memory_smaller_than_files(vm):
 
 # ---- the buffer path as the seed's (vfs_vmio_release) ----------------------------
 
+@pytest.mark.vmconfig(kernel="seed")
 def test_a_buffer_wires_its_pages_and_releases_them_to_the_inactive_tail(vm):
     """C4: allocbuf wires a buffer's pages (off every queue while the
     buffer holds them); vfs_vmio_release unwires them to the INACTIVE tail

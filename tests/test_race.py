@@ -108,7 +108,7 @@ def test_an_inverted_lock_pair_closes_a_cycle_with_both_sites(vm):
     assert [e["class"] for e in r["cycle"]] == ["pq_inactive", "pq_active"]
     sites = [e["site"] for e in r["cycle"]]
     assert all("test_race.py" in s for s in sites) and sites[0] != sites[1]
-    assert r["a"]["locks"] == ["pq_inactive"]
+    assert r["a"]["locks"] == ["pq_inactive[0]"]
     text = report.format_report(r)
     assert "CPU0" in text and "lock(pq_inactive);" in text and \
         "*** DEADLOCK ***" in text
@@ -124,7 +124,7 @@ def test_a_declared_order_reversal_is_reported_not_a_panic(vm):
     lib.vm_page_queues_spin_unlock(lib.PQ_INACTIVE)
     (r,) = report.reports(vm)
     assert r["type_id"] == lib.RR_ORDER and "declared order" in r["message"]
-    assert r["a"]["locks"] == ["pq_inactive"]
+    assert r["a"]["locks"] == ["pq_inactive[0]"]
     assert not vm.panicked
 
 

@@ -1,6 +1,9 @@
 """Scenario tests of the swapcached port (reference 6), deterministic: the
 passes are called directly by this thread, and the daemon loop runs in its
-own process on the virtual clock, advanced iteration by iteration."""
+own process on the virtual clock, advanced iteration by iteration.  The
+writing pass's tests are the seed's (one INACTIVE queue, one marker); the
+later versions' writing and cleaning rules are tested in
+tests/test_versions.py."""
 import pytest
 
 from conftest import wait_for
@@ -11,6 +14,7 @@ from smpvm.layout import ffi, lib, threads
 from smpvm.vfs import syscalls as sc
 from smpvm.vm import vm_page as P
 from smpvm.vm import vm_swapcache as S
+from smpvm.vm.versions import inactive_queues, since
 from smpvm.vm.vm_meter import cleaning_cost_finding
 from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
                                 vm_object_hold)
@@ -18,6 +22,7 @@ from smpvm.vm.vmview import vmview
 
 PAGE = lib.PAGE_SIZE
 INACT = lib.PQ_INACTIVE
+SEED = pytest.mark.vmconfig(kernel="seed")
 
 
 def swc():
@@ -68,6 +73,30 @@ def marker_at_head():
     return mk
 
 
+def write_inactive(budget=1 << 20):
+    """One writing pass over every INACTIVE queue of the running version,
+    each from its head (swapcached's page_marker[q]), the gate open and the
+    budget large: what _cleaning_setup needs on any version."""
+    v = vmview()
+    for q in range(inactive_queues()):
+        mk = P.vm_page_static_marker(q)
+        P.vm_page_queues_spin_lock(INACT + q)
+        if v.pages[mk].queue != lib.PQ_NONE:
+            P.vm_page_marker_remove(INACT + q, mk)
+        P.vm_page_marker_insert_head(INACT + q, mk)
+        P.vm_page_queues_spin_unlock(INACT + q)
+        open_gate()
+        if since("64949baad7"):
+            S.vm_swapcache_writing(mk, budget, budget)
+        else:
+            swc().maxlaunder = budget
+            swc().maxscan = budget
+            S.vm_swapcache_writing(mk)
+        P.vm_page_queues_spin_lock(INACT + q)
+        P.vm_page_marker_remove(INACT + q, mk)  # swapcached's, not ours
+        P.vm_page_queues_spin_unlock(INACT + q)
+
+
 def marker_next(mk):
     P.vm_page_queues_spin_lock(INACT)
     try:
@@ -78,6 +107,7 @@ def marker_next(mk):
 
 # ---- the writing pass -----------------------------------------------------------
 
+@SEED
 def test_writing_pass_writes_clean_inactive_vnode_pages(vm):
     vp = make_file("w", 16)
     open_gate()
@@ -87,6 +117,7 @@ def test_writing_pass_writes_clean_inactive_vnode_pages(vm):
     assert swc().write_count == 16 * PAGE
 
 
+@SEED
 def test_heuristic_gate_and_clamp(vm):
     v = vmview()
     vp = make_file("g", 4)
@@ -104,6 +135,7 @@ def test_heuristic_gate_and_clamp(vm):
     assert v.vmg.vm_swapcache_inactive_heuristic == -10
 
 
+@SEED
 def test_maxlaunder_budget_not_charged_for_swapped_pages_or_markers(vm):
     a = make_file("a", 4)
     open_gate()
@@ -112,7 +144,7 @@ def test_maxlaunder_budget_not_charged_for_swapped_pages_or_markers(vm):
     assert swapped(a) == [0, 1, 2, 3]
     # requeue a's pages ahead of b's; then a budget of 1 cluster
     for m in pages_of(a).values():
-        P.vm_page_requeue(m)
+        P.vm_page_requeue(m, INACT)
     b = make_file("b", 4)
     for m in pages_of(a).values():
         P.vm_page_deactivate_head(m)
@@ -127,6 +159,7 @@ def test_maxlaunder_budget_not_charged_for_swapped_pages_or_markers(vm):
     assert swapped(b) == [0, 1, 2, 3]
 
 
+@SEED
 def test_rejects_cost_budget_and_marker_keeps_its_place(vm):
     v = vmview()
     dirty = make_file("d", 3)
@@ -148,6 +181,7 @@ def test_rejects_cost_budget_and_marker_keeps_its_place(vm):
     assert marker_next(mk) == -1             # at the end, stays there
 
 
+@SEED
 def test_curburst_negative_stops_the_pass(vm):
     vp = make_file("cb", 40)
     open_gate()
@@ -158,6 +192,7 @@ def test_curburst_negative_stops_the_pass(vm):
     assert swc().curburst == 1 - 16 * PAGE
 
 
+@SEED
 @pytest.mark.parametrize("what", ["data_enable", "use_chflags", "maxfilesize",
                                   "notmeta", "held", "wired", "invalid",
                                   "dirty", "pmap_modified", "dead"])
@@ -199,6 +234,7 @@ def test_each_eligibility_clause_rejects(vm, what):
         assert v.pages[ms[0]].dirty == lib.VM_PAGE_BITS_ALL  # test_dirty
 
 
+@SEED
 def test_use_chflags_with_cache_flag_is_eligible(vm):
     vp = make_file("c", 2, cache_flag=True)
     open_gate()
@@ -207,6 +243,7 @@ def test_use_chflags_with_cache_flag_is_eligible(vm):
     assert swapped(vp) == [0, 1]
 
 
+@SEED
 def test_meta_enable_gates_the_vchr_device(vm):
     from smpvm.vfs.vnode import vn_meta
     meta = vn_meta()
@@ -269,6 +306,7 @@ def test_cluster_stops_at_the_first_ineligible_neighbour(vm):
     assert v.cnt.swap_write_clusters == 1
 
 
+@SEED
 def test_cache_neighbours_are_deactivated(vm):
     v = vmview()
     vp = make_file("q", 4)
@@ -313,8 +351,7 @@ def test_write_count_and_curburst_charged_even_when_allocation_fails(vm):
 def _cleaning_setup(nfiles=3, npages=32):
     vps = [make_file(f"cl{i}", npages) for i in range(nfiles)]
     open_gate()
-    swc().maxlaunder = 1 << 20
-    S.vm_swapcache_writing(marker_at_head())
+    write_inactive()
     for vp in vps:                            # recycle: swap outlives pages
         obj = vmview().vnodes[vp].v_object
         vm_object_hold(obj)
@@ -504,7 +541,11 @@ def test_state_hysteresis_75_70_or_65(kernel, adj, request):
     use = v.vmg.vm_swap_cache_use
     with Supervisor(vm) as sup:
         d = Daemon(vm, sup)
-        s.maxlaunder = 0                       # cleaning frees nothing
+        # cleaning frees nothing: a budget of 0 (and since 0bf8126181,
+        # which charges objects to maxscan, a scan budget of 1: with
+        # maxlaunder 0 alone condfree still frees a first swblock)
+        s.maxlaunder = 0
+        s.maxscan = 1
         # ceiling just below the use: WRITING -> CLEANING
         s.maxswappct = 100 * (use - 1) // v.vmg.vm_swap_max
         d.iteration()
@@ -563,10 +604,15 @@ def test_shutdown_stops_the_daemon_at_once(vm):
 
 # ---- sysctls --------------------------------------------------------------------
 
+@SEED
 def test_sysctls_take_what_the_kernel_takes_and_mark_kernel_defaults(vm):
     """SYSCTL_INT nodes are C ints: any value is taken, wrapped to 32 bits
-    (sysctl(8) stores (int)strtol); SYSCTL_QUAD nodes take any int64."""
+    (sysctl(8) stores (int)strtol); SYSCTL_QUAD nodes take any int64.  The
+    nodes later commits added are not the seed's."""
     assert sysctl.sysctl_get(vm, "vm.swapcache.maxlaunder") == 256
+    for name in ("maxscan", "cleanperobj", "min_hysteresis"):
+        with pytest.raises(Exception, match="unknown oid"):
+            sysctl.sysctl_get(vm, f"vm.swapcache.{name}")
     sysctl.sysctl_set(vm, "vm.swapcache.maxswappct", "101")
     assert swc().maxswappct == 101
     sysctl.sysctl_set(vm, "vm.swapcache.read_enable", "2")
@@ -584,7 +630,7 @@ def test_sysctls_take_what_the_kernel_takes_and_mark_kernel_defaults(vm):
     sysctl.sysctl_set(vm, "vm.swapcache.accrate", "12345")
     assert swc().accrate == 12345
     node = sysctl.lookup("vm.swapcache.accrate")
-    assert node.default == 100000
+    assert node.default(vm) == 100000
 
 
 def test_the_daemon_computes_with_c_ints():
@@ -735,6 +781,9 @@ def test_seed_marker_reinsert_writes_into_the_freed_object(vm):
 
 
 def test_fixed_reinserts_the_marker_safely(vm):
+    """(b) since f5f6d24720: the marker is only ever moved past its own
+    successor (vm_swapcache_movemarker), so an object unlinked while the
+    tokens were lost leaves it where it was, on the list."""
     from smpvm.vfs.vnode import vn_meta
     from smpvm.vm.vm_invariants import check_object_list
     v = vmview()
@@ -761,11 +810,12 @@ NO_A = lib.BUGS_SEED & ~lib.BUG_YIELD_BEFORE_HOLD
 @pytest.mark.parametrize("bugs", [NO_A, 0])
 @pytest.mark.vmconfig(check="all")
 def test_the_skip_path_steps_from_an_object_that_left_the_list(vm, bugs):
-    """(c), fixed by f5f6d24720: the seed reads TAILQ_NEXT of the freed cl0
+    """(c), fixed by f5f6d24720: the seed's walk (put back on the fixed
+    kernel by its BUG_CLEAN_MARKERS bit) reads TAILQ_NEXT of the freed cl0
     -- a use-after-free report on a checked machine -- and carries on
-    along its stale link to cl1.  Fixed: the pass goes on from its marker.
-    (Remove the on_list test of the fixed skip path, or make the seed's
-    walk step from the marker, and this test fails.)"""
+    along its stale link to cl1.  Fixed: f5f6d24720's walk always reads
+    the next object from its marker.  (Make that walk step from the object
+    it processed and this test fails.)"""
     from smpvm.race import report
     v = vmview()
     v.raw.vmg.bugs = bugs
@@ -785,9 +835,10 @@ def test_the_skip_path_steps_from_an_object_that_left_the_list(vm, bugs):
 def test_other_markers_are_held_by_the_seed_and_skipped_free_by_fixed(
         kernel, request):
     """(d), fixed by f5f6d24720: the seed holds and drops other threads'
-    OBJT_MARKER objects and charges its budget for them; fixed skips them
-    at no charge (so a budget of 2 still reaches cl0 past three markers).
-    (Drop the fixed skip, or add it to the seed, and this test fails.)"""
+    OBJT_MARKER objects and charges its budget for them; f5f6d24720's walk
+    hops over them at no charge (so a budget of 2 still reaches cl0 past
+    three markers).  (Drop the skip, or add it to the seed, and this test
+    fails.)"""
     request.node.add_marker(pytest.mark.vmconfig(kernel=kernel))
     vm = request.getfixturevalue("vm")
     v = vmview()

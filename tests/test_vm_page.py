@@ -37,6 +37,15 @@ def pg(m):
     return vmview().pages[m]
 
 
+def fan(m):
+    """The colour offset of m's INACTIVE/ACTIVE/HOLD queue: m->pc since
+    027193eb61 fanned them out, 0 in the seed (one queue each)."""
+    return pg(m).pc if vmview().vmg.version >= lib.KV_027193EB61 else 0
+
+
+BOTH = pytest.mark.parametrize("vm", ["seed", "fixed"], indirect=True)
+
+
 # ---- busy --------------------------------------------------------------------
 
 def test_busy_try_returns_zero_on_success_nonzero_on_failure(vm, obj):
@@ -146,26 +155,30 @@ def test_io_finish_wakes_nobody_the_following_wakeup_does(vm, obj):
 
 # ---- hold / wire -------------------------------------------------------------
 
+@BOTH
 def test_hold_moves_free_page_to_hold_queue_and_back(vm):
     free_q = [m for m in range(64) if pg(m).queue - pg(m).pc == lib.PQ_FREE]
-    m = free_q[0]
+    m = free_q[-1]
+    assert pg(m).pc == m % 64
     P.vm_page_hold(m)
-    assert pg(m).queue == lib.PQ_HOLD and pg(m).hold_count == 1
+    assert pg(m).queue == lib.PQ_HOLD + fan(m) and pg(m).hold_count == 1
     P.vm_page_unhold(m)
     assert pg(m).queue - pg(m).pc == lib.PQ_FREE and pg(m).hold_count == 0
     with pytest.raises(Panic, match="hold count"):
         P.vm_page_unhold(m)
 
 
+@BOTH
 def test_free_of_held_page_goes_to_hold_queue(vm, obj):
     m = _new_page(obj, 0)
     P.vm_page_hold(m)
     P.vm_page_free(m)
-    assert pg(m).queue == lib.PQ_HOLD and pg(m).object == -1
+    assert pg(m).queue == lib.PQ_HOLD + fan(m) and pg(m).object == -1
     P.vm_page_unhold(m)
     assert pg(m).queue - pg(m).pc == lib.PQ_FREE
 
 
+@BOTH
 def test_wire_and_unwire(vm, obj):
     v = vmview()
     m = _new_page(obj, 0)
@@ -176,11 +189,11 @@ def test_wire_and_unwire(vm, obj):
     assert v.vmstats.v_wire_count == w0 + 1
     h0 = v.vmg.vm_swapcache_inactive_heuristic
     P.vm_page_unwire(m, 0)
-    assert pg(m).queue == lib.PQ_INACTIVE and pg(m).wire_count == 0
+    assert pg(m).queue == lib.PQ_INACTIVE + fan(m) and pg(m).wire_count == 0
     assert v.vmg.vm_swapcache_inactive_heuristic == h0 + 1
     P.vm_page_wire(m)
     P.vm_page_unwire(m, 1)
-    assert pg(m).queue == lib.PQ_ACTIVE
+    assert pg(m).queue == lib.PQ_ACTIVE + fan(m)
     with pytest.raises(Panic, match="invalid wire count"):
         P.vm_page_unwire(m, 0)
 
@@ -194,6 +207,7 @@ def test_wire_needs_busy(vm, obj):
 
 # ---- queues ------------------------------------------------------------------
 
+@pytest.mark.vmconfig(kernel="seed")
 def test_deactivate_goes_to_inactive_tail_and_bumps_heuristic(vm, obj):
     v = vmview()
     a, b = _new_page(obj, 0), _new_page(obj, 1)
@@ -212,10 +226,57 @@ def test_deactivate_goes_to_inactive_tail_and_bumps_heuristic(vm, obj):
     assert q.head == b and v.vmg.vm_swapcache_inactive_heuristic == h0 + 2
 
 
+def test_fanned_out_queues_take_each_page_to_its_colour_and_its_lock(vm,
+                                                                     obj):
+    """027193eb61: INACTIVE/ACTIVE/HOLD are 256 queues with a lock each; a
+    page goes to the one of its colour (m->pc), and its tail insert bumps
+    the swapcache heuristic like the seed's single queue's.  Since
+    51c99c6153 all 256 colours carry pages."""
+    v = vmview()
+    ms = [_new_page(obj, i) for i in range(4)]
+    assert len({pg(m).pc for m in ms}) == 4
+    assert v.vmg.pq_l2_size == 256
+    h0 = v.vmg.vm_swapcache_inactive_heuristic
+    for m in ms:
+        P.vm_page_deactivate(m)
+        q = v.vmg.vm_page_queues[lib.PQ_INACTIVE + pg(m).pc]
+        assert pg(m).queue == lib.PQ_INACTIVE + pg(m).pc and q.tail == m
+    assert v.vmg.vm_swapcache_inactive_heuristic == h0 + 4
+    assert v.vmg.vm_page_queues[lib.PQ_INACTIVE].lcnt == \
+        (1 if pg(ms[0]).pc == 0 else 0)
+    assert P.vm_page_requeue(ms[0], lib.PQ_INACTIVE) == 1
+    assert P.vm_page_requeue(ms[0], lib.PQ_ACTIVE) == 0
+    assert v.vmg.vm_swapcache_inactive_heuristic == h0 + 4  # no bump
+    P.vm_page_activate(ms[1])
+    assert pg(ms[1]).queue == lib.PQ_ACTIVE + pg(ms[1]).pc
+    # the queue spinlock a move takes is the queue's own
+    q = lib.PQ_INACTIVE + pg(ms[2]).pc
+    before = vm.hdr.cfg.spin_pool + q
+    from smpvm.layout import spinlocks
+    n0 = spinlocks(vm.base)[before].st_acquisitions
+    P.vm_page_activate(ms[2])
+    assert spinlocks(vm.base)[before].st_acquisitions == n0 + 1
+    assert spinlocks(vm.base)[vm.hdr.cfg.spin_pool
+                              + lib.PQ_INACTIVE].st_acquisitions == 0 or \
+        pg(ms[2]).pc == 0
+
+
+@pytest.mark.vmconfig(kernel="027193eb61")
+def test_027193eb61_fans_out_but_colours_only_64(vm, obj):
+    v = vmview()
+    assert v.vmg.pq_l2_size == 64
+    assert {pg(m).pc for m in range(v.npages)} == set(range(64))
+    m = _new_page(obj, 0)
+    P.vm_page_deactivate(m)
+    assert pg(m).queue == lib.PQ_INACTIVE + pg(m).pc
+
+
+@BOTH
 def test_activate_raises_act_count(vm, obj):
     m = _new_page(obj, 0)
     P.vm_page_activate(m)
-    assert pg(m).queue == lib.PQ_ACTIVE and pg(m).act_count >= lib.ACT_INIT
+    assert pg(m).queue == lib.PQ_ACTIVE + fan(m)
+    assert pg(m).act_count >= lib.ACT_INIT
 
 
 def test_cache_refuses_held_panics_dirty_and_caches_clean(vm, obj):

@@ -21,7 +21,9 @@ class SysctlNode:
     set: Optional[Callable] = None   # (machine, int) -> None; None: read-only
     lo: int = -(1 << 63)
     hi: int = (1 << 63) - 1
-    default: Optional[int] = None    # the kernel's default, when it has one
+    # the kernel's default, when it has one (or machine -> it, when it
+    # depends on the kernel version)
+    default: Optional[object] = None
 
     @property
     def writable(self):

@@ -26,7 +26,7 @@ def _page_of_ident(machine, ident):
         return -1
     m = (ident - lib.KVA_PAGES) // lib.KVA_PAGE_STRIDE
     npg = machine.config.npages + machine.config.maxthreads * \
-        lib.VM_MARKERS_PER_THREAD
+        lib.VM_MARKERS_PER_THREAD + lib.VM_STATIC_MARKERS
     return m if m < npg else -1
 
 

@@ -77,6 +77,8 @@ class Findings:
     unreplayable: str = ""              # why no command replays the run
     outputs: list = dataclasses.field(default_factory=list)
     lockstat: Optional[tuple] = dataclasses.field(default=None, repr=False)
+    # what session.run's probe measured of the machine at the end
+    probe: Optional[dict] = dataclasses.field(default=None, repr=False)
 
     @property
     def wrong_bytes(self):

@@ -2,7 +2,8 @@
 before anything starts, with every message naming the option a user types
 (--cpus, --seed, --steps), never a field inside smpvm (ncpus, sched.seed).
 
-The names it accepts come from below: kernels from vm_init.KERNELS, bugs
+The names it accepts come from below: kernels from vm_init (the versions of
+vm/versions.py and "fixed"), bugs
 from vm/bugs.py, strategies from config.SCHED_STRATEGIES, checkers from
 config.CHECKERS, ops from the workloads.  The hunting profile of
 deterministic runs (and each bug's own over it) is here too.
@@ -17,7 +18,7 @@ from smpvm.errors import ConfigError
 from smpvm.kern import sysctl
 from smpvm.stress.workloads import OPS, STRESS_MIX
 from smpvm.vm.bugs import BUGS
-from smpvm.vm.vm_init import KERNELS
+from smpvm.vm.vm_init import kernel_name
 
 # the option that sets a MachineConfig/SchedConfig field (for messages)
 OPTION_OF = {"ncpus": "--cpus", "npages": "--npages", "nobjects": "--nobjects",
@@ -135,8 +136,12 @@ class StressOptions:
               "must be a finite number of seconds >= 0 (0: never)")
         _need(self.command in ("stress", "race"), "command", self.command,
               "stress or race")
-        _need(self.kernel in KERNELS, "--kernel", self.kernel,
-              " or ".join(sorted(KERNELS)))
+        try:
+            kernel_name(self.kernel)
+        except ValueError:
+            _need(False, "--kernel", self.kernel,
+                  "seed, fixed or a commit after the seed (smpvm kernels "
+                  "lists them)")
         bad = [k for k in self.mix if k not in OPS]
         _need(not bad, "--mix", ",".join(map(str, bad)),
               f"unknown op (ops: {', '.join(OPS)})")

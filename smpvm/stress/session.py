@@ -53,16 +53,20 @@ CHECK_SHARE = 10        # invariant checks stop the world <= 1/10 of a run
 WAKE = (lib.IDENT_SWAPCACHE, lib.IDENT_PAGEDAEMON)
 
 
-def run(opts, out=None):
+def run(opts, out=None, probe=None):
     """Run one stress or race run of opts (StressOptions); return its
     Findings (findings.exit is the exit code).  ConfigError before
     anything starts for bad options or an output path that cannot be
-    written; the host failing the run is the findings' host_error."""
+    written; the host failing the run is the findings' host_error.
+    probe(machine), if given, is called once every thread is gone, before
+    the machine is destroyed; what it returns is findings.probe (smpvm
+    history measures the kernel's state with it)."""
     opts.validate()
     if opts.swarm:
         opts = swarm(opts)
     outputs.check(opts)
     s = Session(opts, out or sys.stdout)
+    s.probe = probe
     with interruptible(s):
         try:
             s.boot()
@@ -122,6 +126,7 @@ class Session:
         self.kthreads, self.cpus, self.samples = {}, [], []
         self.t0 = time.monotonic()
         self.killed = False             # --kill-cpu-at did its kill
+        self.probe = None
 
     def say(self, text):
         if self.status:
@@ -271,6 +276,8 @@ class Session:
         if o.lockstat_dir:
             from smpvm.prof import lockstat
             f.lockstat = (lockstat.snapshot(machine), self.samples)
+        if self.probe is not None:
+            f.probe = self.probe(machine)
 
     def teardown(self):
         if self.status:

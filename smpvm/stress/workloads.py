@@ -23,6 +23,7 @@ import json
 import os
 import random
 
+from smpvm.errors import Shutdown
 from smpvm.kern import sysctl
 from smpvm.kern.safepoint import safepoint
 from smpvm.kern.thread import curthread
@@ -119,6 +120,10 @@ class Worker:
         self.fail_path = os.path.join(machine.datadir, "failures",
                                       f"cpu{self.cpu}.jsonl")
         for k in range(files):
+            if machine.shutting_down():
+                # a deterministic run may end during the set-up: stop
+                # between files (a flag read, not a preemption point)
+                raise Shutdown("stress set-up at shutdown")
             f = File()
             f.name, f.inc, f.vp = f"cpu{self.cpu}.{k}", 0, -1
             f.fid = self.cpu * 1000 + k + 1     # 0 is no file

@@ -129,6 +129,37 @@ _TABLE = (
 
 BUGS = {b.name: b for b in _TABLE}
 
+# The seed's defects, one BUG_* bit per behaviour, and the kernel version
+# that removes it (smpvm/vm/versions.py): a version's bits are those its
+# commits have not fixed yet.  H1 and H2 were never fixed upstream ("smpvm":
+# only the `fixed` kernel leaves them out).
+DEFECT_FIXED_BY = {
+    lib.BUG_CONDFREE_UNCHARGED: "08fb7a9da0",           # (e)
+    lib.BUG_CONDFREE_VMOBJ_HELD: "08fb7a9da0",          # (f), 27b6ee0313
+    lib.BUG_YIELD_BEFORE_HOLD: "739be60bf6",            # (a)
+    lib.BUG_CLEAN_MARKERS: "f5f6d24720",                # (b)-(d)
+    lib.BUG_SWBLOCK_LEAK: "0301c40799",                 # (g)
+    lib.BUG_META_BUILD_FREE_FIRST: "0301c40799",
+    lib.BUG_WRITE_IGNORES_SWAPINPROG: "smpvm",          # H1
+    lib.BUG_RANGE_FREE_INTERLEAVED: "smpvm",            # H2
+}
+assert sum(DEFECT_FIXED_BY) == lib.BUGS_SEED
+
+
+def version_bits(ordinal, fixed=False):
+    """The BUG_* bits of kernel version `ordinal` (KV_*): every seed defect
+    whose fixing commit comes later; with fixed (the `fixed` kernel), H1
+    and H2 are left out too."""
+    from smpvm.vm.versions import BY_NAME
+    bits = 0
+    for bit, commit in DEFECT_FIXED_BY.items():
+        if commit == "smpvm":
+            if not fixed:
+                bits |= bit
+        elif BY_NAME[commit].ordinal > ordinal:
+            bits |= bit
+    return bits
+
 
 def wrong_bytes_cause(bits, shape):
     """What names a wrong byte of this shape on a kernel with BUG_* bits:

@@ -15,11 +15,36 @@ from smpvm.layout import lib
 from smpvm.machine import Machine
 from smpvm.vfs.vnode import vfs_boot
 from smpvm.vm.vm_pageout import vm_pageout_thread
+from smpvm.vm.bugs import version_bits
+from smpvm.vm.versions import FIXED, NEWEST, VERSIONS, lookup
 from smpvm.vm.vm_swapcache import (shutdown_swapcache, vm_swapcache_boot,
                                    vm_swapcached_thread)
 from smpvm.vm.vmview import vmview
 
-KERNELS = {"seed": lib.BUGS_SEED, "fixed": 0}
+# --kernel: "seed", each upstream commit after it by short hash
+# (smpvm/vm/versions.py), and "fixed" (the newest plus smpvm's own fixes of
+# H1 and H2).  KERNELS: name -> the BUG_* bits of its defects;
+# KERNEL_VERSIONS: name -> its KV_* ordinal.
+KERNELS = {v.name: version_bits(v.ordinal) for v in VERSIONS}
+KERNELS[FIXED] = version_bits(NEWEST.ordinal, fixed=True)
+KERNEL_VERSIONS = {v.name: v.ordinal for v in VERSIONS}
+KERNEL_VERSIONS[FIXED] = NEWEST.ordinal
+
+
+def kernel_name(name):
+    """The canonical --kernel name of name ("seed", a short hash, "fixed";
+    a unique prefix of a commit's hash too).  ValueError naming the
+    choices if it names none."""
+    if name in KERNELS:
+        return name
+    try:
+        return lookup(name).name
+    except KeyError:
+        raise ValueError(f"kernel {name!r}: seed, fixed or one of "
+                         + ", ".join(v.name for v in VERSIONS[1:])
+                         + " (smpvm kernels lists them)") from None
+
+
 # vm.swapcache.* at boot: the seed's exact defaults (swapcache off), the
 # demo set (vm_swapcache.demo_sysctls), or the stress set over the demo one
 SYSCTL_PROFILES = ("kernel", "demo", "stress")
@@ -42,13 +67,16 @@ def vm_boot(machine, kernel="fixed", bugs=0, sysctls="demo", faults=None):
     to a profile of SYSCTL_PROFILES and the SSD faults (a dict of FAULTS
     fields; none by default).  The caller is a thread of machine (the
     creator) and holds no lock."""
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel {kernel!r}: seed or fixed")
+    name = kernel_name(kernel)
+    ordinal, bits = KERNEL_VERSIONS[name], KERNELS[name]
     if sysctls not in SYSCTL_PROFILES:
         raise ValueError(f"sysctl profile {sysctls!r}: "
                          + ", ".join(SYSCTL_PROFILES))
     vmg = vmview(machine).raw.vmg
-    vmg.bugs = KERNELS[kernel]
+    if lib.vm_set_version(ordinal) != 0:
+        raise ValueError(f"kernel {kernel!r}: the machine is in use")
+    machine.__dict__.pop("_kernel_version", None)
+    vmg.bugs = bits
     vfs_boot(machine)
     vm_swapcache_boot(machine, "kernel" if sysctls == "kernel" else "demo")
     vmg.bugs |= bugs            # after the files: boot is the variant's own

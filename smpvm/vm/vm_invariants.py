@@ -6,7 +6,9 @@ naming the page, object or counter.  What the seed's code keeps true
 
   queues      each page is on exactly the list its `queue` names, once;
               lcnt = non-marker entries; per-class sums = vmstats (HOLD is
-              counted as active); markers are not counted
+              counted as active); markers are not counted; INACTIVE,
+              ACTIVE and HOLD pages on the queue of their colour since
+              027193eb61, on the class's single queue (index + 0) before
   contents    FREE: no object, valid/dirty 0, no hold/wire; CACHE: object,
               clean, unmapped, unwired; INACTIVE/ACTIVE: an object; wired
               managed pages on no queue
@@ -17,8 +19,10 @@ naming the page, object or counter.  What the seed's code keeps true
   objlist     vm_object_list is consistent, each object once, count
               matches; exactly the objects marked on_list are reachable
               from the head (the seed's (b) breaks this)
-  markers     the swapcached marker is on PQ_INACTIVE once, keeps its
-              flags and wire_count 1
+  markers     swapcached's page_marker[q] is on PQ_INACTIVE + q for each
+              queue its version scans (the seed: q 0 alone), the other
+              static markers on no queue; every marker keeps its flags and
+              wire_count 1
   swap        swblock_count = nodes; each object's hash chains reach its
               own swblocks only, once; swb_count = non-NONE entries > 0;
               no block twice; none below dmmax
@@ -33,19 +37,41 @@ naming the page, object or counter.  What the seed's code keeps true
               08fb7a9da0; the seed's (e) does not)
 """
 from smpvm.layout import lib
+from smpvm.vm.versions import inactive_queues
 from smpvm.vm.vmview import vmview
 
 NONE = lib.SWAPBLK_NONE
 
 
+_CLASSES = ((lib.PQ_FREE, "v_free_count"), (lib.PQ_INACTIVE,
+                                             "v_inactive_count"),
+            (lib.PQ_ACTIVE, "v_active_count"), (lib.PQ_CACHE,
+                                                "v_cache_count"),
+            (lib.PQ_HOLD, "v_active_count"))     # HOLD counts as active
+
+
+def queue_base(q):
+    """The class of queue q: PQ_FREE, PQ_INACTIVE, ... (PQ_NONE for 0)."""
+    if q == lib.PQ_NONE:
+        return lib.PQ_NONE
+    return lib.PQ_FREE + (q - lib.PQ_FREE) // lib.PQ_MAXL2_SIZE * \
+        lib.PQ_MAXL2_SIZE
+
+
 def _class_of(q):
-    if lib.PQ_FREE <= q < lib.PQ_FREE + lib.PQ_MAXL2_SIZE:
-        return "v_free_count"
-    if lib.PQ_CACHE <= q < lib.PQ_CACHE + lib.PQ_MAXL2_SIZE:
-        return "v_cache_count"
-    if q == lib.PQ_INACTIVE:
-        return "v_inactive_count"
-    return "v_active_count"
+    return dict(_CLASSES)[queue_base(q)]
+
+
+def _colour_offset(v, m):
+    """Where page m of class base must sit: base + m->pc for FREE and
+    CACHE always, and for INACTIVE, ACTIVE and HOLD since 027193eb61;
+    base + 0 for those in the seed."""
+    pg = v.pages[m]
+    base = queue_base(pg.queue)
+    if base in (lib.PQ_FREE, lib.PQ_CACHE) or v.vmg.version >= \
+            lib.KV_027193EB61:
+        return pg.pc
+    return 0
 
 
 def check_queues(v):
@@ -63,6 +89,10 @@ def check_queues(v):
             pg = v.pages[m]
             if pg.queue != q:
                 bad.append(f"queue {q}: page {m} says queue {pg.queue}")
+            elif not pg.flags & lib.PG_MARKER and \
+                    q != queue_base(q) + _colour_offset(v, m):
+                bad.append(f"queue {q}: page {m} of colour {pg.pc} on the "
+                           "wrong queue of its class")
             if pg.pq_prev != prev:
                 bad.append(f"queue {q}: page {m} prev {pg.pq_prev} != {prev}")
             if m in seen:
@@ -106,9 +136,10 @@ def check_contents_and_busy(v):
                     pg.wire_count or pg.hold_count or pg.busy:
                 bad.append(f"cache page {m}: object {pg.object} dirty "
                            f"{pg.dirty:#x} flags {f:#x} wire {pg.wire_count}")
-        elif q in (lib.PQ_INACTIVE, lib.PQ_ACTIVE) and pg.object < 0:
+        elif queue_base(q) in (lib.PQ_INACTIVE, lib.PQ_ACTIVE) and \
+                pg.object < 0:
             bad.append(f"page {m} on queue {q} belongs to no object")
-        elif q == lib.PQ_HOLD and pg.hold_count <= 0:
+        elif queue_base(q) == lib.PQ_HOLD and pg.hold_count <= 0:
             bad.append(f"page {m} on PQ_HOLD with hold_count {pg.hold_count}")
         if pg.wire_count and q != lib.PQ_NONE and \
                 not f & lib.PG_UNMANAGED:
@@ -212,10 +243,15 @@ def check_markers(v, swapcached_tid=None):
             bad.append(f"marker {m}: flags {pg.flags:#x} wire "
                        f"{pg.wire_count}")
     if swapcached_tid is not None:
-        mk = v.npages + swapcached_tid * lib.VM_MARKERS_PER_THREAD
-        if v.pages[mk].queue != lib.PQ_INACTIVE:
-            bad.append(f"swapcached's marker {mk} not on PQ_INACTIVE "
-                       f"(queue {v.pages[mk].queue})")
+        nq = inactive_queues(v.machine)
+        first = v.npages + v.machine.config.maxthreads * \
+            lib.VM_MARKERS_PER_THREAD
+        for q in range(lib.VM_STATIC_MARKERS):
+            mk = first + q
+            want = lib.PQ_INACTIVE + q if q < nq else lib.PQ_NONE
+            if v.pages[mk].queue != want:
+                bad.append(f"swapcached's page_marker[{q}] ({mk}) on queue "
+                           f"{v.pages[mk].queue}, not {want}")
     return bad
 
 

@@ -14,7 +14,8 @@ what went wrong, each named by the defect it comes from:
                  nothing while swap use stayed over the writing mark
 """
 from smpvm.layout import lib
-from smpvm.vm.bugs import BUGS
+from smpvm.vm.bugs import BUGS, version_bits
+from smpvm.vm.versions import FIXED, NEWEST, VERSIONS
 from smpvm.vm.vmview import vmview
 
 # liveness: a working walk reaches every object within a pass per object
@@ -27,10 +28,19 @@ STATES = {0: "WRITING", 1: "CLEANING"}
 BURSTS = {0: "BURSTING", 1: "RECOVERING"}
 
 
-def kernel_name(bugs):
-    if bugs == lib.BUGS_SEED:
-        return "seed"
-    return "fixed" if bugs == 0 else f"custom({bugs:#x})"
+def kernel_name(version, bugs):
+    """The --kernel name of a machine of KV_* version with BUG_* bits bugs:
+    "seed", a commit, "fixed", or one of them "+bugs(0x...)" when bugs on
+    purpose were added."""
+    name = VERSIONS[version].name
+    extra = bugs & ~version_bits(version)
+    if version == NEWEST.ordinal and bugs == version_bits(version,
+                                                          fixed=True):
+        name, extra = FIXED, 0
+    elif version == NEWEST.ordinal and not bugs & ~version_bits(
+            version, fixed=True) and bugs != version_bits(version):
+        extra = bugs
+    return name + (f"+bugs({extra:#x})" if extra else "")
 
 
 def swapcache_status(machine):
@@ -43,7 +53,7 @@ def swapcache_status(machine):
         return smax * (int(sc.maxswappct) + adj) // 100
     return {
         "machine": machine.name,
-        "kernel": kernel_name(g.bugs),
+        "kernel": kernel_name(int(g.version), int(g.bugs)),
         "ticks": int(lib.smpvm_ticks()),
         "state": STATES.get(int(sc.state), "?"),
         "burst": BURSTS.get(int(sc.burst), "?"),
@@ -56,7 +66,8 @@ def swapcache_status(machine):
                  "cache_use": int(g.vm_swap_cache_use),
                  "anon_use": int(g.vm_swap_anon_use),
                  "to_cleaning_above": mark(0),
-                 "to_writing_below": mark(-5)},
+                 "to_writing_below": mark(
+                     -10 if g.version >= lib.KV_08FB7A9DA0 else -5)},
         "heuristic": int(g.vm_swapcache_inactive_heuristic),
         "hysteresis": int(sc.hysteresis),
         "loops": int(c.swapcache_loops),
@@ -98,12 +109,40 @@ def swapcache_status(machine):
             "idle_mark": int(c.clean_idle_mark),
             "objects": int(g.vm_object_count),
             "marker_orphans": _looped_markers(machine, v)},
+        "writing": {"max_pages": int(c.writing_max_pages),
+                    "max_budget": int(c.writing_max_budget),
+                    "max_scanned": int(c.writing_max_scanned),
+                    "cpu_ns": int(c.writing_cpu_ns),
+                    "max_cpu_ns": int(c.writing_max_cpu_ns),
+                    "scanning_passes": int(c.writing_scanning_passes),
+                    "max_held": int(c.writing_max_held)},
+        "pageout": {"scans": int(c.pageout_scans),
+                    "pdpages": int(c.pageout_pdpages),
+                    "max_pdpages": int(c.pageout_max_pdpages),
+                    "ns": int(c.pageout_ns),
+                    "max_ns": int(c.pageout_max_ns),
+                    "deactivated": int(c.pageout_deactivated),
+                    "cached": int(c.pageout_cached),
+                    "vm_waits": int(c.vm_waits),
+                    "vm_wait_ns": int(c.vm_wait_ns)},
+        "queues": _queue_occupancy(v),
         "memory": {"pages": int(s.v_page_count), "free": int(s.v_free_count),
                    "cache": int(s.v_cache_count),
                    "inactive": int(s.v_inactive_count),
                    "active": int(s.v_active_count),
                    "wired": int(s.v_wire_count)},
     }
+
+
+def _queue_occupancy(v):
+    """How many INACTIVE and ACTIVE queues hold a page now (the seed has
+    one of each; 027193eb61 256, of which 64 carry pages until
+    51c99c6153)."""
+    qs = v.vmg.vm_page_queues
+    return {name: sum(1 for q in range(lib.PQ_MAXL2_SIZE)
+                      if qs[base + q].lcnt > 0)
+            for name, base in (("inactive", lib.PQ_INACTIVE),
+                               ("active", lib.PQ_ACTIVE))}
 
 
 def _looped_markers(machine, v):

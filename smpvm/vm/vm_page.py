@@ -10,16 +10,23 @@ Busy:       vm_page_busy_try(m, also_m_busy) -> 0 on SUCCESS, non-zero if
 Hold/wire:  vm_page_hold/unhold (no busy); vm_page_wire/unwire(m, act) (busy).
 Queues:     vm_page_deactivate (INACTIVE tail, heuristic++), _deactivate_head,
             vm_page_activate, vm_page_unqueue[_nowakeup], vm_page_cache (busy
-            consumed), vm_page_free (busy, unmapped, not soft-busy).
+            consumed), vm_page_free (busy, unmapped, not soft-busy),
+            vm_page_requeue(m, base) (to the tail of its queue if it is still
+            on one of class base; 1 if moved).  INACTIVE, ACTIVE and HOLD
+            are single queues in the seed and PQ_xxx + m->pc since
+            027193eb61 (csrc/smpvm.h); FREE and CACHE are always coloured.
 Flags:      vm_page_flag_set/clear(m, bits): atomic, no lock needed.
 pmap:       vm_page_protect(m, prot) folds pte-modified into dirty;
             vm_page_test_dirty; vm_page_dirty; pmap_store/pmap_load.
 Object:     vm_page_lookup, vm_page_lookup_busy_try/_wait, vm_page_insert,
             vm_page_remove, vm_page_alloc(o, pindex, req) -> -1 if none.
-Markers:    vm_page_marker(k) is this thread's k-th marker; the queue walks
+Markers:    vm_page_marker(k) is this thread's k-th marker,
+            vm_page_static_marker(q) swapcached's page_marker[q]; the walks
             (vm_page_queue_first/next, vm_page_marker_*) need the queue
             spinlock (vm_page_queues_spin_lock(q)).
 """
+import time
+
 from smpvm.layout import ffi, lib
 
 vm_page_busy_try = lib.vm_page_busy_try
@@ -50,6 +57,7 @@ vm_page_insert = lib.vm_page_insert
 vm_page_remove = lib.vm_page_remove
 vm_page_alloc = lib.vm_page_alloc
 vm_page_marker = lib.vm_page_marker
+vm_page_static_marker = lib.vm_page_static_marker
 vm_page_queues_spin_lock = lib.vm_page_queues_spin_lock
 vm_page_queues_spin_unlock = lib.vm_page_queues_spin_unlock
 vm_page_spin_lock = lib.vm_page_spin_lock
@@ -126,6 +134,7 @@ def vm_wait():
     from smpvm.kern.kern_synch import tsleep
     from smpvm.kern.safepoint import safepoint
     from smpvm.kern.thread import curmachine
+    from smpvm.vm.vmview import counter_add
     machine = curmachine()
     if machine.shutting_down():
         # the pagedaemon has stopped: no page will be freed for us
@@ -133,6 +142,10 @@ def vm_wait():
     lib.lwkt_gettoken(lib.TOK_VM)
     if lib.vm_page_count_target():
         lib.wakeup(lib.IDENT_PAGEDAEMON)
+        t0 = time.monotonic_ns()
         tsleep(lib.IDENT_VM_FREE, 0, "vmwait", machine.config.hz)
+        # smpvm's counters: how long allocations stalled for memory
+        counter_add("vm_waits")
+        counter_add("vm_wait_ns", time.monotonic_ns() - t0)
     lib.lwkt_reltoken(lib.TOK_VM)
     safepoint(machine)

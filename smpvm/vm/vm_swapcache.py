@@ -1,43 +1,47 @@
-"""sys/vm/vm_swapcache.c at "kernel - More many-cores SMP work" (d2d8515bfb),
-ported function for function.  Read it beside ../shared/seeds/vm_swapcache.c.txt:
-same functions, same state machine, same locks in the same order, same
-blocking points.  The seed's globals are the vm.swapcache.* sysctls in the
-machine's shared memory (vm_globals.swapcache), read racily as the kernel
-reads them; the SYSCTL_INT ones are C ints (int32), with C's wrap-around.
+"""sys/vm/vm_swapcache.c, ported function for function: the seed
+("kernel - More many-cores SMP work", d2d8515bfb) and the ten upstream
+commits after it (../shared/seeds/history/), as kernel versions
+(smpvm/vm/versions.py).  Read it beside ../shared/seeds/vm_swapcache.c.txt
+and the diffs: same functions, same state machine, same locks in the same
+order, same blocking points.  The seed's globals are the vm.swapcache.*
+sysctls in the machine's shared memory (vm_globals.swapcache), read racily
+as the kernel reads them; the SYSCTL_INT ones are C ints (int32), with C's
+wrap-around.
 
-Kernel variants (vm_globals.bugs, chosen at boot with --kernel; smpvm/vm/bugs.py
-is the table of them):
-  seed   the seed exactly, with its defects (lettered as in the README's
-         kernel table and smpvm/vm/bugs.py):
-         BUG_YIELD_BEFORE_HOLD   (a) lwkt_yield() before vm_object_hold in
-                                 the cleaning loop
-         BUG_CLEAN_MARKERS       (b)-(d) other OBJT_MARKER objects held and
-                                 dropped; the marker re-inserted before an
-                                 object reached after blocking; the walk
-                                 steps from an object that may have left the
-                                 list (TAILQ's stale links, csrc/vm.c)
-         BUG_CONDFREE_UNCHARGED  (e) condfree charges nothing for the
-                                 swblocks it visits; SWAPMAX(-5)
-         BUG_CONDFREE_VMOBJ_HELD (f) vmobj_token held across condfree
-         BUG_SWBLOCK_LEAK        (g) meta_free leaks a block   (csrc/vm.c)
-         BUG_META_BUILD_FREE_FIRST  meta_build frees before it clears
-         BUG_RANGE_FREE_INTERLEAVED H2, BUG_WRITE_IGNORES_SWAPINPROG H1
-  fixed  the upstream fixes that keep the seed's structure:
-         739be60bf6  hold the object across lwkt_yield in cleaning
-         f5f6d24720  skip markers (at no charge); re-insert only before an
-                     object still on the list; step from the marker when
-                     the object left the list
-         08fb7a9da0  condfree charges max(pages freed, swblocks visited, 1);
-                     cleaning ends at SWAPMAX(-10)
-         08fb7a9da0, 27b6ee0313  vmobj_token released across condfree
-         0301c40799  free the last block of an emptied swblock; meta_build
-                     clears, frees, then counts
-         smpvm (no upstream commit): a buffer write waits for an in-flight
-                     swap write (closes H1); a range free detaches the
-                     whole range before its blocking frees (closes H2)
+How the versions live here: a change of one commit is a gate named by it,
+since("<commit>"); a function a commit rewrote is a function per version
+(vm_swapcache_cleaning_seed / vm_swapcache_cleaning_f5f6d24720); a fix of
+one of the seed's defects is a test of its BUG_* bit (vm_globals.bugs), set
+for the versions before the commit that fixed it (smpvm/vm/bugs.py
+DEFECT_FIXED_BY), so that a bug on purpose can put it back into any
+version:
+  027193eb61  one marker per INACTIVE queue (page_marker[PQ_MAXL2_SIZE]),
+              the writing pass runs on each queue (marker->queue)
+  51c99c6153  PQ_L2_SIZE queues (256, all populated)
+  08fb7a9da0  condfree charges the swblocks it visits (csrc/vm.c, (e));
+              cleaning ends at SWAPMAX(-10); vmobj_token released across
+              condfree ((f)) -- without the swap of 27b6ee0313 that is a
+              release out of order, which panics
+  27b6ee0313  vm_object_lock_swap() before the release, the token taken
+              back after the drop
+  739be60bf6  the object held before lwkt_yield() ((a))
+  f5f6d24720  vm_swapcache_cleaning rewritten: markers skipped, the marker
+              moved only past its own successor (vm_swapcache_movemarker),
+              whole objects up to vm.swapcache.cleanperobj ((b)-(d))
+  7a175765de  a marker left at the end of the list goes back to the head
+  0bf8126181  vm.swapcache.maxscan: every page visited and every object
+              reached costs scan budget; maxlaunder only counts flushes
+  0301c40799  (the swap pager: csrc/vm.c, (g))
+  64949baad7  the writing budgets divided over the queues, the heuristic
+              (vm_swapcache_writing_heuristic) reset only when every queue
+              reached its end; min_hysteresis
+smpvm's own fixes (the `fixed` kernel only): a buffer write waits for an
+in-flight swap write (H1), a range free detaches the whole range before
+its blocking frees (H2).
 """
 import time
 
+from smpvm.errors import SysctlError
 from smpvm.kern.kern_synch import tsleep, wakeup
 from smpvm.kern.lwkt_token import (lwkt_gettoken, lwkt_reltoken,
                                    lwkt_token_swap, lwkt_yield)
@@ -47,6 +51,7 @@ from smpvm.kern.thread import panic
 from smpvm.layout import ffi, lib
 from smpvm.vm import vm_object as _vm_object
 from smpvm.vm import swap_pager
+from smpvm.vm.versions import inactive_queues, pq_l2_size, since
 from smpvm.vm.vm_object import (vm_object_drop, vm_object_hold,
                                 vm_object_list_insert_after,
                                 vm_object_list_insert_before,
@@ -57,11 +62,12 @@ from smpvm.vm.vm_object import (vm_object_drop, vm_object_hold,
 from smpvm.vm.vm_page import (vm_page_busy_try, vm_page_busy_wait,
                               vm_page_deactivate, vm_page_io_finish,
                               vm_page_io_start, vm_page_lookup_busy_try,
-                              vm_page_marker, vm_page_marker_insert_head,
+                              vm_page_marker_insert_head,
                               vm_page_marker_move_after,
                               vm_page_marker_remove, vm_page_protect,
                               vm_page_queue_next, vm_page_queues_spin_lock,
-                              vm_page_queues_spin_unlock, vm_page_test_dirty,
+                              vm_page_queues_spin_unlock,
+                              vm_page_static_marker, vm_page_test_dirty,
                               vm_page_unqueue_nowakeup, vm_page_wakeup)
 from smpvm.vm.vmview import vmview
 
@@ -77,20 +83,28 @@ PAGE_SIZE, PAGE_SHIFT = lib.PAGE_SIZE, lib.PAGE_SHIFT
 NULL = -1
 
 # The seed's defaults (vm_swapcache.c @seed, lines 96-107).  hysteresis is
-# set at thread start.
+# set at thread start.  Later commits add maxscan (0bf8126181: 256 * 4),
+# cleanperobj (f5f6d24720: 16 MB) and min_hysteresis (64949baad7: 1024),
+# and 64949baad7 scales maxlaunder and maxscan to the queues
+# (kernel_defaults).
 KERNEL_DEFAULTS = {
     "maxlaunder": 256, "data_enable": 0, "meta_enable": 0, "read_enable": 0,
     "maxswappct": 75, "use_chflags": 1, "minburst": 10000000,
     "curburst": 4000000000, "maxburst": 2000000000, "accrate": 100000,
-    "maxfilesize": 0, "write_count": 0,
+    "maxfilesize": 0, "write_count": 0, "maxscan": 256 * 4,
+    "cleanperobj": 16 * 1024 * 1024, "min_hysteresis": 1024,
 }
 # SYSCTL_INT nodes hold a C int, SYSCTL_QUAD nodes an int64_t: any value of
 # the type is taken, as the kernel's handlers take it (sysctl(8) parses the
 # text with strtol/strtoq; an INT keeps the low 32 bits of it).
 SYSCTL_INT_NODES = ("maxlaunder", "data_enable", "meta_enable",
-                    "read_enable", "maxswappct", "hysteresis", "use_chflags")
+                    "read_enable", "maxswappct", "hysteresis", "use_chflags",
+                    "maxscan", "min_hysteresis")
 SYSCTL_QUAD_NODES = ("minburst", "curburst", "maxburst", "maxfilesize",
-                     "accrate", "write_count")
+                     "accrate", "write_count", "cleanperobj")
+# the nodes a later commit added: absent from the versions before it
+SYSCTL_SINCE = {"maxscan": "0bf8126181", "cleanperobj": "f5f6d24720",
+                "min_hysteresis": "64949baad7"}
 
 
 def c_int(v):
@@ -109,15 +123,38 @@ def c_div(a, b):
     return q if (a < 0) == (b < 0) else -q
 
 
+def _exists(machine, name):
+    """Is vm.swapcache.<name> a node of machine's kernel version?"""
+    commit = SYSCTL_SINCE.get(name)
+    if commit and not since(commit, machine):
+        raise SysctlError(f"sysctl: unknown oid 'vm.swapcache.{name}' (added "
+                          f"by {commit}, after this kernel)")
+
+
+def _set_node(machine, value, f, wrap):
+    _exists(machine, f)
+    if f == "hysteresis" and since("64949baad7", machine):
+        raise SysctlError("sysctl: oid 'vm.swapcache.hysteresis' is read "
+                          "only (since 64949baad7: min_hysteresis)")
+    setattr(vmview(machine).vmg.swapcache, f, wrap(value))
+
+
+def _get_node(machine, f):
+    _exists(machine, f)
+    return getattr(vmview(machine).vmg.swapcache, f)
+
+
 for _name in SYSCTL_INT_NODES + SYSCTL_QUAD_NODES:
     _wrap = c_int if _name in SYSCTL_INT_NODES else c_int64
     register(SysctlNode(
-        f"vm.swapcache.{_name}", f"vm_swapcache_{_name}",
-        get=lambda machine, f=_name: getattr(vmview(machine).vmg.swapcache,
-                                             f),
-        set=lambda machine, value, f=_name, w=_wrap: setattr(
-            vmview(machine).vmg.swapcache, f, w(value)),
-        default=KERNEL_DEFAULTS.get(_name)))
+        f"vm.swapcache.{_name}", f"vm_swapcache_{_name}"
+        + (f" (since {SYSCTL_SINCE[_name]})" if _name in SYSCTL_SINCE
+           else ""),
+        get=lambda machine, f=_name: _get_node(machine, f),
+        set=lambda machine, value, f=_name, w=_wrap: _set_node(
+            machine, value, f, w),
+        default=(lambda machine, f=_name: kernel_defaults(machine)[f])
+        if _name in KERNEL_DEFAULTS else None))
 # smpvm's additions (the seed has no such nodes): the heuristic, an
 # exported global of the seed without a sysctl, and vm.swap_max
 register(SysctlNode(
@@ -131,6 +168,17 @@ for _f in ("vm_swap_max", "vm_swap_size", "vm_swap_cache_use",
                                                           f)))
 
 
+def kernel_defaults(machine):
+    """The vm.swapcache.* defaults of machine's kernel version: the seed's,
+    with 64949baad7's maxscan = PQ_L2_SIZE * 8 and maxlaunder =
+    PQ_L2_SIZE * 4."""
+    d = dict(KERNEL_DEFAULTS)
+    if since("64949baad7", machine):
+        d["maxscan"] = pq_l2_size(machine) * 8
+        d["maxlaunder"] = pq_l2_size(machine) * 4
+    return d
+
+
 def demo_sysctls(machine):
     """The default boot set: enables on, and rates scaled to the machine so
     that a 30 s run shows writing, cleaning and diverted reads (the kernel's
@@ -138,22 +186,29 @@ def demo_sysctls(machine):
     accrate, and the heuristic must see the inactive queue fill).
     Burst: accrate = 1/8 of swap per second, curburst starts at maxburst.
     maxswappct 40: cleaning starts above 40 % of swap and writing resumes
-    below 35 % (swap fragments long before it is 75 % used)."""
+    below 35 % (swap fragments long before it is 75 % used).  The later
+    commits' knobs scale with the machine too: cleanperobj (16 MB, for
+    files of many MB) to 64 pages, the size of a stress file;
+    min_hysteresis (1024 pages of a machine of many GB) to the seed's
+    hysteresis, v_inactive_target / 2; maxlaunder and maxscan keep the
+    version's defaults."""
     swap_bytes = machine.config.nswap * PAGE_SIZE
     accrate = max(PAGE_SIZE * SWAP_META_PAGES, swap_bytes // 8)
     return {
         "data_enable": 1, "meta_enable": 1, "read_enable": 1,
-        "use_chflags": 0, "maxlaunder": 256, "maxswappct": 40,
+        "use_chflags": 0, "maxswappct": 40,
         "accrate": accrate, "minburst": accrate, "maxburst": accrate * 4,
         "curburst": accrate * 4, "maxfilesize": 0, "write_count": 0,
+        "cleanperobj": 64 * PAGE_SIZE,
+        "min_hysteresis": max(1, machine.config.npages // 8),
     }
 
 
 def vm_swapcache_boot(machine, profile="demo"):
-    """Set the vm.swapcache.* sysctls at boot: 'kernel' (the seed's exact
-    defaults) or 'demo' (see demo_sysctls)."""
+    """Set the vm.swapcache.* sysctls at boot: 'kernel' (the version's
+    exact defaults) or 'demo' (see demo_sysctls)."""
     sc = vmview(machine).vmg.swapcache
-    values = dict(KERNEL_DEFAULTS)
+    values = kernel_defaults(machine)
     if profile == "demo":
         values.update(demo_sysctls(machine))
     elif profile != "kernel":
@@ -183,7 +238,7 @@ def SWAPMAX(adj):
 def SWAPMAX_WRITING():
     """The mark below which cleaning gives way to writing: SWAPMAX(-5) in
     the seed, SWAPMAX(-10) since 08fb7a9da0."""
-    return SWAPMAX(-5 if _bugs() & lib.BUG_CONDFREE_UNCHARGED else -10)
+    return SWAPMAX(-10 if since("08fb7a9da0") else -5)
 
 
 def shutdown_swapcache(machine):
@@ -203,13 +258,24 @@ def vm_swapcached_thread(machine):
     state = SWAPC_WRITING
     burst = SWAPB_BURSTING
 
-    # Initialize our marker for the inactive scan (SWAPC_WRITING)
-    page_marker = vm_page_marker(0)
-    vm_page_queues_spin_lock(PQ_INACTIVE)
-    vm_page_marker_insert_head(PQ_INACTIVE, page_marker)
-    vm_page_queues_spin_unlock(PQ_INACTIVE)
+    # Initialize our marker for the inactive scan (SWAPC_WRITING).
+    # 027193eb61: one per INACTIVE queue, static struct vm_page
+    # page_marker[PQ_MAXL2_SIZE] (51c99c6153: [PQ_L2_SIZE]); the seed's one
+    # marker is page_marker[0], on PQ_INACTIVE itself.
+    nq = inactive_queues()
+    page_marker = [vm_page_static_marker(q) for q in range(nq)]
+    for q in range(nq):
+        vm_page_queues_spin_lock(PQ_INACTIVE + q)
+        vm_page_marker_insert_head(PQ_INACTIVE + q, page_marker[q])
+        vm_page_queues_spin_unlock(PQ_INACTIVE + q)
 
-    sc.hysteresis = c_int(v.vmstats.v_inactive_target // 2)
+    if since("64949baad7"):
+        # vm_swapcache_min_hysteresis = 1024 is its default, set at boot
+        # (vm_swapcache_boot); smpvm keeps a value set at boot, which on a
+        # real machine sysctl.conf would set after this thread started
+        sc.hysteresis = sc.min_hysteresis
+    else:
+        sc.hysteresis = c_int(v.vmstats.v_inactive_target // 2)
     v.vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
 
     # Initialize our marker for the vm_object scan (SWAPC_CLEANING)
@@ -256,64 +322,165 @@ def vm_swapcached_thread(machine):
         # We don't want to nickle-and-dime the scan as that will create
         # unnecessary fragmentation.  The minimum burst is one-seconds
         # worth of accumulation.
-        if state == SWAPC_WRITING:
+        if since("64949baad7"):
+            burst = _writing_64949baad7(v, state, burst, page_marker,
+                                        object_marker)
+        elif state == SWAPC_WRITING:
             if sc.curburst >= sc.accrate:
                 if burst == SWAPB_BURSTING:
-                    v.cnt.writing_passes += 1           # smpvm's counter
-                    vm_swapcache_writing(page_marker)
+                    _writing_pass(v, page_marker)
                     if sc.curburst <= 0:
                         burst = SWAPB_RECOVERING
                 elif sc.curburst > sc.minburst:
-                    v.cnt.writing_passes += 1
-                    vm_swapcache_writing(page_marker)
+                    _writing_pass(v, page_marker)
                     burst = SWAPB_BURSTING
         else:
-            v.cnt.cleaning_passes += 1
-            clean_meter_begin(v)                # smpvm's cleaning meter
-            cpu = time.thread_time_ns()
-            vm_swapcache_cleaning(object_marker)
-            clean_meter_end(v, time.thread_time_ns() - cpu)
+            _cleaning_pass(v, object_marker)
         sc.burst = burst
 
     # Cleanup (NOT REACHED in the kernel; smpvm's threads do shut down)
-    vm_page_queues_spin_lock(PQ_INACTIVE)
-    vm_page_marker_remove(PQ_INACTIVE, page_marker)
-    vm_page_queues_spin_unlock(PQ_INACTIVE)
+    for q in range(nq):
+        vm_page_queues_spin_lock(PQ_INACTIVE + q)
+        vm_page_marker_remove(PQ_INACTIVE + q, page_marker[q])
+        vm_page_queues_spin_unlock(PQ_INACTIVE + q)
 
     lwkt_gettoken(lib.TOK_VMOBJ)
     vm_object_list_remove(object_marker)
     lwkt_reltoken(lib.TOK_VMOBJ)
 
 
-def vm_swapcache_writing(marker):
-    """The writing pass: push clean, eligible pages from the INACTIVE queue
-    to swap, from the marker on, within maxlaunder and curburst.  No locks
-    held on entry; takes the INACTIVE queue spinlock, page busy and object
-    tokens as the seed does."""
+def _writing_64949baad7(v, state, burst, page_marker, object_marker):
+    """The tail of the daemon's loop as 64949baad7 rewrote it: the budgets
+    divided over the queues (plus a bit of slop), the heuristic tested once
+    (vm_swapcache_writing_heuristic) and reset only when every queue's scan
+    reached its end.  Returns burst."""
+    sc = v.vmg.swapcache
+    if state != SWAPC_WRITING:
+        _cleaning_pass(v, object_marker)
+        return burst
+    if sc.curburst < sc.accrate:
+        return burst
+
+    reached_end = 0
+    count = c_div(sc.maxlaunder, pq_l2_size()) + 2
+    scount = c_div(sc.maxscan, pq_l2_size()) + 2
+
+    if burst == SWAPB_BURSTING:
+        if vm_swapcache_writing_heuristic():
+            reached_end = _writing_pass(v, page_marker, count, scount)
+        if sc.curburst <= 0:
+            burst = SWAPB_RECOVERING
+    elif sc.curburst > sc.minburst:
+        if vm_swapcache_writing_heuristic():
+            reached_end = _writing_pass(v, page_marker, count, scount)
+        burst = SWAPB_BURSTING
+    if reached_end == pq_l2_size():
+        v.vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
+    return burst
+
+
+def _writing_pass(v, page_marker, count=None, scount=None):
+    """for (q = 0; q < PQ_L2_SIZE; ++q) vm_swapcache_writing(&page_marker[q]
+    [, count, scount]), metered by smpvm's writing meter.  Returns the
+    number of queues whose end was reached."""
+    c = v.cnt
+    c.writing_passes += 1                       # smpvm's counters
+    c.writing_pass_pages = 0
+    c.writing_pass_scanned = 0
+    budget = v.vmg.swapcache.maxlaunder
+    cpu = time.thread_time_ns()
+    reached_end = 0
+    for marker in page_marker:
+        if count is None:
+            reached_end += vm_swapcache_writing(marker)
+        else:
+            reached_end += vm_swapcache_writing(marker, count, scount)
+    cpu = time.thread_time_ns() - cpu
+    c.writing_cpu_ns += cpu
+    if cpu > c.writing_max_cpu_ns:
+        c.writing_max_cpu_ns = cpu
+    if c.writing_pass_scanned:
+        c.writing_scanning_passes += 1
+    if c.writing_pass_scanned > c.writing_max_scanned:
+        c.writing_max_scanned = c.writing_pass_scanned
+    if c.writing_pass_pages > c.writing_max_pages:
+        c.writing_max_pages = c.writing_pass_pages
+        c.writing_max_budget = max(budget, 0)
+    return reached_end
+
+
+def _cleaning_pass(v, object_marker):
+    """vm_swapcache_cleaning(&object_marker), metered by smpvm's cleaning
+    meter."""
+    v.cnt.cleaning_passes += 1
+    clean_meter_begin(v)
+    cpu = time.thread_time_ns()
+    vm_swapcache_cleaning(object_marker)
+    clean_meter_end(v, time.thread_time_ns() - cpu)
+
+
+def vm_swapcache_writing_heuristic():
+    """64949baad7: deal with an overflow of the heuristic counter or if the
+    user manually changes the hysteresis.
+
+    Try to avoid small incremental pageouts by waiting for enough pages to
+    buildup in the inactive queue to hopefully get a good burst in.  This
+    heuristic is bumped by the VM system and reset when our scan hits the
+    end of the queue.
+
+    Return TRUE if we need to take a writing pass.  No requirements."""
+    v = vmview()
+    sc = v.vmg.swapcache
+    hyst = c_div(v.vmstats.v_inactive_count, 4)
+    if hyst < sc.min_hysteresis:
+        hyst = sc.min_hysteresis
+    sc.hysteresis = hyst
+
+    if v.vmg.vm_swapcache_inactive_heuristic < -hyst:
+        v.vmg.vm_swapcache_inactive_heuristic = c_int(-hyst)
+
+    if v.vmg.vm_swapcache_inactive_heuristic < 0:
+        v.cnt.heuristic_waits += 1              # smpvm's counter
+    return v.vmg.vm_swapcache_inactive_heuristic >= 0
+
+
+def vm_swapcache_writing(marker, count=None, scount=None):
+    """The writing pass over one INACTIVE queue (the marker's: PQ_INACTIVE
+    in the seed, PQ_INACTIVE + q since 027193eb61): push clean, eligible
+    pages to swap, from the marker on, within the budget and curburst.
+    Until 64949baad7: vm_swapcache_writing(marker), which tests the
+    heuristic itself and takes maxlaunder (0bf8126181: and maxscan) as its
+    budget.  Since 64949baad7: vm_swapcache_writing(marker, count, scount),
+    the caller's share of the budgets; returns non-zero if the scan hit the
+    end of the queue.  No locks held on entry; takes the queue spinlock,
+    page busy and object tokens as the seed does."""
     v = vmview()
     sc = v.vmg.swapcache
     vmg = v.vmg
     cnt = v.cnt                 # smpvm's counters (`smpvm stat`), not the seed's
+    scan_limited = since("0bf8126181")
+    q = v.pages[marker].queue   # 027193eb61: marker->queue
 
-    # Deal with an overflow of the heuristic counter or if the user
-    # manually changes the hysteresis.
-    #
-    # Try to avoid small incremental pageouts by waiting for enough pages
-    # to buildup in the inactive queue to hopefully get a good burst in.
-    # This heuristic is bumped by the VM system and reset when our scan
-    # hits the end of the queue.
-    if vmg.vm_swapcache_inactive_heuristic < c_int(-sc.hysteresis):
-        vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
-    if vmg.vm_swapcache_inactive_heuristic < 0:
-        cnt.heuristic_waits += 1
-        return
+    if not since("64949baad7"):
+        # Deal with an overflow of the heuristic counter or if the user
+        # manually changes the hysteresis.
+        #
+        # Try to avoid small incremental pageouts by waiting for enough
+        # pages to buildup in the inactive queue to hopefully get a good
+        # burst in.  This heuristic is bumped by the VM system and reset
+        # when our scan hits the end of the queue.
+        if vmg.vm_swapcache_inactive_heuristic < c_int(-sc.hysteresis):
+            vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
+        if vmg.vm_swapcache_inactive_heuristic < 0:
+            cnt.heuristic_waits += 1
+            return 0
 
     # Scan the inactive queue from our marker to locate suitable pages to
     # push to the swap cache.  We are looking for clean vnode-backed pages.
     #
-    # NOTE: PG_SWAPPED pages in particular are not part of our count
-    #       because once the cache stabilizes we can end up with a very
-    #       high datarate of VM pages cycling from it.
+    # NOTE (until 0bf8126181): PG_SWAPPED pages in particular are not part
+    #       of our count because once the cache stabilizes we can end up
+    #       with a very high datarate of VM pages cycling from it.
     # BUG_NO_OBJECT_HOLD (broken on purpose): the pass's object hold and
     # drop do nothing, so the object is used without its token
     if _bugs() & lib.BUG_NO_OBJECT_HOLD:
@@ -321,36 +488,54 @@ def vm_swapcache_writing(marker):
     else:
         vm_object_hold = _vm_object.vm_object_hold
         vm_object_drop = _vm_object.vm_object_drop
-    count = sc.maxlaunder
+    if count is None:
+        count = sc.maxlaunder
+        scount = sc.maxscan                     # 0bf8126181
 
-    vm_page_queues_spin_lock(PQ_INACTIVE)
+    vm_page_queues_spin_lock(q)
+    held = 0                    # smpvm's meter: pages under this hold
     while True:
         # while ((m = TAILQ_NEXT(marker, pageq)) != NULL && count-- > 0)
-        m = vm_page_queue_next(PQ_INACTIVE, marker)
+        # 0bf8126181: ... && count > 0 && scount-- > 0)
+        m = vm_page_queue_next(q, marker)
         if m == NULL:
             break
-        c, count = count, count - 1
+        if scan_limited:
+            if not count > 0:
+                break
+            c, scount = scount, scount - 1
+        else:
+            c, count = count, count - 1
         if not c > 0:
             break
         pg = v.pages[m]
-        if pg.queue != PQ_INACTIVE:                 # KKASSERT
-            vm_page_queues_spin_unlock(PQ_INACTIVE)
-            panic(f"vm_swapcache_writing: page {m} on queue {pg.queue}")
+        if pg.queue != q:                           # KKASSERT
+            vm_page_queues_spin_unlock(q)
+            panic(f"vm_swapcache_writing: page {m} on queue {pg.queue}, "
+                  f"the marker's is {q}")
 
         if sc.curburst < 0:
             break
         if _bugs() & lib.BUG_MARKER_UNLOCKED:      # broken on purpose
-            vm_page_queues_spin_unlock(PQ_INACTIVE)
-            vm_page_marker_move_after(PQ_INACTIVE, marker, m)
-            vm_page_queues_spin_lock(PQ_INACTIVE)
+            vm_page_queues_spin_unlock(q)
+            vm_page_marker_move_after(q, marker, m)
+            vm_page_queues_spin_lock(q)
         else:
-            vm_page_marker_move_after(PQ_INACTIVE, marker, m)
+            vm_page_marker_move_after(q, marker, m)
         cnt.pages_scanned += 1
+        cnt.writing_pass_scanned += 1
+        held += 1
+        if held > cnt.writing_max_held:
+            cnt.writing_max_held = held
         if _bugs() & lib.BUG_INVERTED_LOCKS:       # broken on purpose
             lib.vm_page_spin_lock(m)
             lib.vm_page_spin_unlock(m)
+
+        # Ignore markers and ignore pages that already have a swap
+        # assignment (until 0bf8126181 they cost no budget either).
         if pg.flags & (PG_MARKER | PG_SWAPPED):
-            count += 1
+            if not scan_limited:
+                count += 1
             cnt.skip_free += 1
             continue
         early = None
@@ -359,26 +544,27 @@ def vm_swapcache_writing(marker):
         if vm_page_busy_try(m, True):
             cnt.skip_busy += 1
             continue
-        vm_page_queues_spin_unlock(PQ_INACTIVE)
+        vm_page_queues_spin_unlock(q)
+        held = 0
 
         object = pg.object if early is None else early
         if object == NULL:
             cnt.skip_object += 1
             vm_page_wakeup(m)
-            vm_page_queues_spin_lock(PQ_INACTIVE)
+            vm_page_queues_spin_lock(q)
             continue
         vm_object_hold(object)
         if pg.object != object and not (_bugs() & lib.BUG_NO_OBJECT_RECHECK):
             cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
-            vm_page_queues_spin_lock(PQ_INACTIVE)
+            vm_page_queues_spin_lock(q)
             continue
         if vm_swapcache_test(m):
             cnt.skip_test += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
-            vm_page_queues_spin_lock(PQ_INACTIVE)
+            vm_page_queues_spin_lock(q)
             continue
 
         vp = v.objects[object].handle
@@ -386,7 +572,7 @@ def vm_swapcache_writing(marker):
             cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
-            vm_page_queues_spin_lock(PQ_INACTIVE)
+            vm_page_queues_spin_lock(q)
             continue
 
         vn = v.vnodes[vp]
@@ -396,7 +582,7 @@ def vm_swapcache_writing(marker):
                 cnt.skip_notmeta += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
-                vm_page_queues_spin_lock(PQ_INACTIVE)
+                vm_page_queues_spin_lock(q)
                 continue
             # If data_enable is 0 do not try to swapcache data.  If
             # use_chflags is set then only swapcache data for VSWAPCACHE
@@ -406,7 +592,7 @@ def vm_swapcache_writing(marker):
                 cnt.skip_disabled += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
-                vm_page_queues_spin_lock(PQ_INACTIVE)
+                vm_page_queues_spin_lock(q)
                 continue
             # object->size is a vm_pindex_t: the comparison is unsigned
             if sc.maxfilesize and v.objects[object].size > \
@@ -414,7 +600,7 @@ def vm_swapcache_writing(marker):
                 cnt.skip_maxfilesize += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
-                vm_page_queues_spin_lock(PQ_INACTIVE)
+                vm_page_queues_spin_lock(q)
                 continue
             isblkdev = 0
         elif vn.v_type == lib.VCHR:
@@ -422,35 +608,45 @@ def vm_swapcache_writing(marker):
                 cnt.skip_notmeta += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
-                vm_page_queues_spin_lock(PQ_INACTIVE)
+                vm_page_queues_spin_lock(q)
                 continue
             if sc.meta_enable == 0:
                 cnt.skip_disabled += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
-                vm_page_queues_spin_lock(PQ_INACTIVE)
+                vm_page_queues_spin_lock(q)
                 continue
             isblkdev = 1
         else:
             cnt.skip_disabled += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
-            vm_page_queues_spin_lock(PQ_INACTIVE)
+            vm_page_queues_spin_lock(q)
             continue
 
         # Assign swap and initiate I/O.
-        # (adjust for the --count which also occurs in the loop)
-        count -= vm_swapcached_flush(m, isblkdev) - 1
+        # (adjust for the --count which also occurs in the loop; since
+        # 0bf8126181 the loop no longer counts: a cluster of k costs k)
+        count -= vm_swapcached_flush(m, isblkdev) - (0 if scan_limited
+                                                     else 1)
 
         # Setup for next loop using marker.
         vm_object_drop(object)
-        vm_page_queues_spin_lock(PQ_INACTIVE)
+        vm_page_queues_spin_lock(q)
 
     # The marker could wind up at the end, which is ok.  If we hit the end
-    # of the list adjust the heuristic.
-    if m == NULL:
+    # of the list adjust the heuristic (64949baad7: the caller does, once
+    # every queue has hit its end).
+    #
+    # Earlier inactive pages that were dirty and become clean are typically
+    # moved to the end of PQ_INACTIVE by virtue of vfs_vmio_release() when
+    # they become unwired from the buffer cache.
+    if m == NULL and not since("64949baad7"):
         vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
-    vm_page_queues_spin_unlock(PQ_INACTIVE)
+    vm_page_queues_spin_unlock(q)
+
+    # m invalid but can be used to test for NULL
+    return int(m == NULL)
 
 
 def vm_swapcached_flush(m, isblkdev):
@@ -525,6 +721,7 @@ def vm_swapcached_flush(m, isblkdev):
                                    _RtvalsView(rtvals, i))
     sc.write_count = c_int64(sc.write_count + count * PAGE_SIZE)
     sc.curburst = c_int64(sc.curburst - count * PAGE_SIZE)
+    v.cnt.writing_pass_pages += count           # smpvm's writing meter
 
     while i < j:
         if rtvals[i] != lib.VM_PAGER_PEND:
@@ -576,16 +773,34 @@ def vm_swapcache_test(m):
 
 def vm_swapcache_cleaning(marker):
     """Cleaning pass: walk vm_object_list from the marker and free whole
-    swblocks of vnode objects that have no resident page, up to
-    vm.swapcache.maxlaunder.  No locks held on entry; takes vmobj_token.
-    The seed's defects (a)-(f) in the seed variant, the upstream fixes in
-    the fixed one (see the module's docstring)."""
+    swblocks of vnode objects that have no resident page.  No locks held
+    on entry; takes vmobj_token.  The seed's pass until f5f6d24720
+    rewrote it (vm_swapcache_cleaning_seed), the rewritten one since
+    (vm_swapcache_cleaning_f5f6d24720) -- unless the seed's list walk is
+    put back on purpose (BUG_CLEAN_MARKERS, --bug clean-markers)."""
+    if since("f5f6d24720") and not _bugs() & lib.BUG_CLEAN_MARKERS:
+        vm_swapcache_cleaning_f5f6d24720(marker)
+    else:
+        vm_swapcache_cleaning_seed(marker)
+
+
+def _live_vnode_object(v, obj):
+    """Only operate on live VNODE objects with regular/chardev types."""
+    vp = obj.handle
+    return not ((obj.type != lib.OBJT_VNODE) or
+                ((obj.flags & lib.OBJ_DEAD) or obj.swblock_count == 0) or
+                (vp == NULL) or
+                (v.vnodes[vp].v_type not in (lib.VREG, lib.VCHR)))
+
+
+def vm_swapcache_cleaning_seed(marker):
+    """The seed's cleaning pass, up to vm.swapcache.maxlaunder objects and
+    swblocks, with its defects (a)-(f) -- and the fixes of them that
+    08fb7a9da0, 27b6ee0313 and 739be60bf6 made before f5f6d24720 rewrote
+    the pass.  No locks held on entry; takes vmobj_token."""
     v = vmview()
     sc = v.vmg.swapcache
     bugs = _bugs()
-    seed_yield = bugs & lib.BUG_YIELD_BEFORE_HOLD
-    seed_markers = bugs & lib.BUG_CLEAN_MARKERS
-    seed_vmobj = bugs & lib.BUG_CONDFREE_VMOBJ_HELD
     mk = v.objects[marker]
     cnt = v.cnt                 # smpvm's cleaning meter, not the seed's
     basei = ffi.new("uint64_t *")
@@ -593,7 +808,6 @@ def vm_swapcache_cleaning(marker):
     object = marker
     count = sc.maxlaunder
     cnt.clean_pass_budget = max(count, 0)
-    linked = True       # fixed: the object the loop stops at is linked
 
     # Look for vnode objects
     lwkt_gettoken(lib.TOK_VMOBJ)
@@ -602,31 +816,28 @@ def vm_swapcache_cleaning(marker):
         object = vm_object_list_next(object)
         if object == NULL:
             break
-        if not seed_markers and v.objects[object].type == lib.OBJT_MARKER:
-            continue                # f5f6d24720: skip markers, no charge
         cnt.clean_pass_objects += 1
-        if seed_yield:
-            lwkt_yield()                        # @seed: before the hold
-        count -= 1
-        if count <= 0:
-            break
-        vm_object_hold(object)
-        if not seed_yield:
-            lwkt_yield()                        # 739be60bf6: held across
+        cnt.clean_pass_charge += 1
+        if bugs & lib.BUG_YIELD_BEFORE_HOLD:
+            lwkt_yield()                        # @seed: before the hold (a)
+            count -= 1
+            if count <= 0:
+                break
+            vm_object_hold(object)
+        else:
+            # 739be60bf6: VM object must be held while vmobj_token
+            # serializes list, before the lwkt_yield() not after
+            vm_object_hold(object)
+            lwkt_yield()
+            count -= 1
+            if count <= 0:
+                vm_object_drop(object)
+                break
 
         # Only operate on live VNODE objects with regular/chardev types
-        obj = v.objects[object]
-        vp = obj.handle
-        if (obj.type != lib.OBJT_VNODE) or \
-                ((obj.flags & lib.OBJ_DEAD) or obj.swblock_count == 0) or \
-                (vp == NULL) or \
-                (v.vnodes[vp].v_type not in (lib.VREG, lib.VCHR)):
-            gone = not seed_markers and not obj.on_list
+        # (@seed: an OBJT_MARKER object is held, dropped and charged (d))
+        if not _live_vnode_object(v, v.objects[object]):
             vm_object_drop(object)
-            if gone:
-                # f5f6d24720: the object left the list while we blocked
-                # (and may be freed now); go on from the marker
-                object = marker
             continue
 
         # Adjust iterator.
@@ -648,24 +859,36 @@ def vm_swapcache_cleaning(marker):
         # number of swblocks, or is able to free the requested number of
         # blocks, it will return n >= count and we break and pick it back
         # up on a future attempt.
-        if not seed_vmobj:
-            # 08fb7a9da0, 27b6ee0313: vmobj_token is not held across
-            # condfree (the object's token is above it: swap them)
+        basei[0] = mk.size
+        if bugs & lib.BUG_CONDFREE_VMOBJ_HELD:
+            # @seed: vmobj_token held across condfree (f)
+            n = swap_pager.swap_pager_condfree(object, basei, count)
+            mk.size = basei[0]
+            vm_object_drop(object)
+        elif not since("27b6ee0313"):
+            # 08fb7a9da0: vmobj_token released across condfree -- but it
+            # is not the top token (the object's is), and lwkt_reltoken
+            # asserts the reverse order: this panics (27b6ee0313)
+            lwkt_reltoken(lib.TOK_VMOBJ)
+            n = swap_pager.swap_pager_condfree(object, basei, count)
+            mk.size = basei[0]
+            lwkt_gettoken(lib.TOK_VMOBJ)
+            vm_object_drop(object)
+        else:
+            # 27b6ee0313: vm_object_lock_swap() (lwkt_token_swap() since
+            # 739be60bf6) puts vmobj_token on top; taken back after the
+            # drop
             lwkt_token_swap()
             lwkt_reltoken(lib.TOK_VMOBJ)
-        basei[0] = mk.size
-        n = swap_pager.swap_pager_condfree(object, basei, count)
-        mk.size = basei[0]
 
-        vm_object_drop(object)
-        if not seed_vmobj:
+            n = swap_pager.swap_pager_condfree(object, basei, count)
+            mk.size = basei[0]
+
+            vm_object_drop(object)
             lwkt_gettoken(lib.TOK_VMOBJ)
 
         count -= n
         if count < 0:
-            # fixed: the object is still linked iff it is still right
-            # before the marker (vmobj_token was not held in condfree)
-            linked = seed_markers or mk.list_prev == object
             break
 
         # Setup for loop.
@@ -673,17 +896,142 @@ def vm_swapcache_cleaning(marker):
         object = marker
 
     # Adjust marker so we continue the scan from where we left off.  When
-    # we reach the end we start back at the beginning.
-    if seed_markers or linked or object == NULL:
-        vm_object_list_remove(marker)
-        if object != NULL:
-            vm_object_list_insert_before(object, marker)
-        else:
-            vm_object_list_insert_head(marker)
-    # else (f5f6d24720): the object vanished; the marker stays where it is
+    # we reach the end we start back at the beginning.  (b): `object` may
+    # have left the list while the tokens were lost (condfree, the yield):
+    # TAILQ_INSERT_BEFORE then splices through its stale links.
+    vm_object_list_remove(marker)
+    if object != NULL:
+        vm_object_list_insert_before(object, marker)
+    else:
+        vm_object_list_insert_head(marker)
     mk.backing_object = object
 
     lwkt_reltoken(lib.TOK_VMOBJ)
+
+
+def vm_swapcache_cleaning_f5f6d24720(marker):
+    """Cleaning pass, as f5f6d24720 rewrote it (and 7a175765de, 0bf8126181
+    changed it).  We clean whole objects up to 16MB
+    (vm.swapcache.cleanperobj).  No locks held on entry; takes
+    vmobj_token."""
+    v = vmview()
+    sc = v.vmg.swapcache
+    bugs = _bugs()
+    mk = v.objects[marker]
+    cnt = v.cnt                 # smpvm's cleaning meter, not the upstream's
+    basei = ffi.new("uint64_t *")
+    scan_limited = since("0bf8126181")
+
+    count = sc.maxlaunder
+    scount = sc.maxscan                         # 0bf8126181
+    cnt.clean_pass_budget = max(count, 0)
+    object = NULL
+
+    # Look for vnode objects
+    lwkt_gettoken(lib.TOK_VMOBJ)
+
+    while True:
+        object = vm_object_list_next(marker)
+        if object == NULL:
+            break
+        # We have to skip markers.  We cannot hold/drop marker objects!
+        if v.objects[object].type == lib.OBJT_MARKER:
+            vm_swapcache_movemarker(marker, object)
+            continue
+
+        # Safety, or in case there are millions of VM objects without
+        # swapcache backing.  (0bf8126181: charged to scount)
+        cnt.clean_pass_objects += 1
+        if scan_limited:
+            scount -= 1
+            if scount <= 0:
+                break
+        else:
+            cnt.clean_pass_charge += 1
+            count -= 1
+            if count <= 0:
+                break
+
+        # We must hold the object before potentially yielding.
+        if bugs & lib.BUG_YIELD_BEFORE_HOLD:    # (a), on purpose
+            lwkt_yield()
+            vm_object_hold(object)
+        else:
+            vm_object_hold(object)
+            lwkt_yield()
+
+        # Only operate on live VNODE objects that are either VREG or VCHR
+        # (VCHR for meta-data).
+        if not _live_vnode_object(v, v.objects[object]):
+            vm_object_drop(object)
+            # object may be invalid now
+            vm_swapcache_movemarker(marker, object)
+            continue
+
+        # Reset the object pindex stored in the marker if the working
+        # object has changed.
+        if mk.backing_object != object:
+            mk.size = 0
+            mk.backing_object_offset = 0
+            mk.backing_object = object
+
+        # Look for swblocks starting at our iterator.
+        #
+        # The swap_pager_condfree() function attempts to free swap space
+        # starting at the specified index.  The index will be updated on
+        # return.  The function will return a scan factor (NOT the number
+        # of blocks freed).
+        #
+        # If it must cut its scan of the object short due to an excessive
+        # number of swblocks, or is able to free the requested number of
+        # blocks, it will return n >= count and we break and pick it back
+        # up on a future attempt.
+        #
+        # Scan the object linearly and try to batch large sets of blocks
+        # that are likely to clean out entire swap radix tree leafs.
+        lwkt_token_swap()
+        lwkt_reltoken(lib.TOK_VMOBJ)
+
+        basei[0] = mk.size
+        n = swap_pager.swap_pager_condfree(
+            object, basei, (count + SWAP_META_MASK) & ~SWAP_META_MASK)
+        mk.size = basei[0]
+
+        vm_object_drop(object)          # object may be invalid now
+        lwkt_gettoken(lib.TOK_VMOBJ)
+
+        # If we have exhausted the object or deleted our per-pass page
+        # limit then move us to the next object.  Note that the current
+        # object may no longer be on the vm_object_list.
+        if n <= 0 or mk.backing_object_offset > sc.cleanperobj:
+            vm_swapcache_movemarker(marker, object)
+
+        # If we have exhausted our max-launder stop for now.
+        count -= n
+        mk.backing_object_offset = (mk.backing_object_offset
+                                    + n * PAGE_SIZE) % (1 << 64)
+        if count < 0:
+            break
+
+    # 7a175765de: if we wound up at the end of the list this will move the
+    # marker back to the beginning.
+    if since("7a175765de") and object == NULL:
+        vm_swapcache_movemarker(marker, NULL)
+
+    lwkt_reltoken(lib.TOK_VMOBJ)
+
+
+def vm_swapcache_movemarker(marker, object):
+    """f5f6d24720: move the marker past the current object.  Object can be
+    stale, but we still need it to determine if the marker has to be moved.
+    If the object is still the 'current object' (object after the marker),
+    we hop-scotch the marker past it.  vmobj_token held."""
+    if vm_object_list_next(marker) == object:
+        vm_object_list_remove(marker)
+        if object != NULL:
+            vm_object_list_insert_after(object, marker)
+        else:
+            vm_object_list_insert_head(marker)
 
 
 def clean_meter_begin(v):
