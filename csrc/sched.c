@@ -239,8 +239,9 @@ sched_stop(int hang)
 	sched_event(curtid, hang ? SCHED_EV_HANG : SCHED_EV_DEADLOCK, -1, -1);
 	off = (size_t)snprintf(buf, len, hang ? "sched: no exit %llu steps "
 	    "after the shutdown at step %llu:" : "sched: deadlock at step %llu:",
-	    (unsigned long long)(hang ? SCH->max_steps : SCH->step),
-	    (unsigned long long)SCH->max_steps);
+	    (unsigned long long)(hang ? SCH->step - SCH->shutdown_step :
+	    SCH->step),
+	    (unsigned long long)SCH->shutdown_step);
 	m = SCH->members;
 	while (m && off < len) {
 		const struct smpvm_thread *t = &T[__builtin_ctzll(m)];
@@ -253,6 +254,33 @@ sched_stop(int hang)
 			off += (size_t)snprintf(buf + off, len - off, ";");
 	}
 	panic(buf);
+}
+
+/*
+ * The steps of the budget: every step, or (SCHED_F_PHASED) the steps since
+ * every CPU finished its set-up -- 0 until then, so that max_steps and the
+ * pct/bounded plans fall in the workload, not in the creation of its files.
+ */
+static uint64_t
+sched_budget_step(void)
+{
+	if (!(SCH->flags & SCHED_F_PHASED))
+		return SCH->step;
+	return SCH->setup_done ? SCH->step - SCH->base : 0;
+}
+
+/*
+ * Steps the threads get to exit after the shutdown before it is a hang:
+ * max_steps; a phased schedule (whose shutdown may come at a finding, and
+ * whose budget a shrinker cuts to a few steps) at least SCHED_EXIT_STEPS,
+ * enough to finish the operation in progress.
+ */
+static uint64_t
+sched_exit_window(void)
+{
+	if ((SCH->flags & SCHED_F_PHASED) && SCH->max_steps < SCHED_EXIT_STEPS)
+		return SCHED_EXIT_STEPS;
+	return SCH->max_steps ? SCH->max_steps : SCHED_EXIT_STEPS;
 }
 
 /* ---- strategies --------------------------------------------------------------- */
@@ -328,10 +356,11 @@ static int
 sched_decide(int cur, int why, int op, int id)
 {
 	int run[SMPVM_MAXTHREADS], n, def, pick, cur_ok;
-	uint64_t step = SCH->step;
+	uint64_t step = SCH->step, bstep = sched_budget_step();
 
 	/* plans due at this step: pct change points, bounded preemptions */
-	while (SCH->iplan < SCH->nplan && SCH->plan[SCH->iplan] <= step) {
+	while (bstep && SCH->iplan < SCH->nplan &&
+	    SCH->plan[SCH->iplan] <= bstep) {
 		if (SCH->strategy == SCHED_PCT && cur >= 0)
 			SCH->prio[cur] = (int32_t)SCH->iplan + 1;
 		else if (SCH->strategy == SCHED_BOUNDED)
@@ -439,6 +468,7 @@ sched_shutdown(void)
 {
 	uint32_t running = MS_RUNNING;
 
+	SCH->shutdown_step = SCH->step;
 	sched_event(curtid, SCHED_EV_SHUTDOWN, -1, -1);
 	__atomic_store_n(&H->shutdown, 1, __ATOMIC_SEQ_CST);
 	__atomic_compare_exchange_n(&H->state, &running, MS_SHUTDOWN, 0,
@@ -463,9 +493,19 @@ sched_step(int op, int id, int why)
 		__atomic_fetch_add(&H->ticks, 1, __ATOMIC_SEQ_CST);
 		sched_event(curtid, SCHED_EV_CLOCK, (int)H->ticks, -1);
 	}
-	if (SCH->max_steps && SCH->step == SCH->max_steps)
-		sched_shutdown();
-	if (SCH->max_steps && SCH->step == 2 * SCH->max_steps) {
+	if (!SCH->shutdown_step) {
+		if (SCH->max_steps && sched_budget_step() == SCH->max_steps) {
+			sched_shutdown();
+		} else if ((SCH->flags & SCHED_F_STOP) && race_found()) {
+			/* the first finding ends the run here, so a replay of
+			 * the schedule ends at the same step */
+			SCH->found = 1;
+			sched_event(curtid, SCHED_EV_FOUND, -1, -1);
+			sched_shutdown();
+		}
+	}
+	if (SCH->shutdown_step && SCH->step == SCH->shutdown_step +
+	    sched_exit_window()) {
 		sched_stop(1);
 		in_sched = 0;
 		return -1;
@@ -611,6 +651,8 @@ sched_exit(void)
 	if (!sched_on)
 		return;
 	hook = NULL;
+	if (!H->panicking && SCH->started && SCH->running == curtid)
+		sched_setup_done();     /* a CPU that ends before its workload */
 	__atomic_fetch_and(&SCH->members, ~(1ull << curtid), __ATOMIC_SEQ_CST);
 	__atomic_fetch_and(&SCH->expect_mask, ~(1ull << curtid),
 	    __ATOMIC_SEQ_CST);
@@ -657,7 +699,8 @@ sched_panic(void)
  */
 int
 sched_configure(void *base, int strategy, uint64_t seed, int depth,
-    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps)
+    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps,
+    uint32_t flags)
 {
 	uint32_t i, j, n = 0;
 
@@ -665,8 +708,10 @@ sched_configure(void *base, int strategy, uint64_t seed, int depth,
 	    strategy < SCHED_RANDOM || strategy > SCHED_FORCED ||
 	    H->clock_mode != CLOCK_VIRTUAL || k < 1 ||
 	    depth < 1 || depth > SCHED_MAXPLAN + 1 ||
-	    bound < 0 || bound > SCHED_MAXPLAN)
+	    bound < 0 || bound > SCHED_MAXPLAN ||
+	    (flags & ~(uint32_t)(SCHED_F_PHASED | SCHED_F_STOP)))
 		return -1;
+	SCH->flags = flags;
 	SCH->strategy = (uint32_t)strategy;
 	SCH->seed = seed;
 	SCH->prng = seed;
@@ -722,6 +767,30 @@ sched_expect(void *base, int tid)
 		return;
 	__atomic_fetch_or(&SCH->expect_mask, 1ull << tid, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&SCH->expected, 1, __ATOMIC_SEQ_CST);
+	if ((SCH->flags & SCHED_F_PHASED) && T[tid].kind == TDK_CPU)
+		__atomic_fetch_or(&SCH->setup_mask, 1ull << tid,
+		    __ATOMIC_SEQ_CST);
+}
+
+/*
+ * sched_setup_done(): the current CPU thread finished setting up (the
+ * stress workload created its files).  When the last one has, the
+ * workload begins: the budget of a phased schedule counts from this step.
+ * Called by the thread holding the turn, so it is a step of the schedule
+ * like any other; a no-op elsewhere.
+ */
+void
+sched_setup_done(void)
+{
+	if (!sched_on || SCH == NULL || !(SCH->flags & SCHED_F_PHASED) ||
+	    SCH->setup_done || !(SCH->setup_mask & (1ull << curtid)))
+		return;
+	SCH->setup_mask &= ~(1ull << curtid);
+	if (SCH->setup_mask == 0) {
+		SCH->setup_done = 1;
+		SCH->base = SCH->step;
+		sched_event(curtid, SCHED_EV_WORKLOAD, -1, -1);
+	}
 }
 
 /*

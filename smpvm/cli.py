@@ -112,7 +112,8 @@ def _stress_options(a, **extra):
         check_sample=a.check_sample, sched=a.sched, steps=a.steps,
         tick_steps=a.tick_steps, pct_depth=a.pct_depth, bound=a.bound,
         gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
-        stop_on_detection=a.stop_on_detection, datadir=a.datadir,
+        stop_on_detection=a.stop_on_detection, noise=a.noise,
+        datadir=a.datadir,
         save_schedule=a.save_schedule or schedule_dir(), **extra)
     if a.mix:
         opts.mix = _mix(a.mix)
@@ -374,8 +375,14 @@ def _stress_args(sx, d, check_default):
     sx.add_argument("--bug", default="", choices=sorted(BUGS),
                     help="run a kernel broken on purpose")
     sx.add_argument("--stop-on-detection", action="store_true",
-                    help="end a free-running run at its first finding (a "
-                         "deterministic run ends at --steps anyway)")
+                    help="end the run at its first finding: a free run when "
+                         "the host sees it, a deterministic one at the step "
+                         "of its first race report or wrong byte (its "
+                         "replay stops there too)")
+    sx.add_argument("--noise", type=int, default=d.noise, metavar="LEVEL",
+                    help="free runs: delay threads at preemption points "
+                         "chosen from the seed (host yields, short spins, "
+                         f"rare sleeps), 0 off (default) .. {lib.NOISE_MAX}")
     _check_args(sx, check_default)
     g = sx.add_argument_group("deterministic schedules")
     g.add_argument("--sched", default="off",
@@ -384,8 +391,10 @@ def _stress_args(sx, d, check_default):
                         "chosen from --seed by this strategy (default off: "
                         "free-running)")
     g.add_argument("--steps", type=int, default=d.steps,
-                   help="preemption points before the schedule shuts the "
-                        f"machine down (default {d.steps})")
+                   help="the workload's budget: preemption points after "
+                        "every CPU created its files (the set-up is not "
+                        "counted), then the schedule shuts the machine "
+                        f"down (default {d.steps})")
     g.add_argument("--tick-steps", type=int, default=d.tick_steps,
                    help="a virtual clock tick every N steps")
     g.add_argument("--pct-depth", type=int, default=d.pct_depth,

@@ -95,8 +95,17 @@ def load(path):
                           for c in o["schedule"])
     o["sysctls"] = tuple(tuple(c) if isinstance(c, list) else c
                          for c in o.get("sysctls", ()))
-    o.update(sched="forced", quiet=True, json_path="", lockstat_dir="",
-             save_schedule="", datadir="", stop_on_detection=False)
+    # stop_on_detection stays: a deterministic run that stopped at its
+    # finding ends at that step, and so must its replay.  A schedule whose
+    # choices overflowed the record (SCHED_MAXCHOICES: a long random run)
+    # replays from its strategy and seed, which give the same interleaving
+    strategy = "forced"
+    if doc.get("complete") is False:
+        strategy = doc.get("strategy")
+        if strategy not in ("random", "pct", "bounded"):
+            _not_schedule(path, "incomplete, and no strategy to replay")
+    o.update(sched=strategy, quiet=True, json_path="", lockstat_dir="",
+             save_schedule="", datadir="")
     known = {f.name for f in dataclasses.fields(StressOptions)}
     opts = StressOptions(**{k: v for k, v in o.items() if k in known})
     opts.validate()
@@ -136,6 +145,10 @@ def shrink(path, max_runs=80, max_seconds=600.0, log=None):
     if not want:
         raise ConfigError(f"{path}: the recorded run found nothing to "
                           "shrink")
+    if opts.sched != "forced":
+        raise ConfigError(f"{path}: more scheduling choices than the record "
+                          f"holds ({lib.SCHED_MAXCHOICES}): it replays from "
+                          f"its seed ({opts.sched}) but cannot be shrunk")
     if max_runs < 1:
         raise ConfigError(f"--max-runs {max_runs}: must be >= 1")
     t0, runs = time.monotonic(), 0
@@ -160,8 +173,9 @@ def shrink(path, max_runs=80, max_seconds=600.0, log=None):
                     f"{opts.steps} steps: still fails")
         return ok
 
-    # steps: the run need not go past the step where it failed
-    last = best.sched["steps"]
+    # steps: the run need not go past the step where it failed (the
+    # budget counts the workload's steps, after the set-up)
+    last = best.sched["workload_steps"]
     if last < opts.steps and budget():
         attempt(steps=max(1, last + 1))
     # preemptions first (the current thread was runnable): when there are
