@@ -258,8 +258,8 @@ sched_stop(int hang)
 
 /*
  * The steps of the budget: every step, or (SCHED_F_PHASED) the steps since
- * every CPU finished its set-up -- 0 until then, so that max_steps and the
- * pct/bounded plans fall in the workload, not in the creation of its files.
+ * the first CPU finished its set-up -- 0 until then, so that max_steps and
+ * the pct/bounded plans fall in the workload, not in creating its files.
  */
 static uint64_t
 sched_budget_step(void)
@@ -774,19 +774,20 @@ sched_expect(void *base, int tid)
 
 /*
  * sched_setup_done(): the current CPU thread finished setting up (the
- * stress workload created its files).  When the last one has, the
- * workload begins: the budget of a phased schedule counts from this step.
- * Called by the thread holding the turn, so it is a step of the schedule
- * like any other; a no-op elsewhere.
+ * stress workload created its files) and starts its workload: the budget
+ * of a phased schedule counts from the first CPU that does.  (Not from the
+ * last: PCT may starve a low-priority CPU's set-up for as long as the
+ * others never block.)  Called by the thread holding the turn, so it is a
+ * step of the schedule like any other; a no-op elsewhere.
  */
 void
 sched_setup_done(void)
 {
 	if (!sched_on || SCH == NULL || !(SCH->flags & SCHED_F_PHASED) ||
-	    SCH->setup_done || !(SCH->setup_mask & (1ull << curtid)))
+	    !(SCH->setup_mask & (1ull << curtid)))
 		return;
 	SCH->setup_mask &= ~(1ull << curtid);
-	if (SCH->setup_mask == 0) {
+	if (!SCH->setup_done) {
 		SCH->setup_done = 1;
 		SCH->base = SCH->step;
 		sched_event(curtid, SCHED_EV_WORKLOAD, -1, -1);

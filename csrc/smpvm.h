@@ -952,12 +952,12 @@ struct race_shadow {
 #define SCHED_EV_SHUTDOWN       22      /* max_steps reached: shutdown asked   */
 #define SCHED_EV_JOIN           23      /* a thread registered after the start */
 #define SCHED_EV_HANG           24      /* max_steps after the shutdown: no exit */
-#define SCHED_EV_WORKLOAD       25      /* every CPU finished its set-up (phased) */
+#define SCHED_EV_WORKLOAD       25      /* a first CPU finished its set-up (phased) */
 #define SCHED_EV_FOUND          26      /* a finding: shutdown asked (SCHED_F_STOP) */
 
 /* sched_configure flags */
 #define SCHED_F_PHASED          1       /* max_steps and the plans count from the
-                                         * end of the CPUs' set-up (sched_setup_done) */
+                                         * first CPU's end of set-up (sched_setup_done) */
 #define SCHED_F_STOP            2       /* ask for shutdown at the first finding
                                          * (a race report or a wrong byte) */
 
@@ -1016,7 +1016,7 @@ struct sched_state {
 	uint32_t wake[SMPVM_MAXTHREADS];        /* futex words, per tid */
 	uint32_t hang;          /* running max_steps after the shutdown: no exit */
 	uint32_t flags;         /* SCHED_F_*                            */
-	uint32_t setup_done;    /* phased: every CPU finished its set-up */
+	uint32_t setup_done;    /* phased: a CPU finished its set-up     */
 	uint32_t found;         /* SCHED_F_STOP: shut down at a finding  */
 	uint64_t setup_mask;    /* phased: CPU threads still setting up */
 	uint64_t base;          /* phased: the step the workload began at */

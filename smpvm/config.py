@@ -57,7 +57,7 @@ class SchedConfig:
                timeouts need it while CPUs are busy
     trace      events of the full trace kept in the segment (0: ring only)
     phased     max_steps and the pct/bounded plans count the steps after
-               every CPU finished its set-up (sched_setup_done), not from
+               the first CPU finished its set-up (sched_setup_done), not from
                the start: the budget is the workload's
     stop       ask for shutdown at the first race report or wrong byte
                (the step it happens at replays like any other)

@@ -74,7 +74,7 @@ def test_the_same_seed_gives_the_same_interleaving_and_result():
 
 
 def test_the_budget_counts_the_workload_not_the_set_up():
-    """--steps counts the steps after every CPU created its files: the
+    """--steps counts the steps after a CPU created its files: the
     default machine's deterministic run does work, writes and cleans."""
     r = run(StressOptions(cpus=2, quiet=True, sched="random", seed=1))
     sc = r.sched

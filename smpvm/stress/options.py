@@ -107,7 +107,7 @@ class StressOptions:
     sysctls: tuple = ()         # at boot: (("vm.swapcache.maxlaunder", "8"),)
     # deterministic schedule (race/sched.py): off, random, pct, bounded,
     # forced (a recorded choice list: `schedule`).  The budget is the
-    # workload's: `steps` preemption points after every CPU created its
+    # workload's: `steps` preemption points after a CPU created its
     # files (the set-up is not counted), then the schedule asks for shutdown
     sched: str = "off"
     steps: int = 200000

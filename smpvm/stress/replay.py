@@ -216,15 +216,17 @@ def shrink(path, max_runs=80, max_seconds=600.0, log=None):
     return opts, best, runs
 
 
-def shrink_file(path, max_runs=60, log=None):
+def shrink_file(path, max_runs=60, log=None, max_seconds=600.0):
     """`smpvm replay FILE --shrink`: shrink, run the result once more with
     the whole trace, save it beside FILE (a new name, never over an earlier
     one).  Returns (report text, exit code)."""
     recorded, _ = load(path)
-    small, _, runs = shrink(path, max_runs=max_runs, log=log)
-    # the run goes on past `steps` while its threads shut down (at most as
-    # long again): trace all of it
-    f = run(dataclasses.replace(small, trace=2 * small.steps + 64))
+    small, best, runs = shrink(path, max_runs=max_runs, log=log,
+                               max_seconds=max_seconds)
+    # trace all of the run: its set-up, its budget and its shutdown (the
+    # last failing run's steps, and as many again)
+    f = run(dataclasses.replace(small, trace=min(
+        1 << 24, 2 * max(best.sched["steps"], small.steps) + 64)))
     stem = os.path.basename(path)
     stem = (stem[:-5] if stem.endswith(".json") else stem) + ".min"
     out = save(small, f, outputs.new_file(

@@ -46,6 +46,9 @@ from smpvm.vm.vm_meter import swapcache_status
 from smpvm.vm.vmview import vmview
 
 HANG_SECONDS = 30       # no operation completed for this long: a hang
+STUCK_SECONDS = 10      # a schedule took no step for this long: a thread
+#                         loops (or waits on the host) without a preemption
+#                         point -- a hang, named at the step it stopped at
 STOP_SECONDS = 10.0     # not at a safe point by then: a stall
 WAKE = (lib.IDENT_SWAPCACHE, lib.IDENT_PAGEDAEMON)
 
@@ -217,8 +220,22 @@ class Session:
         schedule is killed: its machine is not checked."""
         o, f, machine, sup = self.opts, self.findings, self.machine, self.sup
         limit = max(o.seconds, 1.0) * 10
-        outcome = sup.wait(limit, until=self._interrupted)
-        if outcome == "interrupted":
+        progress = {"step": -1, "since": time.monotonic()}
+
+        def stuck():
+            now, step = time.monotonic(), sched.steps(machine)
+            if step != progress["step"]:
+                progress.update(step=step, since=now)
+            return now - progress["since"] > STUCK_SECONDS
+
+        outcome = sup.wait(limit, until=lambda: self._interrupted() or
+                           stuck())
+        if outcome == "interrupted" and not self._interrupted():
+            self._hang(f"the schedule took no step for {STUCK_SECONDS} s "
+                       f"of wall time (at step {progress['step']}): a "
+                       "thread runs without reaching a preemption point")
+            sup.kill_all()
+        elif outcome == "interrupted":
             f.ended = self._ended_early()
             sup.kill_all()
         elif outcome == "timeout":
