@@ -146,6 +146,29 @@ def cmd_race(a):
     return f.exit
 
 
+def cmd_hunt(a):
+    """A portfolio of checked runs until --minutes or the first finding;
+    the finding, or what nothing was found in."""
+    from smpvm.stress.hunt import HuntOptions, format_hunt, hunt
+    from smpvm.stress.outputs import check_dir, check_file, schedule_dir
+    if a.json:
+        check_file(a.json, "--json")
+    save = a.save_schedule or schedule_dir()
+    check_dir(save, "--save-schedule")
+    h = HuntOptions(minutes=a.minutes, kernel=a.kernel, bug=a.bug,
+                    seed=a.seed, workers=a.n, tx=tuple(a.tx),
+                    noise=a.noise, arms=tuple(x for x in a.arms.split(",")
+                                              if x),
+                    shrink=not a.no_shrink, json_path=a.json,
+                    save_schedule=save.rstrip(os.sep) + os.sep,
+                    quiet=a.quiet).validate()
+    res = hunt(h)
+    print(format_hunt(res), flush=True)
+    if a.json:
+        print(f"wrote {a.json}")
+    return res.exit
+
+
 def cmd_replay(a):
     """Replay a schedule file; with --shrink, reduce it and print the
     scenario that remains."""
@@ -392,7 +415,7 @@ def _stress_args(sx, d, check_default):
                         "free-running)")
     g.add_argument("--steps", type=int, default=d.steps,
                    help="the workload's budget: preemption points after "
-                        "every CPU created its files (the set-up is not "
+                        "a CPU created its files (the set-up is not "
                         "counted), then the schedule shuts the machine "
                         f"down (default {d.steps})")
     g.add_argument("--tick-steps", type=int, default=d.tick_steps,
@@ -441,6 +464,42 @@ def build_parser():
     rc.add_argument("--json", action="store_true",
                     help="print the reports as JSON")
     rc.set_defaults(fn=cmd_race)
+
+    from smpvm.stress.swarm import ARMS
+    hu = sub.add_parser("hunt", help="is this kernel right? a portfolio of "
+                        "checked runs (free with noise, deterministic under "
+                        "each strategy, over swarm profiles) until --minutes "
+                        "or the first finding")
+    hu.add_argument("--minutes", type=float, default=2.0,
+                    help="the budget (default 2)")
+    hu.add_argument("--kernel", choices=sorted(KERNELS), default="fixed")
+    hu.add_argument("--bug", default="", choices=sorted(BUGS),
+                    help="hunt a kernel broken on purpose")
+    hu.add_argument("--seed", type=int, default=1,
+                    help="draws every run's profile and seeds (default 1)")
+    hu.add_argument("-n", default="0", metavar="N",
+                    help="pytest-xdist workers on this host: a number or "
+                         "auto (default 0: the runs go in this process)")
+    hu.add_argument("--tx", action="append", default=[], metavar="SPEC",
+                    help="pytest-xdist gateways, e.g. 4*ssh=host//python="
+                         "/path/venv/bin/python (repeatable; each host needs "
+                         "the same smpvm installed)")
+    hu.add_argument("--noise", type=int, default=-1, metavar="LEVEL",
+                    help="free runs' noise, 0..3 (default: each profile "
+                         "draws 1..3)")
+    hu.add_argument("--arms", default=",".join(ARMS),
+                    help="the portfolio's arms (default all: "
+                         + ",".join(ARMS) + ")")
+    hu.add_argument("--no-shrink", action="store_true",
+                    help="do not shrink a deterministic finding's schedule")
+    hu.add_argument("--save-schedule", default="", metavar="DIR",
+                    help="where a failing schedule goes (default "
+                         "$XDG_STATE_HOME/smpvm/schedules/)")
+    hu.add_argument("--json", default="",
+                    help="write the runs, the finding and the coverage here")
+    hu.add_argument("--quiet", action="store_true",
+                    help="no progress line")
+    hu.set_defaults(fn=cmd_hunt)
 
     rp = sub.add_parser("replay", help="replay a failing schedule file "
                         "exactly; --shrink reduces it to a short scenario")

@@ -200,6 +200,16 @@ def _findings_text(f, replay):
     return text
 
 
+def findings_text(f, max_lines=60):
+    """What f found, in detail (at most max_lines lines), with its replay
+    command in each race report."""
+    lines = _findings_text(f, f.replay).strip("\n").splitlines()
+    if len(lines) > max_lines:
+        lines = lines[:max_lines] + [f"... ({len(lines) - max_lines} more "
+                                     "lines)"]
+    return "\n".join(lines)
+
+
 def _ending(f):
     """The last lines: how the run ended, the exit code and, when the
     kernel was found wrong, the replay command."""
