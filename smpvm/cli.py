@@ -477,9 +477,10 @@ def build_parser():
                     help="hunt a kernel broken on purpose")
     hu.add_argument("--seed", type=int, default=1,
                     help="draws every run's profile and seeds (default 1)")
-    hu.add_argument("-n", default="0", metavar="N",
-                    help="pytest-xdist workers on this host: a number or "
-                         "auto (default 0: the runs go in this process)")
+    hu.add_argument("-n", default="auto", metavar="N",
+                    help="pytest-xdist workers on this host: a number, auto "
+                         "(the default: one per core) or 0 (the runs go in "
+                         "this process)")
     hu.add_argument("--tx", action="append", default=[], metavar="SPEC",
                     help="pytest-xdist gateways, e.g. 4*ssh=host//python="
                          "/path/venv/bin/python (repeatable; each host needs "

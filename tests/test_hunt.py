@@ -17,7 +17,7 @@ from smpvm.vm.bugs import BUGS
 def test_a_hunt_stops_at_its_finding_with_detector_replay_and_shrink(
         tmp_path):
     res = hunt(HuntOptions(minutes=1.0, bug="no-pip", quiet=True,
-                           save_schedule=str(tmp_path) + "/"))
+                           workers="0", save_schedule=str(tmp_path) + "/"))
     f = res.finding
     assert f and res.exit == f["exit"] == 3
     assert f["detectors"] and f["replay"].startswith("smpvm replay ")
@@ -33,7 +33,7 @@ def test_a_hunt_stops_at_its_finding_with_detector_replay_and_shrink(
 def test_a_hunt_of_the_fixed_kernel_says_what_it_exercised(tmp_path):
     out = tmp_path / "h.json"
     res = hunt(HuntOptions(minutes=0.1, quiet=True, json_path=str(out),
-                           save_schedule=str(tmp_path) + "/"))
+                           workers="0", save_schedule=str(tmp_path) + "/"))
     assert res.exit == 0 and res.finding is None and res.runs
     assert all(not r["found"] for r in res.runs)
     assert res.pairs and res.functions
@@ -112,9 +112,12 @@ def test_noise_delays_free_runs_only_when_asked():
     assert "--noise 3" in noisy.options.replay_command()
 
 
-def test_stop_on_detection_ends_a_free_checked_run_early():
-    r = run(StressOptions(cpus=2, seconds=30.0, quiet=True,
-                          bug="no-object-hold", check="all",
-                          stop_on_detection=True, command="race"))
-    assert r.ended == "detection" and r.races and r.seconds < 30
-    assert "--stop-on-detection" in r.replay
+def test_stop_on_detection_ends_a_free_race_run_early():
+    r = subprocess.run([sys.executable, "-m", "smpvm.cli", "race", "--bug",
+                        "no-object-hold", "--stop-on-detection", "--seconds",
+                        "30", "--cpus", "2", "--json"], capture_output=True,
+                       text=True, timeout=120, cwd="/")
+    d = json.loads(r.stdout)
+    assert r.returncode == d["exit"] == 1, r.stderr
+    assert d["ended"] == "detection" and d["reports"]
+    assert "--stop-on-detection" in d["replay"]

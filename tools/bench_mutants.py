@@ -26,7 +26,11 @@ Each mutant is first run under a fixed set of deterministic schedules
 and swapcache counters) equal the unmutated kernel's in every one changed
 no behaviour that can be seen, and counts as equivalent (this includes
 mutants in code those runs never reach); how many of those also gave the
-very same interleavings (trace hashes) is reported beside.  Every other mutant gets a hunt
+very same interleavings (trace hashes) is reported beside.  A dropped
+acquisition that may recurse (an object hold, a token) whose lock the
+thread already held every time those runs reached it (a probe in the
+unmutated code records it) is equivalent too: the outer acquisition
+protects the same, only the preemption points differ.  Every other mutant gets a hunt
 (`smpvm hunt --minutes M` on the fixed kernel); it is caught if the hunt
 finds anything.  The score is caught / non-equivalent, by operator and by
 detector.  The mutants are chosen from all that the operators make by
@@ -175,7 +179,8 @@ def mutations(path, tree):
                 if rel is not None:
                     yield ("drop-pair", st.lineno,
                            f"{fn}: no {name}({_arg0(c)}) / "
-                           f"{_name(_call(rel))}", ("del", [st, rel]))
+                           f"{_name(_call(rel))}", ("del", [st, rel]),
+                           _held_probe(st, name, _arg0(c)))
             # drop-recheck
             if isinstance(st, ast.If) and st.body and isinstance(
                     st.body[-1], (ast.Continue, ast.Break, ast.Return,
@@ -186,7 +191,7 @@ def mutations(path, tree):
                 if any(_calls_in(b) & BLOCKING for b in before):
                     yield ("drop-recheck", st.lineno,
                            f"{fn}: no `if {ast.unparse(st.test)[:60]}`",
-                           ("del", [st]))
+                           ("del", [st]), None)
             # reorder-publish
             if i + 1 < len(block) and _is_store(st):
                 nc = _call(block[i + 1])
@@ -195,7 +200,7 @@ def mutations(path, tree):
                     yield ("reorder-publish", st.lineno,
                            f"{fn}: {_name(nc)} before "
                            f"`{ast.unparse(st)[:50]}`",
-                           ("swap", st, block[i + 1]))
+                           ("swap", st, block[i + 1]), None)
             # swap-around-block
             if c is not None and name in BLOCKING and _simple(st):
                 for j in (i - 1, i + 1):
@@ -204,7 +209,25 @@ def mutations(path, tree):
                         yield ("swap-around-block", st.lineno,
                                f"{fn}: `{ast.unparse(block[j])[:50]}` "
                                f"moved {'after' if j < i else 'before'} "
-                               f"{name}", ("swap", a, b))
+                               f"{name}", ("swap", a, b), None)
+
+
+# acquisitions that may recurse: dropping one taken while the thread
+# already holds the lock changes no protection (the outer one covers it)
+RECURSIVE = {"vm_object_hold": "L.lwkt_token_held(L.vm_object_token({}))",
+             "lwkt_gettoken": "L.lwkt_token_held({})"}
+PROBE = ("(lambda h: open(__import__('os').environ['SMPVM_PROBE'], 'a')"
+         ".write('%d\\n' % h))({held}); ")
+
+
+def _held_probe(st, name, arg):
+    """For a recursive kind of acquisition: (line, column, code to put in
+    front of it that records whether the lock was already held)."""
+    if name not in RECURSIVE or not arg:
+        return None
+    held = "(lambda L: " + RECURSIVE[name].format(arg) + \
+        ")(__import__('smpvm.layout', fromlist=['lib']).lib)"
+    return (st.lineno, st.col_offset, PROBE.format(held=held))
 
 
 def _release_of(block, i, name, arg):
@@ -250,7 +273,7 @@ def all_mutants(operators):
         path = os.path.join(PKG, rel)
         text = open(path).read()
         tree = ast.parse(text)
-        for op, line, what, edit in mutations(path, tree):
+        for op, line, what, edit, probe in mutations(path, tree):
             if op not in operators:
                 continue
             new = apply(text, edit)
@@ -258,8 +281,15 @@ def all_mutants(operators):
                 ast.parse(new)
             except SyntaxError:
                 continue
-            out.append({"file": rel, "operator": op, "line": line,
-                        "what": what, "source": new})
+            m = {"file": rel, "operator": op, "line": line, "what": what,
+                 "source": new}
+            if probe:
+                lines = text.splitlines(keepends=True)
+                ln, col, code = probe
+                lines[ln - 1] = lines[ln - 1][:col] + code + \
+                    lines[ln - 1][col:]
+                m["probe"] = "".join(lines)
+            out.append(m)
     # one mutant per distinct result
     uniq = {}
     for m in out:
@@ -284,17 +314,32 @@ def _env(pkgdir, state):
     return env
 
 
-def observe(pkgdir, state):
+def observe(pkgdir, state, probe=""):
     """The equivalence runs' observables in the package at pkgdir."""
+    env = _env(pkgdir, state)
+    if probe:
+        env["SMPVM_PROBE"] = probe
     r = subprocess.run([sys.executable, "-c", EQUIV_SCRIPT % (EQUIV_RUNS,)],
                        capture_output=True, text=True, cwd=pkgdir,
-                       env=_env(pkgdir, state), timeout=900)
+                       env=env, timeout=900)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def _strip(obs, observables=True):
+def _always_recursive(d, m, state):
+    """Run the equivalence runs on the unmutated code with a probe at the
+    dropped acquisition: was the lock already held every time it ran?"""
+    with open(os.path.join(d, "smpvm", m["file"]), "w") as fp:
+        fp.write(m["probe"])
+    path = os.path.join(d, "probe.txt")
+    try:
+        observe(d, state, probe=path)
+        seen = open(path).read().split() if os.path.exists(path) else []
+        return bool(seen) and set(seen) == {"1"}
+    finally:
+        with open(os.path.join(d, "smpvm", m["file"]), "w") as fp:
+            fp.write(m["source"])
     """The observables of the equivalence runs (without the trace hashes),
     or only the trace hashes."""
     if "error" in obs:
@@ -386,6 +431,9 @@ def main(argv=None):
                                                               False)
             if _strip(obs) == _strip(reference):
                 res["verdict"] = "equivalent"
+            elif "probe" in m and _always_recursive(d, m, state):
+                res["verdict"] = "equivalent"
+                res["recursive"] = True
             else:
                 res.update(hunt(d, state, a))
                 res["verdict"] = "error" if "error" in res else \
@@ -423,8 +471,9 @@ def report(results, ops, a):
           + f" within {a.minutes:g} min each; "
           f"{len(results) - len(live)} equivalent of {len(results)} "
           f"({sum(r['same_trace'] for r in results)} with the very same "
-          f"interleavings; seed {a.seed}, hunt seed {a.hunt_seed}, "
-          f"-n {a.n})")
+          f"interleavings, {sum(bool(r.get('recursive')) for r in results)}"
+          f" recursive acquisitions; seed {a.seed}, hunt seed "
+          f"{a.hunt_seed}, -n {a.n})")
     print("| operator | mutants | equivalent | caught | missed | score |")
     print("|---|---|---|---|---|---|")
     for o in ops:

@@ -53,7 +53,7 @@ class HuntOptions:
     kernel: str = "fixed"
     bug: str = ""
     seed: int = 1               # the hunt's: draws every run's seeds
-    workers: str = "0"          # pytest-xdist -n: 0 (here), N, auto
+    workers: str = "auto"       # pytest-xdist -n: 0 (here), N, auto
     tx: tuple = ()              # pytest-xdist --tx specs
     noise: int = -1             # free runs' level; -1: each profile's draw
     arms: tuple = tuple(ARMS)
