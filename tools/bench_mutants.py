@@ -300,8 +300,8 @@ def all_mutants(operators):
 
 # ---- running them -------------------------------------------------------------
 
-def _copy_package(dst):
-    shutil.copytree(PKG, os.path.join(dst, "smpvm"),
+def _copy_package(dst, src=PKG):
+    shutil.copytree(src, os.path.join(dst, "smpvm"),
                     ignore=shutil.ignore_patterns("__pycache__"))
 
 
@@ -340,6 +340,9 @@ def _always_recursive(d, m, state):
     finally:
         with open(os.path.join(d, "smpvm", m["file"]), "w") as fp:
             fp.write(m["source"])
+
+
+def _strip(obs, observables=True):
     """The observables of the equivalence runs (without the trace hashes),
     or only the trace hashes."""
     if "error" in obs:
@@ -393,7 +396,7 @@ def main(argv=None):
     bad = [o for o in ops if o not in OPERATORS]
     if bad:
         p.error(f"unknown operators {bad} (choose among {OPERATORS})")
-    every = all_mutants(ops)
+    every = all_mutants(ops)        # read from the tree now, once
     chosen = list(every)
     random.Random(a.seed).shuffle(chosen)
     chosen = chosen[:a.count]
@@ -409,9 +412,12 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="smpvm-mutants-")
     results = []
     try:
+        # one snapshot of the package: every mutant is made from it, so an
+        # edit of the tree while the benchmark runs changes nothing
         base = os.path.join(work, "base")
         os.makedirs(base)
         _copy_package(base)
+        snapshot = os.path.join(base, "smpvm")
         reference = observe(base, os.path.join(work, "state-base"))
         if "error" in reference:
             print(f"the unmutated package fails: {reference['error']}")
@@ -419,7 +425,7 @@ def main(argv=None):
         for k, m in enumerate(chosen, 1):
             d = os.path.join(work, f"m{k}")
             os.makedirs(d)
-            _copy_package(d)
+            _copy_package(d, snapshot)
             with open(os.path.join(d, "smpvm", m["file"]), "w") as fp:
                 fp.write(m["source"])
             state = os.path.join(d, "state")

@@ -44,7 +44,7 @@ from smpvm.vm.vm_init import KERNELS
 FREE_SHARE = 0.3
 # the rest: uniform exploration, else weighted by recent new coverage
 EXPLORE = 0.25
-SHRINK_RUNS, SHRINK_SECONDS = 30, 90.0
+SHRINK_RUNS, SHRINK_SECONDS = 60, 120.0
 
 
 @dataclasses.dataclass
