@@ -57,6 +57,14 @@ def test_the_hunt_command_on_xdist_workers(tmp_path):
     assert "FOUND after" in r.stdout and "replay: " in r.stdout
     d = json.loads(out.read_text())
     assert d["found"] and d["finding"]["worker"].startswith("gw")
+    # a gateway of its own (as for another host), not -n
+    r = subprocess.run([sys.executable, "-m", "smpvm.cli", "hunt",
+                        "--minutes", "1", "--bug", "no-pip", "-n", "0",
+                        "--tx", "popen", "--no-shrink", "--quiet", "--json",
+                        str(out), "--save-schedule", str(tmp_path)],
+                       capture_output=True, text=True, timeout=240, cwd="/")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert json.loads(out.read_text())["finding"]["worker"] == "gw0"
     bad = subprocess.run([sys.executable, "-m", "smpvm.cli", "hunt",
                           "--minutes", "0"], capture_output=True, text=True,
                          timeout=60, cwd="/")

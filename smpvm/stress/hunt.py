@@ -356,6 +356,8 @@ def hunt(h, out=None):
             args += ["-n", str(h.workers)]
         for t in h.tx:
             args += ["--tx", t]
+        if h.tx:
+            args += ["--dist", "load"]       # --tx alone distributes nothing
         result = HuntResult(options=h)
         status = None if h.quiet else StatusLine(out)
         if status:
