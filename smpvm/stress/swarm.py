@@ -46,7 +46,7 @@ PROFILE_SPACE = {
     "memory": (0.25, 0.5, 0.67, 1.0),       # x the working set
     "swap": (0.5, 1.0, 1.0, 2.0, 4.0),      # x the working set
     "nmeta": (32, 64, 128, 256),
-    "gap_scale": (0.0, 0.0, 0.0, 0.1, 1.0),
+    "gap_scale": (0.0, 0.0, 0.0, 0.0, 0.1, 1.0),
     "tick_steps": (10, 20, 20, 50, 100),
     "steps": (50000, 100000, 200000, 300000),
     "maxlaunder": (2, 4, 16, 64, 256),
@@ -56,8 +56,12 @@ PROFILE_SPACE = {
     "free_check": ("all", "all", ""),
     "noise": (1, 2, 2, 3),
 }
-# each op but read is in a profile's mix with this probability
-OP_PRESENT = 0.6
+# each op is in a profile's mix with this probability (read always: there
+# is something to verify); writes, unlinks and truncations more often than
+# the rest, since they are what invalidates swap copies and terminates
+# objects under the cleaning pass
+OP_PRESENT = {"read": 1.0, "write": 0.8, "unlink": 0.7, "truncate": 0.7}
+OP_PRESENT_OTHER = 0.5
 
 
 def profile(profile_seed):
@@ -77,7 +81,7 @@ def profile(profile_seed):
     p["nmeta"] = max(p["nmeta"], 16 * p["cpus"])
     mix = {}
     for op in OPS:
-        if op == "read" or rng.random() < OP_PRESENT:
+        if rng.random() < OP_PRESENT.get(op, OP_PRESENT_OTHER):
             mix[op] = pick("op_weights")
     p["mix"] = mix
     p["sysctls"] = (("vm.swapcache.maxlaunder", str(pick("maxlaunder"))),
