@@ -153,7 +153,7 @@ extern HIDDEN int swap_meta_peek(int o, uint64_t pindex);
 static int race_lock_class(int kind, int id);
 
 /*
- * The kernel's declared order (reference 3, vm_page.c): the page (pool)
+ * The kernel's declared order (vm_page.c @seed): the page (pool)
  * spinlock before any queue spinlock.  The other declared rules (never two
  * page spinlocks, nothing that blocks under a spinlock, no vm_page_wakeup
  * under a queue spinlock) are checked where they apply, in vm.c/smpvm.c.
@@ -1070,6 +1070,35 @@ race_page_write(int m, const char *cfunc)
 	    (f & PG_SWAPINPROG) ? "while its swap write is in flight "
 	    "(PG_SWAPINPROG: the swap copy may be stale, H1)" :
 	    "without PG_BUSY");
+	report_publish(r);
+}
+
+/*
+ * A freed slot used as if it were live: the kernel would read or write freed
+ * memory (e.g. TAILQ_NEXT of a vm_object freed at its last drop).  Checked
+ * machines report it; the caller carries on with the stale contents, as the
+ * kernel would.
+ */
+HIDDEN void
+race_use_after_free(int sk, int idx, const char *cfunc, const char *what)
+{
+	struct race_report *r;
+	uint32_t site, h;
+
+	if (!(race_on & RACE_FIELDS) || td == NULL)
+		return;
+	site = site_of(cfunc);
+	h = mix(mix(mix(2166136261u, RR_USE_AFTER_FREE), site), (uint32_t)sk);
+	r = report_claim(RR_USE_AFTER_FREE, h);
+	if (r == NULL)
+		return;
+	r->index = idx;
+	fill_side(&r->a, site, 0, (uint64_t)(uint32_t)idx);
+	memset(&r->b, 0, sizeof(r->b));
+	r->b.tid = -1;
+	snprintf(r->msg, sizeof(r->msg), "use after free: %s of freed %s %d",
+	    what, sk == SK_OBJECT ? "object" : sk == SK_SWBLOCK ? "swblock" :
+	    "slot", idx);
 	report_publish(r);
 }
 

@@ -191,10 +191,16 @@ panic_as(const char *what, const char *msg, int host)
 		__atomic_store_n(&H->state, MS_PANIC, __ATOMIC_SEQ_CST);
 		futex_wake(&H->state, INT_MAX);
 		sched_panic();          /* scheduled threads stop waiting */
+		fprintf(stderr, "%s: %s [tid %d %s, cpu %d, pid %d]\n", what,
+		    msg, curtid, td ? td->name : "-", td ? td->cpu : -1,
+		    (int)getpid());
+		fflush(stderr);
 	}
-	fprintf(stderr, "%s: %s [tid %d %s, cpu %d, pid %d]\n", what, msg,
-	    curtid, td ? td->name : "-", td ? td->cpu : -1, (int)getpid());
-	fflush(stderr);
+	/*
+	 * A later panic is a thread that ran on after the first one with its
+	 * locks abandoned (the kernel stops the other CPUs instead): not
+	 * printed, it would only be noise beside the real one.
+	 */
 	panic_pending = 1;
 	raise(SIGUSR2);
 }
@@ -445,7 +451,7 @@ smpvm_thread_exit(void)
 	return 0;
 }
 
-static void lwkt_relalltokens(void);
+static int lwkt_relalltokens(void);
 
 /*
  * The current thread ends in the middle of an operation because the machine
@@ -1273,18 +1279,25 @@ tok_try(struct lwkt_token *tok)
 	    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }
 
-/* Give up every token on the stack (the thread is being switched out). */
-static void
+/*
+ * Give up every token on the stack (the thread is being switched out).
+ * Returns how many of them had a thread switched out waiting for them.
+ */
+static int
 lwkt_relalltokens(void)
 {
-	int i;
+	int i, waited = 0;
 
 	for (i = 0; i < td->td_toks_stop; i++) {
 		struct lwkt_token *tok = &TK[td->td_toks[i]];
 
-		if (tok->t_ref == curref)
+		if (tok->t_ref == curref) {
+			waited += __atomic_load_n(&tok->t_waiters,
+			    __ATOMIC_RELAXED) != 0;
 			tok_release(tok);
+		}
 	}
+	return waited;
 }
 
 /* Try to own every token on the stack; all or nothing.  0 and *failed. */
@@ -1383,11 +1396,20 @@ done:
 static void
 lwkt_switch(void)
 {
+	int waited;
+
 	td->n_switches++;
-	lwkt_relalltokens();
+	waited = lwkt_relalltokens();
 	if (sched_on)                   /* deterministic: others may take them */
 		sched_switch();
-	else
+	else if (waited)
+		/*
+		 * Free-running: the host yield lets a waiter take what we
+		 * released.  With no waiter nobody can use them in between
+		 * (a thread that comes later finds them free or spins), and
+		 * on a loaded host a yield costs a time slice: releasing and
+		 * taking back the tokens is the semantics.
+		 */
 		sched_yield();
 	lwkt_reacquire();
 }
@@ -1556,7 +1578,8 @@ lwkt_token_swap(void)
  * lwkt_yield(): a token-loss point.  The kernel switches only when a
  * reschedule is wanted; smpvm cannot see the host's run queue, so with
  * debug.lwkt_yield_switch=1 (default) every yield loses and retakes the
- * thread's tokens, the legal worst case, and yields the host CPU.
+ * thread's tokens, the legal worst case (lwkt_switch yields the host CPU
+ * only if a thread waits for one of them).
  */
 void
 lwkt_yield(void)
@@ -1570,10 +1593,13 @@ lwkt_yield(void)
 		panic("lwkt_yield: called while holding a spinlock");
 		return;
 	}
+	/*
+	 * With no tokens there is nothing to lose: the kernel switches only
+	 * for a pending reschedule, which the host's scheduler makes by
+	 * itself (each thread is a host process), so no host yield here.
+	 */
 	if (H->kern.lwkt_yield_switch && td->td_toks_stop > 0)
 		lwkt_switch();
-	else
-		sched_yield();
 }
 
 /* ---- tsleep / wakeup ------------------------------------------------------------ */

@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    6
+#define SMPVM_LAYOUT_VERSION    7
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -35,13 +35,13 @@
 #define SMPVM_MAXCLASSES        64
 #define SMPVM_NREGIONS          11
 
-/* ---- kernel constants (reference 0.1) ---------------------------------- */
+/* ---- kernel constants (the seed's headers) ------------------------------ */
 #define LWKT_NUM_POOL_TOKENS    4001    /* prime; index = address mod 4001   */
 #define SPINLOCK_NUM_POOL       8192    /* ((a>>5) ^ (a>>12)) & 8191         */
 #define LWKT_TOKEN_SPIN         5       /* lwkt.token_spin default           */
 #define HZ_DEFAULT              100
 
-/* defaults of smpvm's own debug.* sysctls (reference 4.14 marks) */
+/* defaults of smpvm's own debug.* sysctls (kern_spinlock.c's marks) */
 #define SPIN_YIELD_SPINS_DEFAULT   100     /* yield the host CPU every N spins */
 #define SPIN_WARN_MS_DEFAULT       1000    /* "indefinite wait" every second   */
 #define SPIN_BACKTRACE_MS_DEFAULT  11000   /* backtraces of waiter and holder  */
@@ -432,17 +432,34 @@ struct smpvm_header {
 #define SWM_FREE                0x02
 #define SWM_POP                 0x04
 
-/* the kernel variant's defects, as bits of vm_globals.bugs (seed = all) */
-#define BUG_SWBLOCK_LEAK        0x0001  /* meta_free leaks an emptied swblock's last block */
-#define BUG_CONDFREE_NEG        0x0002  /* condfree returns -1 when the swblock budget runs out */
+/*
+ * The kernel variant's defects, as bits of vm_globals.bugs (seed = all).  One
+ * bit per behaviour of the seed that an upstream commit (or smpvm, for the
+ * hazards) changed; smpvm/vm/bugs.py names each and its fixing commit.
+ */
+#define BUG_SWBLOCK_LEAK        0x0001  /* (g) meta_free leaks an emptied swblock's
+                                         * last block (0301c40799) */
+#define BUG_CONDFREE_UNCHARGED  0x0002  /* (e) condfree returns the pages freed, so
+                                         * swblocks visited cost cleaning nothing;
+                                         * cleaning ends at SWAPMAX(-5) (08fb7a9da0) */
 #define BUG_WRITE_IGNORES_SWAPINPROG 0x0004  /* H1: a buffer write does not wait
                                               * for an in-flight swap write */
-#define BUG_YIELD_BEFORE_HOLD   0x0008  /* cleaning: lwkt_yield before the hold (7.4 a) */
-#define BUG_CLEAN_MARKERS       0x0010  /* cleaning: holds other markers, re-inserts
-                                         * before an object reached after blocking (b-d) */
-#define BUGS_SEED               0x001f  /* every defect above: the seed kernel */
+#define BUG_YIELD_BEFORE_HOLD   0x0008  /* (a) cleaning: lwkt_yield before the hold
+                                         * (739be60bf6) */
+#define BUG_CLEAN_MARKERS       0x0010  /* (b)-(d) cleaning: holds other markers,
+                                         * re-inserts before an object reached after
+                                         * blocking, steps from an unlinked object
+                                         * (f5f6d24720) */
+#define BUG_CONDFREE_VMOBJ_HELD 0x0020  /* (f) cleaning keeps vmobj_token across
+                                         * condfree (08fb7a9da0, 27b6ee0313) */
+#define BUG_RANGE_FREE_INTERLEAVED 0x0040 /* H2: a range free clears entries one by
+                                         * one, blocking between them */
+#define BUG_META_BUILD_FREE_FIRST 0x0080 /* meta_build frees the old block (may
+                                         * block) while it is still recorded
+                                         * (0301c40799) */
+#define BUGS_SEED               0x00ff  /* every defect above: the seed kernel */
 /* broken on purpose (never in seed or fixed): the classic mistakes of this
- * code, for proving the checkers (smpvm/vm/vm_init.py BUGS names them) */
+ * code, for proving the checkers (smpvm/vm/bugs.py names them) */
 #define BUG_SKIP_UNSWAP_ON_WRITE 0x0100 /* a buffer write keeps the stale swap copy */
 #define BUG_NO_OBJECT_RECHECK   0x0200  /* writing pass: m->object read before busy, no recheck */
 #define BUG_NO_OBJECT_HOLD      0x0400  /* writing pass: the object is never held */
@@ -470,7 +487,7 @@ struct smpvm_header {
 #define OBJ_SWBHASH             16      /* per-object swblock hash          */
 
 /*
- * struct vm_page, addressed by index.  Protection (reference 3): pq links
+ * struct vm_page, addressed by index.  Protection (vm_page.h @seed): pq links
  * by the queue spinlock of `queue`; `queue` by the page spinlock and the
  * queue spinlock; object/pindex/hnext by the object token + page spinlock +
  * PG_BUSY; flags atomic; busy only by the PG_BUSY holder; wire_count atomic
@@ -526,7 +543,9 @@ struct vm_object {
 	uint32_t resident_page_count;   /* @W(obj_token) @R(obj_token)  */
 	uint32_t swblock_count; /* @W(obj_token) @R(obj_token)          */
 	uint32_t alloc_gen;     /* @racy smpvm: bumped at every allocation of the slot */
-	uint32_t pad0;
+	uint32_t on_list;       /* @W(vmobj_token) @R(vmobj_token) smpvm: linked on vm_object_list
+	                         * (list_next/prev keep their stale values after a
+	                         * TAILQ_REMOVE, as the kernel's do; this does not) */
 	int32_t  pghash[64];    /* @W(obj_token) @R(obj_token) OBJ_PGHASH chain heads */
 	int32_t  swbhash[16];   /* @W(obj_token) @R(obj_token) OBJ_SWBHASH chain heads */
 	uint64_t pad1[4];
@@ -569,6 +588,8 @@ struct vmstats {        /* @all(atomic) */
 	uint32_t v_cache_min;
 	uint32_t v_inactive_target;
 	uint32_t v_pdwakeups;
+	uint32_t v_free_severe;
+	uint32_t pad1;
 	uint64_t v_reactivated;
 	uint64_t pad0[4];
 };
@@ -603,22 +624,57 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t skip_maxfilesize;
 	uint64_t heuristic_waits;       /* passes refused by the heuristic */
 	uint64_t swap_read_errors;      /* diverted reads that failed      */
-	uint64_t scan_factor_bad;       /* condfree gave a scan factor <= 0 */
+	/*
+	 * The cleaning meter (what a cleaning pass cost, smpvm/vm/vm_meter.py
+	 * turns it into findings).  pass_*: the pass in progress (budget and
+	 * objects set by vm_swapcache_cleaning, swblocks, freed and overran by
+	 * swap_pager_condfree); last_*: the last finished pass; the rest are
+	 * totals and extremes, kept by swapcached after each pass.
+	 */
+	uint64_t clean_pass_budget;     /* maxlaunder at the pass's start   */
+	uint64_t clean_pass_objects;    /* objects the walk reached         */
+	uint64_t clean_pass_swblocks;   /* swblocks condfree visited        */
+	uint64_t clean_pass_freed;      /* swap pages condfree freed        */
+	uint64_t clean_pass_charge;     /* what 08fb7a9da0's condfree charges:
+	                                 * max(freed, visited, 1) per call  */
+	uint64_t clean_pass_overran;    /* condfree entered when objects +
+	                                 * charge had reached the budget: a
+	                                 * pass the fix would have ended   */
+	uint64_t clean_last_objects;
+	uint64_t clean_last_swblocks;
+	uint64_t clean_last_budget;
+	uint64_t clean_last_freed;
+	uint64_t clean_last_cpu_ns;     /* swapcached CPU time of the pass  */
+	uint64_t clean_max_cpu_ns;
+	uint64_t clean_cpu_ns;          /* all cleaning passes              */
+	uint64_t clean_swblocks;        /* all cleaning passes              */
+	uint64_t clean_overruns;        /* passes that overran their budget */
+	uint64_t clean_worst_swblocks; /* the overrun with the most swblocks */
+	uint64_t clean_worst_objects;   /* ... its objects                  */
+	uint64_t clean_worst_budget;    /* ... and its budget               */
+	uint64_t clean_idle_streak;     /* passes in a row that visited no
+	                                 * swblock and freed nothing        */
+	uint64_t clean_idle_max;
+	uint64_t clean_idle_use;        /* vm_swap_cache_use at the end of the
+	                                 * longest idle streak so far      */
+	uint64_t clean_idle_mark;       /* SWAPMAX(0) then                  */
 };
 
 /*
  * vm.swapcache.* (sys/vm/vm_swapcache.c @seed): read and written racily, as
  * in the kernel; curburst and write_count are written only by swapcached
- * (and sysctl).  The state words are smpvm's, for `smpvm stat`.
+ * (and sysctl).  The SYSCTL_INT ones are C ints, the SYSCTL_QUAD ones
+ * int64_t, as in the seed.  The state words are smpvm's, for `smpvm stat`.
  */
 struct vm_swapcache_sysctl {    /* @all(racy) read racily each pass */
-	int64_t  read_enable;
-	int64_t  data_enable;
-	int64_t  meta_enable;
-	int64_t  maxlaunder;
-	int64_t  maxswappct;
-	int64_t  hysteresis;
-	int64_t  use_chflags;
+	int32_t  read_enable;
+	int32_t  data_enable;
+	int32_t  meta_enable;
+	int32_t  maxlaunder;
+	int32_t  maxswappct;
+	int32_t  hysteresis;
+	int32_t  use_chflags;
+	int32_t  pad1;
 	int64_t  minburst;
 	int64_t  curburst;
 	int64_t  maxburst;
@@ -627,7 +683,7 @@ struct vm_swapcache_sysctl {    /* @all(racy) read racily each pass */
 	int64_t  maxfilesize;
 	int64_t  state;         /* 0 WRITING, 1 CLEANING (smpvm export)  */
 	int64_t  burst;         /* 0 BURSTING, 1 RECOVERING              */
-	int64_t  pad0[1];
+	int64_t  pad0[4];
 };
 
 /* SSD fault injection (the stress harness); rates in parts per million */
@@ -654,6 +710,7 @@ struct vm_globals {
 	int64_t  vm_swap_anon_use;      /* @W(vm_token) @R(vm_token)      */
 	int64_t  sw_nused;              /* @W(vm_token) @R(vm_token)      */
 	int32_t  swap_pager_full;       /* @W(vm_token)                   */
+	int32_t  swap_pager_almost_full; /* @W(vm_token)                  */
 	int32_t  swb_free_head;         /* @W(swapzone) @R(swapzone) swblock zone free list */
 	uint32_t nswblocks;             /* @immutable                     */
 	uint32_t nmarkers;              /* @immutable                     */
@@ -774,12 +831,13 @@ struct smpvm_field {
 #define RR_SLEEP_SPIN           4       /* blocking or a token with a spinlock held */
 #define RR_RACE                 5       /* unordered conflicting accesses */
 #define RR_INFLIGHT             6       /* page contents written under its own I/O */
+#define RR_USE_AFTER_FREE       7       /* a freed object slot read or written */
 /* protocol checks (reference 3, 4.4-4.5, 5.2, 5.6, 7.1-7.3): a flag published
  * against the rules of the primitives, at the moment it is published */
-#define RR_SWAPIO_UNBUSY        7       /* PG_SWAPINPROG set on a page not soft-busy */
-#define RR_SWAPIO_WRITABLE      8       /* swap write in flight, writable mapping */
-#define RR_SWAPPED_NOSWAP       9       /* PG_SWAPPED set with no swap block behind it */
-#define RR_LOST_WAKEUP          10      /* PG_WANTED cleared, no wakeup before blocking */
+#define RR_SWAPIO_UNBUSY        8       /* PG_SWAPINPROG set on a page not soft-busy */
+#define RR_SWAPIO_WRITABLE      9       /* swap write in flight, writable mapping */
+#define RR_SWAPPED_NOSWAP       10      /* PG_SWAPPED set with no swap block behind it */
+#define RR_LOST_WAKEUP          11      /* PG_WANTED cleared, no wakeup before blocking */
 
 #define RACE_NLOCKS             6
 #define RACE_NREPORTS           256
@@ -1138,6 +1196,8 @@ void     vm_page_remove(int m);
 void     vm_page_free(int m);
 void     vm_page_cache(int m);
 int      vm_page_alloc(int o, uint64_t pindex, int req);
+int      vm_page_count_severe(void);
+int      vm_page_count_target(void);
 int      vm_page_marker(int k);
 int      vm_page_queue_first(int q);
 int      vm_page_queue_next(int q, int m);

@@ -66,6 +66,8 @@ HIDDEN void race_witness(int kind, int id, const char *cfunc);
 HIDDEN int  race_rule(int type, int kind, int id, const char *cfunc,
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 HIDDEN void race_page_write(int m, const char *cfunc);
+HIDDEN void race_use_after_free(int sk, int idx, const char *cfunc,
+    const char *what);
 HIDDEN void race_busy_acquired(int m);
 HIDDEN void race_busy_released(int m);
 HIDDEN void race_trace(int op, int id);

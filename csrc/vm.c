@@ -207,7 +207,7 @@ vm_init(void)
 			p->queue = (uint16_t)(PQ_FREE + p->pc);
 			pq_insert_tail(p->queue, (int)i);
 		} else {
-			/* a marker: reference 2.1 */
+			/* a marker, as vm_swapcache.c's page_marker */
 			p->flags = PG_BUSY | PG_FICTITIOUS | PG_MARKER;
 			p->wire_count = 1;
 			p->queue = PQ_NONE;
@@ -247,6 +247,7 @@ vm_init(void)
 	v = &VMG->vmstats;
 	v->v_page_count = NPAGES;
 	v->v_free_reserved = NPAGES / 128 + 4;
+	v->v_free_severe = NPAGES / 128;        /* v_free_min * 4 / 8 scaled */
 	v->v_free_min = NPAGES / 64 + 8;
 	v->v_free_target = NPAGES / 16 + 16;
 	v->v_cache_min = NPAGES / 32 + 8;
@@ -467,21 +468,24 @@ static int
 busy_sleep_once(int m, int also_m_busy, const char *wmesg)
 {
 	uint64_t ident = page_kva(m);
-	uint32_t f = __atomic_load_n(&PG[m].flags, __ATOMIC_SEQ_CST);
 
-	if (!((f & PG_BUSY) || (also_m_busy && (f & PG_SBUSY))))
-		return 0;
-	tsleep_interlock(ident);
-	if (__atomic_compare_exchange_n(&PG[m].flags, &f,
-	    f | PG_WANTED | PG_REFERENCED, 0, __ATOMIC_SEQ_CST,
-	    __ATOMIC_SEQ_CST)) {
-		uint64_t t0 = smpvm_nanotime();
+	for (;;) {
+		uint32_t f = __atomic_load_n(&PG[m].flags, __ATOMIC_SEQ_CST);
 
-		tsleep(ident, PINTERLOCKED, wmesg, 0);
-		prof_wait(LK_BUSY, m, wmesg, smpvm_nanotime() - t0);
-		return 1;
+		if (!((f & PG_BUSY) || (also_m_busy && (f & PG_SBUSY))))
+			return 0;
+		tsleep_interlock(ident);
+		if (__atomic_compare_exchange_n(&PG[m].flags, &f,
+		    f | PG_WANTED | PG_REFERENCED, 0, __ATOMIC_SEQ_CST,
+		    __ATOMIC_SEQ_CST)) {
+			uint64_t t0 = smpvm_nanotime();
+
+			tsleep(ident, PINTERLOCKED, wmesg, 0);
+			prof_wait(LK_BUSY, m, wmesg, smpvm_nanotime() - t0);
+			return 1;
+		}
+		/* the flags changed under us: look again (vm_page_sleep_busy) */
 	}
-	return 0;
 }
 
 /*
@@ -634,7 +638,10 @@ vm_page_unhold(int m)
 	page_spin_unlock(m, __func__);
 }
 
-/* vm_page_wire(m): m busy.  0->1 takes a managed page off its queue. */
+/*
+ * vm_page_wire(m): m busy.  0->1 takes a managed page off its queue
+ * (vm_page_unqueue: the pagedaemon is woken if it left FREE or CACHE).
+ */
 void
 vm_page_wire(int m)
 {
@@ -646,13 +653,10 @@ vm_page_wire(int m)
 	if (PG[m].flags & PG_FICTITIOUS)
 		return;
 	if (__atomic_fetch_add(&PG[m].wire_count, 1, __ATOMIC_SEQ_CST) == 0) {
+		if (!(PG[m].flags & PG_UNMANAGED))
+			vm_page_unqueue(m);
 		__atomic_fetch_add(&VMG->vmstats.v_wire_count, 1,
 		    __ATOMIC_RELAXED);
-		if (!(PG[m].flags & PG_UNMANAGED)) {
-			page_spin_lock(m, __func__);
-			rem_queue_spinlocked(m);
-			page_spin_unlock(m, __func__);
-		}
 	}
 }
 
@@ -725,7 +729,7 @@ vm_page_deactivate_head(int m)
 {
 	CHECK_PAGE("vm_page_deactivate_head", m, NORV);
 	page_spin_lock(m, __func__);
-	if (!(PG[m].flags & PG_MARKER)) {
+	if (PG[m].queue != PQ_INACTIVE && !(PG[m].flags & PG_MARKER)) {
 		rem_queue_spinlocked(m);
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED))
 			add_queue_spinlocked(m, PQ_INACTIVE, 1);
@@ -733,24 +737,37 @@ vm_page_deactivate_head(int m)
 	page_spin_unlock(m, __func__);
 }
 
-/* vm_page_activate(m): to the ACTIVE tail, act_count >= ACT_INIT. */
+/*
+ * vm_page_activate(m): to the ACTIVE tail, act_count >= ACT_INIT (raised
+ * even when already active); wakes the pagedaemon if it left FREE/CACHE.
+ */
 void
 vm_page_activate(int m)
 {
 	CHECK_PAGE("vm_page_activate", m, NORV);
+	int oq = PQ_NONE;
+
 	page_spin_lock(m, __func__);
-	if (PG[m].queue != PQ_ACTIVE && !(PG[m].flags & PG_MARKER)) {
-		if (PG[m].queue - PG[m].pc == PQ_CACHE)
+	if (PG[m].flags & PG_MARKER) {
+		page_spin_unlock(m, __func__);
+		return;
+	}
+	if (PG[m].queue != PQ_ACTIVE) {
+		oq = rem_queue_spinlocked(m) - PG[m].pc;
+		if (oq == PQ_CACHE)
 			__atomic_fetch_add(&VMG->vmstats.v_reactivated, 1,
 			    __ATOMIC_RELAXED);
-		rem_queue_spinlocked(m);
 		if (PG[m].wire_count == 0 && !(PG[m].flags & PG_UNMANAGED)) {
 			if (PG[m].act_count < ACT_INIT)
 				PG[m].act_count = ACT_INIT;
 			add_queue_spinlocked(m, PQ_ACTIVE, 0);
 		}
+	} else if (PG[m].act_count < ACT_INIT) {
+		PG[m].act_count = ACT_INIT;
 	}
 	page_spin_unlock(m, __func__);
+	if (oq == PQ_CACHE || oq == PQ_FREE)
+		wakeup(IDENT_PAGEDAEMON);
 }
 
 /* Requeue m at the tail of the queue it is on (pageout's second chance). */
@@ -1114,6 +1131,7 @@ vm_object_allocate(int type, uint64_t size)
 		else
 			VMG->vm_object_list_head = (int)i;
 		VMG->vm_object_list_tail = (int)i;
+		o->on_list = 1;
 		VMG->vm_object_count++;
 		lwkt_reltoken(TOK_VMOBJ);
 		return (int)i;
@@ -1148,7 +1166,26 @@ vm_object_marker(void)
 	}                                                               \
 } while (0)
 
-/* vm_object_list walking and marker moves; the caller holds vmobj_token. */
+/*
+ * vm_object_list walking and marker moves; the caller holds vmobj_token.
+ *
+ * These are the TAILQ macros of sys/queue.h (no QUEUE_MACRO_DEBUG), over
+ * indices: list_prev -1 stands for tqe_prev == &tqh_first, tail -1 for
+ * tqh_last == &tqh_first.  TAILQ_REMOVE leaves the removed element's links
+ * as they were, so a walker that steps from an unlinked (or freed) object
+ * follows its stale list_next, and INSERT_BEFORE an unlinked object splices
+ * through its stale list_prev -- the seed's defects (b) and (c) play out as
+ * in the kernel.  on_list (smpvm's) says whether the object is linked, for
+ * the invariants and the fixed variant.  On a checked machine, touching the
+ * links of a freed slot is a use-after-free report.
+ */
+static inline void
+list_uaf(int o, const char *fn, const char *what)
+{
+	if (__builtin_expect(race_on != 0, 0) && OBJ[o].state == 0)
+		race_use_after_free(SK_OBJECT, o, fn, what);
+}
+
 int
 vm_object_list_first(void)
 {
@@ -1156,14 +1193,17 @@ vm_object_list_first(void)
 	return VMG->vm_object_list_head;
 }
 
+/* TAILQ_NEXT(o, object_list) */
 int
 vm_object_list_next(int o)
 {
 	NEED_VMOBJ("vm_object_list_next", -1);
 	CHECK_OBJ("vm_object_list_next", o, -1);
+	list_uaf(o, __func__, "TAILQ_NEXT");
 	return OBJ[o].list_next;
 }
 
+/* TAILQ_REMOVE(&vm_object_list, o, object_list); o's links stay stale. */
 void
 vm_object_list_remove(int o)
 {
@@ -1171,25 +1211,23 @@ vm_object_list_remove(int o)
 
 	NEED_VMOBJ("vm_object_list_remove", NORV);
 	CHECK_OBJ("vm_object_list_remove", o, NORV);
+	list_uaf(o, __func__, "TAILQ_REMOVE");
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
 	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_object_count, 1);
-	if (obj->list_prev >= 0)
-		OBJ[obj->list_prev].list_next = obj->list_next;
-	else if (VMG->vm_object_list_head == o)
-		VMG->vm_object_list_head = obj->list_next;
-	else {
-		panicf("vm_object_list_remove: object %d not on the list", o);
-		return;
-	}
 	if (obj->list_next >= 0)
 		OBJ[obj->list_next].list_prev = obj->list_prev;
 	else
 		VMG->vm_object_list_tail = obj->list_prev;
-	obj->list_next = obj->list_prev = -1;
-	if (obj->type != OBJT_MARKER)
+	if (obj->list_prev >= 0)
+		OBJ[obj->list_prev].list_next = obj->list_next;
+	else
+		VMG->vm_object_list_head = obj->list_next;
+	if (obj->on_list && obj->type != OBJT_MARKER)
 		VMG->vm_object_count--;
+	obj->on_list = 0;
 }
 
+/* TAILQ_INSERT_HEAD */
 void
 vm_object_list_insert_head(int o)
 {
@@ -1197,47 +1235,57 @@ vm_object_list_insert_head(int o)
 	CHECK_OBJ("vm_object_list_insert_head", o, NORV);
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
 	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_object_list_head, 1);
-	OBJ[o].list_prev = -1;
 	OBJ[o].list_next = VMG->vm_object_list_head;
 	if (VMG->vm_object_list_head >= 0)
 		OBJ[VMG->vm_object_list_head].list_prev = o;
 	else
 		VMG->vm_object_list_tail = o;
 	VMG->vm_object_list_head = o;
+	OBJ[o].list_prev = -1;
+	OBJ[o].on_list = 1;
 }
 
+/* TAILQ_INSERT_AFTER(&vm_object_list, after, o, object_list) */
 void
 vm_object_list_insert_after(int after, int o)
 {
 	NEED_VMOBJ("vm_object_list_insert_after", NORV);
 	CHECK_OBJ("vm_object_list_insert_after", o, NORV);
 	CHECK_OBJ("vm_object_list_insert_after", after, NORV);
+	list_uaf(after, __func__, "TAILQ_INSERT_AFTER");
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_prev, 1);
 	RACE_CHK(SK_OBJECT, struct vm_object, after, list_next, 1);
-	OBJ[o].list_prev = after;
 	OBJ[o].list_next = OBJ[after].list_next;
 	if (OBJ[after].list_next >= 0)
 		OBJ[OBJ[after].list_next].list_prev = o;
 	else
 		VMG->vm_object_list_tail = o;
 	OBJ[after].list_next = o;
+	OBJ[o].list_prev = after;
+	OBJ[o].on_list = 1;
 }
 
+/* TAILQ_INSERT_BEFORE(before, o, object_list) */
 void
 vm_object_list_insert_before(int before, int o)
 {
+	int prev;
+
 	NEED_VMOBJ("vm_object_list_insert_before", NORV);
 	CHECK_OBJ("vm_object_list_insert_before", o, NORV);
 	CHECK_OBJ("vm_object_list_insert_before", before, NORV);
+	list_uaf(before, __func__, "TAILQ_INSERT_BEFORE");
 	RACE_CHK(SK_OBJECT, struct vm_object, o, list_next, 1);
 	RACE_CHK(SK_OBJECT, struct vm_object, before, list_prev, 1);
+	prev = OBJ[before].list_prev;
+	OBJ[o].list_prev = prev;
 	OBJ[o].list_next = before;
-	OBJ[o].list_prev = OBJ[before].list_prev;
-	if (OBJ[before].list_prev >= 0)
-		OBJ[OBJ[before].list_prev].list_next = o;
+	if (prev >= 0)
+		OBJ[prev].list_next = o;
 	else
 		VMG->vm_object_list_head = o;
 	OBJ[before].list_prev = o;
+	OBJ[o].on_list = 1;
 }
 
 /* ---- paging in progress -------------------------------------------------------- */
@@ -1405,6 +1453,9 @@ vm_page_insert(int m, int o, uint64_t pindex)
 	page_spin_unlock(m, __func__);
 	OBJ[o].resident_page_count++;
 	OBJ[o].generation++;
+	if ((PG[m].valid & PG[m].dirty) || (PG[m].flags & PG_WRITEABLE))
+		__atomic_fetch_or(&OBJ[o].flags,
+		    OBJ_WRITEABLE | OBJ_MIGHTBEDIRTY, __ATOMIC_SEQ_CST);
 	if (swp_pager_meta_lookup(o, pindex) != SWAPBLK_NONE)
 		__atomic_fetch_or(&PG[m].flags, PG_SWAPPED, __ATOMIC_SEQ_CST);
 	return 1;
@@ -1474,18 +1525,22 @@ vm_object_pages(int o, uint64_t start, uint64_t end, int *out, int max)
 
 /*
  * vm_page_free(m) (vm_page_free_toq): m busy, unmapped, not soft-busy
- * (panics otherwise).  Removes m from its object and its queue, zeroes
- * valid/dirty, puts it on PQ_HOLD (if held) or FREE+pc and unbusies it.
- * The object's swap metadata is untouched: that is swapcache's point.
+ * (panics otherwise).  Removes m from its object (vm_page_remove: holds the
+ * object, which may block) and its queue, zeroes valid/dirty, puts it on
+ * PQ_HOLD (if held) or FREE+pc (at the head, PG_ZERO pages at the tail) and
+ * unbusies it.  Flags other than PG_UNMANAGED are left alone, as the seed
+ * leaves them: vm_page_alloc clears them.  The object's swap metadata is
+ * untouched: that is swapcache's point.
  */
 void
 vm_page_free(int m)
 {
 	CHECK_PAGE("vm_page_free", m, NORV);
 	if (!(PG[m].flags & PG_BUSY) || PG[m].busy ||
-	    (PG[m].flags & (PG_MAPPED | PG_MARKER))) {
-		panicf("vm_page_free: page %d flags %#x busy %u", m,
-		    PG[m].flags, PG[m].busy);
+	    (PG[m].flags & (PG_MAPPED | PG_MARKER)) ||
+	    PG[m].queue - PG[m].pc == PQ_FREE) {
+		panicf("vm_page_free: page %d flags %#x busy %u queue %u", m,
+		    PG[m].flags, PG[m].busy, PG[m].queue);
 		return;
 	}
 	if (PG[m].wire_count) {
@@ -1500,14 +1555,14 @@ vm_page_free(int m)
 	PG[m].dirty = 0;
 	PG[m].md_modified = 0;
 	PG[m].md_referenced = 0;
-	PG[m].act_count = 0;
-	__atomic_fetch_and(&PG[m].flags, PG_BUSY | PG_WANTED | PG_ZERO,
-	    __ATOMIC_SEQ_CST);
-	if (PG[m].hold_count)
+	__atomic_fetch_and(&PG[m].flags, ~PG_UNMANAGED, __ATOMIC_SEQ_CST);
+	if (PG[m].hold_count) {
+		__atomic_fetch_and(&PG[m].flags, ~PG_ZERO, __ATOMIC_SEQ_CST);
 		add_queue_spinlocked(m, PQ_HOLD, 0);
-	else
+	} else {
 		add_queue_spinlocked(m, PQ_FREE + PG[m].pc,
-		    (int)(PQS[PQ_FREE + PG[m].pc].flipflop++ & 1));
+		    !(PG[m].flags & PG_ZERO));
+	}
 	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_frees, 1, __ATOMIC_RELAXED);
 	vm_page_wakeup(m);
@@ -1516,8 +1571,9 @@ vm_page_free(int m)
 
 /*
  * vm_page_cache(m): m busy; consumes the busy.  Refuses (just unbusies)
- * unmanaged, soft-busy, wired or held pages; panics on a dirty page.
- * Removes all mappings and re-checks: a page that became dirty is
+ * unmanaged, soft-busy, wired or held pages, and a page already on CACHE;
+ * panics on a dirty page.  Removes all mappings and re-checks everything
+ * (the protect may block in the kernel): a page that became dirty is
  * deactivated instead.  Otherwise to CACHE+pc, still in its object.
  */
 void
@@ -1529,15 +1585,24 @@ vm_page_cache(int m)
 		return;
 	}
 	if ((PG[m].flags & PG_UNMANAGED) || PG[m].busy || PG[m].wire_count ||
-	    PG[m].hold_count || PG[m].object < 0) {
+	    PG[m].hold_count) {
 		vm_page_wakeup(m);
 		return;
 	}
-	if (PG[m].dirty & PG[m].valid) {
+	if (PG[m].queue - PG[m].pc == PQ_CACHE) {       /* already cached */
+		vm_page_wakeup(m);
+		return;
+	}
+	if (PG[m].dirty) {
 		panicf("vm_page_cache: caching a dirty page %d", m);
 		return;
 	}
 	vm_page_protect(m, VM_PROT_NONE);
+	if ((PG[m].flags & (PG_UNMANAGED | PG_MAPPED)) || PG[m].busy ||
+	    PG[m].wire_count || PG[m].hold_count || PG[m].object < 0) {
+		vm_page_wakeup(m);
+		return;
+	}
 	if (PG[m].dirty) {
 		vm_page_deactivate(m);
 		vm_page_wakeup(m);
@@ -1553,9 +1618,31 @@ vm_page_cache(int m)
 }
 
 /*
- * Busy the first busy-able page on the queues base+colour, starting at
- * colour pc.  The queue spinlock is held across vm_page_busy_try, which
- * is only a CAS (rule 5 of the lock order).  Returns a busied page or -1.
+ * _vm_page_deactivate_locked for a page found on queue class base, if it is
+ * still there once its spinlock is held (its busy holder may have freed it
+ * meanwhile): to the INACTIVE tail, heuristic++.
+ */
+static void
+deactivate_if_on(int m, int base)
+{
+	page_spin_lock(m, __func__);
+	if (PG[m].queue - PG[m].pc == base && PG[m].wire_count == 0 &&
+	    !(PG[m].flags & PG_UNMANAGED)) {
+		rem_queue_spinlocked(m);
+		__atomic_fetch_and(&PG[m].flags, ~PG_WINATCFLS, __ATOMIC_SEQ_CST);
+		add_queue_spinlocked(m, PQ_INACTIVE, 0);
+	}
+	page_spin_unlock(m, __func__);
+}
+
+/*
+ * Busy the first page of the queues base+colour, starting at colour pc
+ * (vm_page_select_free / vm_page_select_cache).  The queue spinlock is held
+ * across vm_page_busy_try, which is only a CAS (rule 5 of the lock order).
+ * A CACHE page that cannot be busied is deactivated (INACTIVE tail,
+ * heuristic++) as the seed does, and the search goes on; a busy FREE page
+ * (only a stale lookup busies one, briefly) is passed over.  Returns a
+ * busied page, still on its queue, or -1.
  */
 static int
 select_from(int base, int pc)
@@ -1565,38 +1652,56 @@ select_from(int base, int pc)
 	for (k = 0; k < PQ_L2_SIZE; k++) {
 		int q = base + ((pc + k) & (PQ_L2_SIZE - 1)), m, tries = 0;
 
-		if (PQS[q].head < 0)
-			continue;
-		vm_page_queues_spin_lock(q);
-		for (m = PQS[q].head; m >= 0; m = PG[m].pq_next) {
-			if (PG[m].flags & PG_MARKER)
-				continue;
-			if (vm_page_busy_try(m, 1) == 0)
-				break;
-			if (++tries >= 8) {
-				m = -1;
-				break;
+		while (PQS[q].head >= 0) {
+			int busy = -1;
+
+			vm_page_queues_spin_lock(q);
+			for (m = PQS[q].head; m >= 0; m = PG[m].pq_next) {
+				if (PG[m].flags & PG_MARKER)
+					continue;
+				if (vm_page_busy_try(m, 1) == 0)
+					break;
+				if (base == PQ_CACHE) {
+					busy = m;
+					m = -1;
+					break;
+				}
+				if (++tries >= 8) {
+					m = -1;
+					break;
+				}
 			}
+			vm_page_queues_spin_unlock(q);
+			if (m >= 0)
+				return m;
+			if (busy < 0)
+				break;
+			deactivate_if_on(busy, PQ_CACHE);
+			if (++tries >= 8)
+				break;
 		}
-		vm_page_queues_spin_unlock(q);
-		if (m >= 0)
-			return m;
 	}
 	return -1;
 }
 
 /*
- * vm_page_alloc(o, pindex, req): a busied page from FREE (by colour), else
- * from CACHE (the cached page is freed first -- its object keeps its swap).
- * Flags are reset to ZERO|BUSY|SBUSY, valid and act_count to 0, and the
- * page is inserted into o (held by the caller) when o >= 0.  Returns -1
- * when memory is exhausted, or on an insert collision with VM_ALLOC_NULL_OK
- * (a collision without it panics).
+ * vm_page_alloc(o, pindex, req): a busied page (vm_page.c @seed).  From
+ * FREE (by colour) while v_free_count > v_free_reserved (a system thread
+ * may go below when CACHE is empty); else, for VM_ALLOC_NORMAL, a CACHE
+ * page is reclaimed -- unmapped and vm_page_free'd, whose vm_page_remove
+ * holds the page's object and may block, costing the caller its own tokens
+ * -- and the allocation starts over.  A held or wired CACHE page is
+ * deactivated instead.  Flags are reset to ZERO|BUSY|SBUSY (smpvm keeps
+ * PG_WANTED too), valid and act_count to 0, and the page is inserted into o
+ * (held by the caller) when o >= 0.  Returns -1 when memory is short, or on
+ * an insert collision with VM_ALLOC_NULL_OK (the seed's "PAGE RACE", after
+ * a blocking reclaim; a collision without it panics).
  */
 int
 vm_page_alloc(int o, uint64_t pindex, int req)
 {
-	int m, pc, o2;
+	struct vmstats *v = &VMG->vmstats;
+	int m, pc;
 
 	if (td == NULL) {
 		panic("vm_page_alloc: not a thread");
@@ -1606,11 +1711,17 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 		panicf("vm_page_alloc: object %d not held", o);
 		return -1;
 	}
+	if (td->kind == TDK_KTHREAD)            /* TDF_SYSTHREAD */
+		req |= VM_ALLOC_SYSTEM;
 	pc = (int)((pindex + (o >= 0 ? (uint64_t)o * 7 : 0)) &
 	    (PQ_L2_SIZE - 1));
 	for (;;) {
-		m = select_from(PQ_FREE, pc);
-		if (m >= 0) {
+		if (v->v_free_count > v->v_free_reserved ||
+		    ((req & VM_ALLOC_SYSTEM) && v->v_cache_count == 0 &&
+		    v->v_free_count > 0)) {
+			m = select_from(PQ_FREE, pc);
+			if (m < 0)
+				return -1;      /* raced empty, or all busy */
 			/* a hold may have moved it to PQ_HOLD meanwhile */
 			page_spin_lock(m, __func__);
 			if (PG[m].queue - PG[m].pc == PQ_FREE &&
@@ -1622,28 +1733,25 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 			vm_page_wakeup(m);
 			continue;
 		}
-		if (!(req & (VM_ALLOC_NORMAL | VM_ALLOC_SYSTEM)))
+		if (!(req & VM_ALLOC_NORMAL))
 			return -1;
 		m = select_from(PQ_CACHE, pc);
 		if (m < 0)
 			return -1;
-		o2 = PG[m].object;
-		if (PG[m].queue - PG[m].pc != PQ_CACHE || PG[m].busy ||
-		    PG[m].hold_count || PG[m].wire_count || o2 < 0 ||
-		    (PG[m].flags & PG_MAPPED) || (PG[m].dirty & PG[m].valid) ||
-		    !vm_object_hold_try(o2)) {
-			/*
-			 * Not reclaimable now, or its object's token is busy
-			 * (blocking for it would cost the caller its tokens):
-			 * deactivate it, as the seed does.
-			 */
+		if (PG[m].queue - PG[m].pc != PQ_CACHE ||
+		    (PG[m].flags & PG_UNMANAGED) || PG[m].hold_count ||
+		    PG[m].wire_count || PG[m].busy) {
 			if (PG[m].queue - PG[m].pc == PQ_CACHE)
 				vm_page_deactivate(m);
 			vm_page_wakeup(m);
 			continue;
 		}
-		vm_page_free(m);        /* unbusies it onto FREE: loop */
-		vm_object_drop(o2);
+		if (PG[m].dirty) {
+			panicf("vm_page_alloc: found dirty cache page %d", m);
+			return -1;
+		}
+		vm_page_protect(m, VM_PROT_NONE);
+		vm_page_free(m);        /* may block: vm_page_remove's hold */
 	}
 	PG[m].valid = 0;
 	PG[m].dirty = 0;
@@ -1662,8 +1770,7 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 	    PG_ZERO | PG_BUSY | PG_SBUSY | PG_WANTED, __ATOMIC_SEQ_CST);
 	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_allocs, 1, __ATOMIC_RELAXED);
-	if ((VMG->vmstats.v_free_count + VMG->vmstats.v_cache_count) <
-	    VMG->vmstats.v_free_min)
+	if ((v->v_free_count + v->v_cache_count) < v->v_free_min)
 		wakeup(IDENT_PAGEDAEMON);
 	if (o >= 0 && !vm_page_insert(m, o, pindex)) {
 		vm_page_free(m);
@@ -1673,6 +1780,28 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 		return -1;
 	}
 	return m;
+}
+
+/*
+ * vm_page_count_severe(): memory is severely short (vm_page2.h @seed):
+ * free+cache below v_free_severe, or free below v_free_reserved.
+ */
+int
+vm_page_count_severe(void)
+{
+	struct vmstats *v = &VMG->vmstats;
+
+	return v->v_free_severe > v->v_free_count + v->v_cache_count ||
+	    v->v_free_reserved > v->v_free_count;
+}
+
+/* vm_page_count_target(): free+cache below v_free_target. */
+int
+vm_page_count_target(void)
+{
+	struct vmstats *v = &VMG->vmstats;
+
+	return v->v_free_target > v->v_free_count + v->v_cache_count;
 }
 
 /* ---- queue walking for markers (caller holds the queue spinlock) -------- */
@@ -1816,6 +1945,22 @@ use_counter(int o)
  * leaf, under vm_token (which may block and cost the caller its other
  * tokens).  Accounts by o's type.  SWAPBLK_NONE when full.
  */
+/*
+ * swp_sizecheck: swap_pager_almost_full with the seed's lowat/hiwat
+ * hysteresis (128/512 pages); swap_pager_full is cleared at hiwat.
+ * vm_token held.
+ */
+static void
+swp_sizecheck(void)
+{
+	if (VMG->vm_swap_size < 128) {
+		VMG->swap_pager_almost_full = 1;
+	} else if (VMG->vm_swap_size > 512) {
+		VMG->swap_pager_almost_full = 0;
+		VMG->swap_pager_full = 0;
+	}
+}
+
 int
 swp_pager_getswapspace(int o, int n)
 {
@@ -1826,6 +1971,7 @@ swp_pager_getswapspace(int o, int n)
 	blk = blist_alloc(n);
 	if (blk == SWAPBLK_NONE) {
 		VMG->swap_pager_full = 2;
+		VMG->swap_pager_almost_full = 1;
 		__atomic_fetch_add(&VMG->cnt.swap_alloc_fail, 1,
 		    __ATOMIC_RELAXED);
 	} else {
@@ -1833,6 +1979,7 @@ swp_pager_getswapspace(int o, int n)
 		VMG->vm_swap_size -= n;
 		VMG->sw_nused += n;
 		*use_counter(o) += n;
+		swp_sizecheck();
 	}
 	lwkt_reltoken(TOK_VM);
 	return blk;
@@ -1849,6 +1996,7 @@ swp_pager_freeswapspace(int o, int blk, int n)
 	blist_free(blk, n);
 	RACE_CHK(SK_VMG, struct vm_globals, 0, vm_swap_size, 1);
 	VMG->vm_swap_size += n;
+	swp_sizecheck();
 	lwkt_reltoken(TOK_VM);
 }
 
@@ -1880,8 +2028,9 @@ swp_pager_meta_lookup(int o, uint64_t pindex)
 	    SWB[s].swb_pages[pindex & SWAP_META_MASK];
 }
 
+/* swp_pager_remove: take swblock s out of o's tree (o held). */
 static void
-swb_destroy(int o, int s)
+swb_unlink(int o, int s)
 {
 	int *pp;
 
@@ -1892,12 +2041,25 @@ swb_destroy(int o, int s)
 			break;
 		}
 	}
+}
+
+/* zfree(swap_zone, s); --object->swblock_count (o held). */
+static void
+swb_zfree(int o, int s)
+{
 	OBJ[o].swblock_count--;
 	SWB[s].swb_object = -1;
 	spin_lock((int)H->cfg.spin_pool + SPIN_NAMED_SWAPZONE);
 	SWB[s].swb_next = VMG->swb_free_head;
 	VMG->swb_free_head = s;
 	spin_unlock((int)H->cfg.spin_pool + SPIN_NAMED_SWAPZONE);
+}
+
+static void
+swb_destroy(int o, int s)
+{
+	swb_unlink(o, s);
+	swb_zfree(o, s);
 }
 
 static int
@@ -1937,13 +2099,20 @@ swb_create(int o, uint64_t base)
 /*
  * swp_pager_meta_build(o, pindex, blk): o held.  DEFAULT becomes SWAP.
  * Finds or creates the swblock, frees any block already recorded for
- * pindex (which may block: the object token can be lost there, as in the
- * seed), and records blk.
+ * pindex (swp_pager_freeswapspace may block on vm_token: o's token can be
+ * lost there), and records blk.
+ *
+ * BUG_META_BUILD_FREE_FIRST (the seed): the old block is freed while it is
+ * still recorded and swb_count still counts it, and both are updated after
+ * the blocking free -- on a swblock that another thread may have emptied
+ * and destroyed meanwhile.  Fixed (0301c40799): the entry is cleared
+ * first, swb_count decremented after the free (so the swblock cannot be
+ * destroyed under us), and the entry re-checked.
  */
 void
 swp_pager_meta_build(int o, uint64_t pindex, int blk)
 {
-	int s, i, old;
+	int s, i, v;
 
 	NEED_OBJ_HELD("swp_pager_meta_build", o, NORV);
 	if (OBJ[o].type == OBJT_DEFAULT)
@@ -1954,22 +2123,22 @@ swp_pager_meta_build(int o, uint64_t pindex, int blk)
 	if (s < 0)
 		return;
 	i = (int)(pindex & SWAP_META_MASK);
-	old = SWB[s].swb_pages[i];
-	if (old != SWAPBLK_NONE && (VMG->bugs & BUG_SWBLOCK_LEAK)) {
-		/* the seed: free (may block) while the block is recorded */
-		swp_pager_freeswapspace(o, old, 1);
-		--SWB[s].swb_count;
-		old = SWAPBLK_NONE;
+	if (VMG->bugs & BUG_META_BUILD_FREE_FIRST) {
+		if (SWB[s].swb_pages[i] != SWAPBLK_NONE) {
+			swp_pager_freeswapspace(o, SWB[s].swb_pages[i], 1);
+			--SWB[s].swb_count;
+		}
+	} else {
+		while ((v = SWB[s].swb_pages[i]) != SWAPBLK_NONE) {
+			SWB[s].swb_pages[i] = SWAPBLK_NONE;
+			swp_pager_freeswapspace(o, v, 1);      /* can block */
+			--SWB[s].swb_count;
+		}
 	}
 	RACE_CHK(SK_SWBLOCK, struct swblock, s, swb_pages, 1);
 	SWB[s].swb_pages[i] = blk;
 	if (blk != SWAPBLK_NONE)
 		++SWB[s].swb_count;
-	/* fixed (0301c40799): record first, free the old block after */
-	if (old != SWAPBLK_NONE) {
-		--SWB[s].swb_count;
-		swp_pager_freeswapspace(o, old, 1);
-	}
 }
 
 /*
@@ -2032,24 +2201,32 @@ swb_range(int o, uint64_t lo, uint64_t hi, int *out, int max)
 
 /*
  * swp_pager_meta_free(o, start, count): o held.  Clears every entry in
- * [start, start+count) and frees its block.
+ * [start, start+count) and frees its block: a range free (truncation,
+ * condfree, a partial vm_object_page_remove).  The blocks are freed by
+ * swp_pager_freeswapspace, which may block and lose o's token.
  *
- * seed: entry by entry, each followed by swp_pager_freeswapspace, which may
- * block and lose o's token (hazard H2: a page inserted meanwhile gets
- * PG_SWAPPED from an entry about to vanish); and with BUG_SWBLOCK_LEAK the
- * last block of a swblock that empties is never freed.
- * fixed: every entry of the range is detached first, with no blocking
- * point in between, and the blocks are freed afterwards (smpvm's fix for
- * H2; upstream kept the interleaving).
+ * BUG_RANGE_FREE_INTERLEAVED (the seed, and upstream after 0301c40799):
+ * swp_pager_meta_free_callback, entry by entry, each cleared entry's block
+ * freed at once -- a blocking point between entries (hazard H2: a page
+ * inserted meanwhile gets PG_SWAPPED from an entry about to vanish).
+ * Without it (smpvm's fix of H2): every entry of the range is detached
+ * first, with no blocking point in between, then the blocks are freed.
+ *
+ * BUG_SWBLOCK_LEAK (the seed's defect (g), fixed by 0301c40799): when a
+ * swblock empties, it is destroyed and the block of its last entry is
+ * never freed (it stays allocated and counted in vm_swap_cache_use).
  */
 void
 swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 {
 	int list[256], n, k, nfree = 0, *freed = NULL, cap = 0;
 	uint64_t end = start + count;
-	int seed = (VMG->bugs & BUG_SWBLOCK_LEAK) != 0;
+	int interleaved = (VMG->bugs & BUG_RANGE_FREE_INTERLEAVED) != 0;
+	int leak = (VMG->bugs & BUG_SWBLOCK_LEAK) != 0;
 
 	NEED_OBJ_HELD("swp_pager_meta_free", o, NORV);
+	if (OBJ[o].swblock_count == 0 || count == 0)
+		return;
 	for (;;) {
 		n = swb_range(o, start, end, list, 256);
 		if (n == 0)
@@ -2073,14 +2250,36 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 				SWB[s].swb_pages[i] = SWAPBLK_NONE;
 				__atomic_fetch_add(&VMG->cnt.range_freed, 1,
 				    __ATOMIC_RELAXED);
+				if (interleaved && !leak) {
+					/* 0301c40799: free, then count */
+					swp_pager_freeswapspace(o, v, 1);
+					v = SWAPBLK_NONE;
+				}
 				RACE_CHK(SK_SWBLOCK, struct swblock, s,
 				    swb_count, 1);
 				last = --SWB[s].swb_count == 0;
-				if (last)
+				if (last) {
 					swb_destroy(o, s);
-				if (seed) {
-					if (!last)
-						swp_pager_freeswapspace(o, v, 1);
+					if (leak)
+						v = SWAPBLK_NONE;   /* (g) */
+				}
+				if (v == SWAPBLK_NONE) {
+					/* freed above, or leaked */
+				} else if (interleaved) {
+					/*
+					 * The seed's order: counted down, then
+					 * freed (can block); another holder of o
+					 * may empty and free the swblock meanwhile
+					 * and we go on with it (the zfree race
+					 * 0301c40799 also fixes).
+					 */
+					swp_pager_freeswapspace(o, v, 1);
+					if (race_on && (SWB[s].swb_object != o ||
+					    SWB[s].swb_index != base))
+						race_use_after_free(SK_SWBLOCK, s,
+						    __func__, "swp_pager_meta_free"
+						    "_callback after its blocking "
+						    "free");
 				} else {
 					if (nfree == cap) {
 						cap = cap ? 2 * cap : 256;
@@ -2103,15 +2302,51 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 	free(freed);
 }
 
-/* swp_pager_meta_free_all(o): o held; every entry and block. */
+/*
+ * swp_pager_meta_free_all(o): o held.  Destroys all of o's swap metadata
+ * (vnode_pager_dealloc, vm_object_page_remove of a whole object): each
+ * swblock is taken out of the tree first, then every block of it is freed
+ * (each free may block; nobody can see the detached swblock meanwhile).
+ * No leak in either variant: the seed's meta_free_all frees every block.
+ * 0301c40799 only moved the count decrement after the free, which no one
+ * can observe on a detached swblock.
+ */
 void
 swp_pager_meta_free_all(int o)
 {
-	swp_pager_meta_free(o, 0, ~0ull >> 1);
+	int b, s, i;
+
+	NEED_OBJ_HELD("swp_pager_meta_free_all", o, NORV);
+	for (;;) {
+		s = -1;
+		for (b = 0; b < OBJ_SWBHASH && s < 0; b++)
+			s = OBJ[o].swbhash[b];
+		if (s < 0)
+			break;
+		swb_unlink(o, s);
+		for (i = 0; i < SWAP_META_PAGES; i++) {
+			int v = SWB[s].swb_pages[i];
+
+			if (v != SWAPBLK_NONE) {
+				SWB[s].swb_pages[i] = SWAPBLK_NONE;
+				--SWB[s].swb_count;
+				swp_pager_freeswapspace(o, v, 1);
+			}
+		}
+		if (SWB[s].swb_count != 0) {
+			panicf("swap_pager_meta_free_all: swb_count %d != 0",
+			    SWB[s].swb_count);
+			return;
+		}
+		swb_zfree(o, s);
+	}
+	if (OBJ[o].swblock_count != 0)
+		panicf("swap_pager_meta_free_all: object %d swblock_count %u", o,
+		    OBJ[o].swblock_count);
 }
 
 /* swap_pager_freespace(o, start, n): holds o and frees the range's swap.
- * PG_SWAPPED of resident pages is not cleared (reference 5.4). */
+ * PG_SWAPPED of resident pages is not cleared (swap_pager.c @seed). */
 void
 swap_pager_freespace(int o, uint64_t start, uint64_t n)
 {
@@ -2170,57 +2405,78 @@ swap_pager_unswapped(int m)
 }
 
 /*
- * swap_pager_condfree(o, &basei, count): o held.  Visits swblocks from
- * *basei on; a swblock none of whose 32 pages is resident is freed whole.
- * Budgets: count swap pages, count*8 swblocks; lwkt_yield between
- * swblocks.  *basei is the resume point.  Returns count - begi; with
- * BUG_CONDFREE_NEG (the seed) that is -1 when the swblock budget runs
- * out, the fix returns max(pages freed, swblocks visited, 1).
+ * swap_pager_condfree(o, &basei, count): o held.  Visits o's swblocks from
+ * *basei on, in index order (the RB_SCAN of swap_pager.c @seed with
+ * rb_swblock_condcmp); a swblock none of whose 32 pages is resident is freed
+ * whole (swap_pager_freespace, which may block on vm_token).  Budgets, as the
+ * seed's struct swfreeinfo keeps them in vm_pindex_t (unsigned 64-bit):
+ * begi = count swap pages, endi = count*8 swblocks; the scan stops once
+ * (int)begi or (int)endi goes negative, with lwkt_yield between swblocks.
+ * *basei is the resume point.
+ *
+ * Returns, with BUG_CONDFREE_UNCHARGED (the seed): count - (int)begi, the
+ * pages freed -- 0 when nothing was freed, however many swblocks were
+ * visited (defect (e): the seed's "if (info.endi < 0 ...)" is dead code on
+ * an unsigned endi).  Fixed (08fb7a9da0): the larger of the pages freed
+ * and the swblocks visited, at least 1.
+ *
+ * smpvm's cleaning meter: the swblocks visited, the pages freed and the
+ * fixed variant's charge are added to the pass in progress
+ * (vm_counters.clean_pass_*).  A call that starts when the objects the pass
+ * reached plus the fixed charges so far have used up its budget marks the
+ * pass as overrun: under the fix its count would have run out first.
  */
 int
 swap_pager_condfree(int o, uint64_t *basei, int count)
 {
-	int begi = count, endi = count * 8, visited = 0, freed = 0;
+	uint64_t begi = (uint64_t)(int64_t)count;      /* max swap pages */
+	uint64_t endi = (uint64_t)(int64_t)(count * 8); /* max swblocks */
+	struct vm_counters *c = &VMG->cnt;
+	int n, t;
 
 	NEED_OBJ_HELD("swap_pager_condfree", o, 0);
+	if (c->clean_pass_objects + c->clean_pass_charge >= c->clean_pass_budget)
+		c->clean_pass_overran = 1;
 	for (;;) {
-		int s = -1, b, t, i, resident = 0;
+		int s = -1, b, x, i, resident = 0;
 		uint64_t best = ~0ull, base;
 
 		for (b = 0; b < OBJ_SWBHASH; b++)
-			for (t = OBJ[o].swbhash[b]; t >= 0; t = SWB[t].swb_next)
-				if (SWB[t].swb_index >= *basei &&
-				    SWB[t].swb_index < best) {
-					best = SWB[t].swb_index;
-					s = t;
+			for (x = OBJ[o].swbhash[b]; x >= 0; x = SWB[x].swb_next)
+				if (SWB[x].swb_index >= *basei &&
+				    SWB[x].swb_index < best) {
+					best = SWB[x].swb_index;
+					s = x;
 				}
 		if (s < 0)
 			break;
+		/* swap_pager_condfree_callback */
 		base = SWB[s].swb_index;
 		for (i = 0; i < SWAP_META_PAGES && !resident; i++)
 			resident = vm_page_lookup(o, base + (uint64_t)i) >= 0;
+		*basei = base + SWAP_META_PAGES;
 		if (!resident) {
-			begi -= SWB[s].swb_count;
-			freed += SWB[s].swb_count;
+			begi -= (uint64_t)(int64_t)SWB[s].swb_count;
+			c->clean_pass_freed += (uint64_t)SWB[s].swb_count;
 			swap_pager_freespace(o, base, SWAP_META_PAGES);
 		}
-		*basei = base + SWAP_META_PAGES;
-		visited++;
 		--endi;
-		if (begi < 0)
+		c->clean_pass_swblocks++;
+		if ((int)begi < 0 || (int)endi < 0)
 			break;
-		if (endi < 0) {
-			if (VMG->bugs & BUG_CONDFREE_NEG)
-				begi = count + 1;
-			break;
-		}
 		lwkt_yield();
 	}
-	if (VMG->bugs & BUG_CONDFREE_NEG)
-		return count - begi;
-	if (freed < visited)
-		freed = visited;
-	return freed > 0 ? freed : 1;
+	n = count - (int)begi;
+	/* 08fb7a9da0: take the higher difference swblocks vs pages */
+	t = count * 8 - (int)endi;
+	if (t < n)
+		t = n;
+	if (t < 1)
+		t = 1;
+	c->clean_pass_charge += (uint64_t)t;
+	if (VMG->bugs & BUG_CONDFREE_UNCHARGED)
+		return n;
+	return t;
 }
 
 /* Physical offset of page m's contents inside REG_PHYS. */

@@ -7,6 +7,7 @@ the host says; the live tools of a running machine."""
 import json
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,14 +21,25 @@ from smpvm import cli
 from smpvm.errors import AttachError
 from smpvm.layout import lib, threads
 from smpvm.machine import Machine
+from smpvm.stress.options import StressOptions, hunt_profile
+from smpvm.stress.session import run
 
 SMPVM = [sys.executable, "-m", "smpvm.cli"]
-# a small machine where a deterministic run fails at once (the seed's
-# yield-before-hold, found by the bounded strategy: tests/test_replay.py)
-FAILING = ["--sched", "bounded", "--seed", "9", "--bug", "yield-before-hold",
-           "--check", "--gap-scale", "0", "--mix", "read=5,write=10,unlink=20",
-           "--files", "4", "--file-pages", "8", "--npages", "64", "--nswap",
-           "64", "--nmeta", "32", "--steps", "300000", "--tick-steps", "20"]
+
+
+# a failing deterministic run: the seed's defect (a) under its registry
+# profile, the first run of a short sweep that panics -- found, not pinned to
+# one seed, which a change that moves a preemption point would shift
+def _failing_args():
+    for seed in range(1, 17):
+        for strategy in ("bounded", "random", "pct"):
+            opts = StressOptions(**dict(
+                hunt_profile("yield-before-hold"), cpus=2, quiet=True,
+                seconds=60, sched=strategy, seed=seed, steps=300000,
+                bug="yield-before-hold", check="all"))
+            if run(opts).exit == 3:
+                return shlex.split(opts.replay_command())[2:]
+    raise AssertionError("no run of the sweep found defect (a)")
 
 
 def _run(args, **kw):
@@ -100,7 +112,9 @@ def test_cli_sysctl_on_running_machine():
         assert r.returncode == 2 and "read only" in r.stderr
         r = _run(["ps", "-m", name])
         assert r.returncode == 0 and "cpu1" in r.stdout
-        r = _run(["sysctl", "-m", name, "vm.swapcache.maxswappct=101"])
+        # past int64 (the kernel takes any C int: 101 is fine)
+        r = _run(["sysctl", "-m", name,
+                  "vm.swapcache.maxswappct=9223372036854775808"])
         assert r.returncode == 2 and "out of range" in r.stderr
         r = _run(["sysctl", "-m", name, "vm.swapcache.accrate=4096"])
         assert r.returncode == 0, r.stderr
@@ -409,10 +423,10 @@ def test_a_full_disk_is_a_host_error_not_a_panic(tmp_path):
 
 def test_failing_schedules_go_to_the_state_dir_never_over_another(tmp_path):
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    failing = _failing_args()
     lines = []
     for _ in range(2):
-        r = subprocess.run(SMPVM + ["stress", "--cpus", "2", "--quiet"]
-                           + FAILING, capture_output=True, text=True,
+        r = subprocess.run(SMPVM + ["stress", "--quiet"] + failing, capture_output=True, text=True,
                            timeout=120, cwd=str(tmp_path), env=env)
         assert r.returncode == 3, r.stdout + r.stderr
         lines += [x for x in r.stdout.splitlines()
@@ -426,22 +440,31 @@ def test_failing_schedules_go_to_the_state_dir_never_over_another(tmp_path):
 # ---- what the host says -----------------------------------------------------
 
 def test_ps_shows_a_leftover_machine_and_clean_removes_it():
-    p, m, name, pids = _boot()
-    td = threads(m.base)
-    kernel = {td[i].pid for i in range(m.config.maxthreads) if td[i].pid}
-    janitor = [c for c in _children(p.pid) if c not in kernel]
-    m.close()
-    for pid in janitor:                 # the janitor first, then its creator
-        os.kill(pid, signal.SIGKILL)
-    p.kill()
-    p.wait(10)
-    p.stdout.close()
-    p.stderr.close()
-    r = _run(["ps", "-m", name])
-    assert r.returncode == 0, r.stderr
-    assert "leftover" in r.stdout and "(dead: `smpvm clean`" in r.stdout
-    assert "[gone]" in r.stdout or "[dead]" in r.stdout     # its CPUs
-    r = _run(["clean"])
-    assert f"removed {name}" in r.stdout or not os.path.exists(
-        f"/dev/shm/{name}")
-    assert _gone(name, pids)
+    # every machine creation sweeps this user's leftovers, so another test
+    # running beside this one may remove ours before `ps` looks: try again
+    for attempt in range(3):
+        p, m, name, pids = _boot()
+        td = threads(m.base)
+        kernel = {td[i].pid for i in range(m.config.maxthreads)
+                  if td[i].pid}
+        janitor = [c for c in _children(p.pid) if c not in kernel]
+        m.close()
+        for pid in janitor:             # the janitor first, then its creator
+            os.kill(pid, signal.SIGKILL)
+        p.kill()
+        p.wait(10)
+        p.stdout.close()
+        p.stderr.close()
+        r = _run(["ps", "-m", name])
+        if r.returncode == 2 and "no machine named" in r.stderr:
+            assert _gone(name, pids)    # swept by someone else's create
+            continue
+        assert r.returncode == 0, r.stderr
+        assert "leftover" in r.stdout and "(dead: `smpvm clean`" in r.stdout
+        assert "[gone]" in r.stdout or "[dead]" in r.stdout     # its CPUs
+        r = _run(["clean"])
+        assert f"removed {name}" in r.stdout or not os.path.exists(
+            f"/dev/shm/{name}")
+        assert _gone(name, pids)
+        return
+    pytest.fail("the leftover was swept by other tests three times")

@@ -155,14 +155,15 @@ def test_diverted_read_of_a_vanished_block_is_detected(vm):
         pages = None
         # insert the buffer's pages (PG_SWAPPED from metadata), then let
         # the block of page 1 vanish before the strategy runs
-        from smpvm.vfs.vfs_bio import getpages, vn_strategy_read
-        pages = getpages(obj, 0, 4)
+        from smpvm.vfs.vfs_bio import getblk, vn_strategy_read
+        bp = getblk(obj, 0, 4)
+        pages = bp.pages
         assert all(v.pages[m].flags & lib.PG_SWAPPED for m in pages)
         lib.swp_pager_meta_ctl(obj, 1, lib.SWM_FREE)
         vn_strategy_read(vp, obj, pages, stats)
         assert stats.zero_filled == [1]
         assert bytes(v.page_bytes(pages[1])) == bytes(PAGE)
-        brelse(pages)
+        brelse(bp)
     finally:
         vm_object_drop(obj)
     assert v.cnt.zero_fills == 1
@@ -250,3 +251,122 @@ def test_four_cpus_32_files_memory_smaller_than_files(vm):
           f"{v.cnt.swap_write_pages} pages written to it")
     assert v.cnt.zero_fills == 0
     assert v.cnt.swap_write_pages > 0
+
+
+# ---- the buffer path as the seed's (vfs_vmio_release) ----------------------------
+
+def test_a_buffer_wires_its_pages_and_releases_them_to_the_inactive_tail(vm):
+    """C4: allocbuf wires a buffer's pages (off every queue while the
+    buffer holds them); vfs_vmio_release unwires them to the INACTIVE tail
+    -- the swapcache heuristic counts each -- and unmaps them.  (Release as
+    the old brelse did, marking resident pages referenced in place, and
+    this test fails.)"""
+    from smpvm.vfs.vfs_bio import brelse, getblk
+    v = vmview()
+    vp = sc.sys_open("b", create=True)
+    sc.sys_write(vp, 0, b"W" * 4 * PAGE)
+    obj = v.vnodes[vp].v_object
+    vm_object_hold(obj)
+    try:
+        bp = getblk(obj, 0, 4)
+        for m in bp.pages:
+            P.pmap_enter(m, 1)
+            assert v.pages[m].wire_count == 1
+            assert v.pages[m].queue == lib.PQ_NONE
+        P.vm_page_activate(bp.pages[0])         # wired: stays off-queue
+        before = v.vmg.vm_swapcache_inactive_heuristic
+        brelse(bp)
+        assert v.vmg.vm_swapcache_inactive_heuristic == before + 4
+        P.vm_page_queues_spin_lock(lib.PQ_INACTIVE)
+        try:
+            tail = [P.vm_page_queue_first(lib.PQ_INACTIVE)]
+            while True:
+                nxt = P.vm_page_queue_next(lib.PQ_INACTIVE, tail[-1])
+                if nxt < 0:
+                    break
+                tail.append(nxt)
+        finally:
+            P.vm_page_queues_spin_unlock(lib.PQ_INACTIVE)
+        assert [v.pages[m].pindex for m in tail[-4:]] == [0, 1, 2, 3]
+        for m in tail[-4:]:
+            pg = v.pages[m]
+            assert pg.wire_count == 0 and not pg.flags & (lib.PG_MAPPED |
+                                                           lib.PG_BUSY)
+    finally:
+        vm_object_drop(obj)
+
+
+def test_a_page_held_by_a_buffer_stops_a_flush_cluster_by_its_wiring(vm):
+    """C4: vm_swapcache_test's hold_count || wire_count clause on a real
+    path: a page a buffer holds between its I/Os (wired, not busy) stops
+    the flush's neighbour scan.  (Without the wiring the cluster would take
+    page 5 too.)"""
+    from smpvm.vfs.vfs_bio import getblk, vfs_vmio_release
+    from smpvm.vm import vm_swapcache as S
+    v = vmview()
+    vp = sc.sys_open("c", create=True)
+    sc.sys_write(vp, 0, b"K" * 16 * PAGE)
+    obj = v.vnodes[vp].v_object
+    vm_object_hold(obj)
+    try:
+        bp = getblk(obj, 5, 1)
+        P.vm_page_wakeup(bp.pages[0])           # the buffer between I/Os
+        assert S.vm_swapcache_test(bp.pages[0]) == 1
+        m = lib.vm_page_lookup(obj, 0)
+        P.vm_page_busy_wait(m, True, "t")
+        assert S.vm_swapcached_flush(m, 0) == 5  # pages 0..4
+        assert not v.pages[bp.pages[0]].flags & lib.PG_SWAPPED
+        vfs_vmio_release(bp)
+    finally:
+        vm_object_drop(obj)
+
+
+@pytest.mark.parametrize("kernel", ["seed", "fixed"])
+def test_a_buffer_write_during_a_swap_write(kernel, request):
+    """H1 (smpvm's fix, no upstream commit): in the seed a write(2) goes
+    into a page whose swap write is in flight (allocbuf ignores soft busy);
+    the buffer's unswap is a no-op (PG_SWAPPED is set only at completion),
+    so the page ends PG_SWAPPED over a swap copy of its old bytes.  Fixed:
+    the write waits for the soft busy.  (Give the seed's bwrite_page
+    also_m_busy TRUE, or fixed FALSE, and this test fails.)"""
+    from smpvm.vfs.vfs_bio import write_waits_for_swap_io
+    from smpvm.vm import swap_pager
+    from smpvm.layout import ffi
+    request.node.add_marker(pytest.mark.vmconfig(kernel=kernel))
+    request.getfixturevalue("vm")
+    v = vmview()
+    vp = sc.sys_open("h", create=True)
+    sc.sys_write(vp, 0, b"A" * PAGE)
+    obj = v.vnodes[vp].v_object
+    vm_object_hold(obj)
+    m = lib.vm_page_lookup(obj, 0)
+    vm_object_drop(obj)
+    got = []
+
+    def hook(op, lid):
+        if op != lib.HOOK_YIELD or got:
+            return
+        lib.smpvm_set_hook(ffi.NULL)
+        got.append(P.vm_page_busy_try(m, write_waits_for_swap_io()))
+        if got[0] == 0:
+            P.vm_page_wakeup(m)
+            sc.sys_write(vp, 0, b"B" * PAGE)
+    cb = ffi.callback("void(int, int)", hook)
+    lib.smpvm_set_hook(cb)
+    try:
+        swap_out_resident(vp)
+    finally:
+        lib.smpvm_set_hook(ffi.NULL)
+    if kernel == "fixed":
+        assert got == [1]                       # it would have waited
+        return
+    assert got == [0] and v.pages[m].flags & lib.PG_SWAPPED
+    assert bytes(v.page_bytes(m)) == b"B" * PAGE
+    vm_object_hold(obj)
+    blk = lib.swap_pager_meta_lookup(obj, 0)
+    vm_object_drop(obj)
+    fd = os.open(swap_pager.swapdev_path(v.machine), os.O_RDONLY)
+    try:
+        assert os.pread(fd, PAGE, blk * PAGE) == b"A" * PAGE    # stale
+    finally:
+        os.close(fd)

@@ -187,10 +187,23 @@ def test_the_bug_registry():
     assert seed_bits == KERNELS["seed"] == lib.BUGS_SEED
 
 
+# The exception, pinned to one run: H2's wrong byte needs a read to insert
+# a page while a truncation's range free blocks on a contended vm_token.
+# Of its profile's runs, 1 random run in 160 shows it (seeds 41-200: 52),
+# bounded and PCT none of 32, so no short sweep finds it; a change that
+# moves a preemption point may lose this pin (re-pin with a seed sweep).
+EXACT_PINS = {"range-free-interleaved": ("random", 52)}
+
+
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_each_registered_bug_is_found_by_its_detector_within_a_sweep(bug):
     """Keyed by the registry: its detector, its profile; found within
     SWEEP_SEEDS seeds x STRATEGIES (deterministic, so it cannot flake)."""
+    if bug in EXACT_PINS:
+        r = run(bug_options(bug, *EXACT_PINS[bug]))
+        assert BUGS[bug].detector in r.detectors()[0], (r.detectors(),
+                                                        r.panic)
+        return
     opts, r, runs = first_detection(bug)
     assert opts is not None, (
         f"{bug}: {BUGS[bug].detector} found in none of {runs} runs")
@@ -201,3 +214,33 @@ def test_the_fixed_kernel_is_clean_under_each_strategy():
         r = run(StressOptions(**dict(SMALL, sched=strategy, seed=2,
                                      steps=100000, check="all")))
         assert r.exit == 0 and r.detectors()[0] == [], strategy
+
+
+# The seed's cleaning defects as a run (and `smpvm stat`) names them: the
+# findings of the cleaning meter, (e)'s cleaning cost and the liveness
+# failure left by (b)'s orphan marker, each the first of a sweep
+@pytest.mark.parametrize("bug,detector,finding", [
+    ("condfree-uncharged", "cleaning cost", "cleaning pass visited"),
+    ("clean-markers", "liveness", "liveness: "),
+])
+def test_the_cleaning_findings_name_the_seed_defect(bug, detector, finding):
+    opts, r, runs = first_detection(bug, detector)
+    assert opts is not None, f"{bug}: no {detector} in {runs} runs"
+    found = [f for f in r.cleaning if f.startswith(finding)]
+    assert found and BUGS[bug].fixed_by.split(",")[0] in found[0], \
+        r.cleaning
+    assert r.exit == 1 or r.panic, r.exit
+    assert ("liveness" if finding.startswith("liveness") else
+            "cleaning cost") in r.detectors()[0]
+
+
+def test_the_fixed_kernel_has_no_cleaning_findings():
+    for bug, strategy in (("condfree-uncharged", "bounded"),
+                          ("clean-markers", "pct")):
+        r = run(StressOptions(**dict(hunt_profile(bug), cpus=2,
+                                     quiet=True, seconds=60,
+                                     sched=strategy, seed=4,
+                                     steps=300000, check="all")))
+        assert r.cleaning == [] and r.exit == 0, bug
+        assert r.swapcache["cleaning_passes"] > 100
+

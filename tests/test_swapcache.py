@@ -11,6 +11,7 @@ from smpvm.layout import ffi, lib, threads
 from smpvm.vfs import syscalls as sc
 from smpvm.vm import vm_page as P
 from smpvm.vm import vm_swapcache as S
+from smpvm.vm.vm_meter import cleaning_cost_finding
 from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
                                 vm_object_hold)
 from smpvm.vm.vmview import vmview
@@ -352,10 +353,10 @@ def test_cleaning_frees_non_resident_swap_and_resumes(vm):
     assert v.objects[om].type == lib.OBJT_MARKER
 
 
-def _condfree_minus_one_setup():
+def _condfree_uncharged_setup():
     """A big object whose 9 swblocks all keep one resident page (condfree
-    skips them and runs its swblock budget out), then two small objects
-    with nothing resident."""
+    visits them and frees nothing), then two small objects with nothing
+    resident.  The list: [marker, meta, big, cl0, cl1]."""
     v = vmview()
     big = make_file("big", 9 * 32)
     small = _cleaning_setup(nfiles=2, npages=32)
@@ -381,25 +382,56 @@ def _cache_use_of(vp):
         vm_object_drop(obj)
 
 
-@pytest.mark.vmconfig(kernel="seed", npages=1024)
-def test_seed_condfree_minus_one_makes_cleaning_overrun_its_budget(vm):
-    """7.4 (e): the big object's scan runs out of swblock budget; the seed's
-    condfree returns -1, the pass budget GROWS, and the next object is
-    cleaned in the same pass."""
-    big, small = _condfree_minus_one_setup()
-    om = _object_marker_on_list()
-    swc().maxlaunder = 3
+def _metered_pass(om):
+    """One cleaning pass, metered as swapcached meters it."""
+    v = vmview()
+    S.clean_meter_begin(v)
     S.vm_swapcache_cleaning(om)
+    S.clean_meter_end(v, 0)
+    return v.cnt
+
+
+@pytest.mark.vmconfig(kernel="seed", npages=1024)
+def test_seed_cleaning_is_not_charged_for_the_swblocks_it_visits(vm):
+    """(e), fixed by 08fb7a9da0: with a budget of 12, the big object's 9
+    swblocks cost the pass nothing (condfree returns the 0 pages it freed),
+    so the pass goes on and cleans cl0; the meter sees a pass that went on
+    past its budget.  (Under the fixed charge -- vm.c swap_pager_condfree's
+    BUG_CONDFREE_UNCHARGED return removed -- this test fails.)"""
+    big, small = _condfree_uncharged_setup()
+    om = _object_marker_on_list()
+    swc().maxlaunder = 12
+    c = _metered_pass(om)
     assert _cache_use_of(small[0]) == 0
+    assert _cache_use_of(big) == 9 * 32
+    assert c.clean_last_swblocks == 10 and c.clean_overruns == 1
+    text = cleaning_cost_finding(c)
+    assert text.startswith("cleaning pass visited 10 swblocks on a budget "
+                           "of 12") and "(e), fixed by 08fb7a9da0" in text
 
 
 @pytest.mark.vmconfig(npages=1024)
-def test_fixed_condfree_stops_the_pass_at_its_budget(vm):
-    big, small = _condfree_minus_one_setup()
+def test_fixed_cleaning_charges_each_swblock_and_stops_at_its_budget(vm):
+    big, small = _condfree_uncharged_setup()
+    om = _object_marker_on_list()
+    swc().maxlaunder = 12
+    c = _metered_pass(om)
+    assert _cache_use_of(small[0]) == 32        # charged 9: out of budget
+    assert c.clean_last_swblocks == 9 and c.clean_overruns == 0
+    assert cleaning_cost_finding(c) is None
+
+
+@pytest.mark.parametrize("kernel", ["seed", "fixed"])
+def test_a_small_budget_behaves_alike_on_both(kernel, request):
+    """With a budget of 3 the big object's scan alone ends the pass: the
+    seed and fixed agree (so the pinned scenario above needs 12)."""
+    request.node.add_marker(pytest.mark.vmconfig(kernel=kernel, npages=1024))
+    request.getfixturevalue("vm")
+    big, small = _condfree_uncharged_setup()
     om = _object_marker_on_list()
     swc().maxlaunder = 3
-    S.vm_swapcache_cleaning(om)
-    assert _cache_use_of(small[0]) == 32
+    c = _metered_pass(om)
+    assert _cache_use_of(small[0]) == 32 and c.clean_overruns == 0
 
 
 # ---- the daemon on the virtual clock -------------------------------------------
@@ -456,8 +488,13 @@ def test_polls_at_10hz_enabled_and_5s_disabled_burst_accrual(vm):
         sup.shutdown(hooks=[S.shutdown_swapcache])
 
 
-@pytest.mark.vmconfig(clock="virtual")
-def test_state_hysteresis_75_70(vm):
+@pytest.mark.parametrize("kernel,adj", [("seed", 5), ("fixed", 10)])
+def test_state_hysteresis_75_70_or_65(kernel, adj, request):
+    """WRITING above SWAPMAX(0) -> CLEANING, back below SWAPMAX(-5) in the
+    seed, SWAPMAX(-10) since 08fb7a9da0."""
+    request.node.add_marker(pytest.mark.vmconfig(kernel=kernel,
+                                                 clock="virtual"))
+    vm = request.getfixturevalue("vm")
     v = vmview()
     _cleaning_setup(nfiles=2, npages=32)         # 64 blocks of cache
     s = swc()
@@ -472,11 +509,11 @@ def test_state_hysteresis_75_70(vm):
         s.maxswappct = 100 * (use - 1) // v.vmg.vm_swap_max
         d.iteration()
         assert s.state == S.SWAPC_CLEANING
-        # use is not below SWAPMAX(-5) yet: stays CLEANING
-        s.maxswappct = 100 * use // v.vmg.vm_swap_max + 5
+        # use is not below SWAPMAX(-adj) yet: stays CLEANING
+        s.maxswappct = 100 * use // v.vmg.vm_swap_max + adj
         d.iteration()
         assert s.state == S.SWAPC_CLEANING
-        s.maxswappct += 2                      # now below the -5 mark
+        s.maxswappct += 2                      # now below the -adj mark
         d.iteration()
         assert s.state == S.SWAPC_WRITING
         sup.shutdown(hooks=[S.shutdown_swapcache])
@@ -526,16 +563,37 @@ def test_shutdown_stops_the_daemon_at_once(vm):
 
 # ---- sysctls --------------------------------------------------------------------
 
-def test_sysctls_validate_and_mark_kernel_defaults(vm):
+def test_sysctls_take_what_the_kernel_takes_and_mark_kernel_defaults(vm):
+    """SYSCTL_INT nodes are C ints: any value is taken, wrapped to 32 bits
+    (sysctl(8) stores (int)strtol); SYSCTL_QUAD nodes take any int64."""
     assert sysctl.sysctl_get(vm, "vm.swapcache.maxlaunder") == 256
-    with pytest.raises(Exception, match="out of range"):
-        sysctl.sysctl_set(vm, "vm.swapcache.maxswappct", "101")
-    with pytest.raises(Exception, match="out of range"):
-        sysctl.sysctl_set(vm, "vm.swapcache.read_enable", "2")
+    sysctl.sysctl_set(vm, "vm.swapcache.maxswappct", "101")
+    assert swc().maxswappct == 101
+    sysctl.sysctl_set(vm, "vm.swapcache.read_enable", "2")
+    assert swc().read_enable == 2
+    sysctl.sysctl_set(vm, "vm.swapcache.maxlaunder", "-1")
+    assert swc().maxlaunder == -1
+    sysctl.sysctl_set(vm, "vm.swapcache.hysteresis", str(1 << 31))
+    assert swc().hysteresis == -(1 << 31)           # INT_MAX + 1 wraps
+    sysctl.sysctl_set(vm, "vm.swapcache.maxlaunder", str((1 << 32) + 7))
+    assert swc().maxlaunder == 7
+    sysctl.sysctl_set(vm, "vm.swapcache.curburst", str(-(1 << 63)))
+    assert swc().curburst == -(1 << 63)
+    with pytest.raises(Exception, match="out of range"):   # past strtoq
+        sysctl.sysctl_set(vm, "vm.swapcache.curburst", str(1 << 63))
     sysctl.sysctl_set(vm, "vm.swapcache.accrate", "12345")
     assert swc().accrate == 12345
     node = sysctl.lookup("vm.swapcache.accrate")
     assert node.default == 100000
+
+
+def test_the_daemon_computes_with_c_ints():
+    """SWAPMAX and the accrual divide as C does (truncation), and int
+    arithmetic wraps: the values C5 lets a user set."""
+    assert S.c_div(-7, 2) == -3 and S.c_div(7, -2) == -3
+    assert S.c_int(1 << 31) == -(1 << 31) and S.c_int(-(1 << 31) - 1) == \
+        (1 << 31) - 1
+    assert S.c_int64((1 << 63) + 5) == -(1 << 63) + 5
 
 
 @pytest.mark.vmconfig(kernel="seed")
@@ -601,8 +659,12 @@ def _object_list():
     return out
 
 
+_victim_objects = []
+
+
 def _victim_setup():
     vps = _cleaning_setup(nfiles=2, npages=32)
+    _victim_objects[:] = [_object_of(vp) for vp in vps]
     for vp in vps:
         sc.sys_close(vp)            # unlink reclaims at once
     return vps
@@ -633,23 +695,49 @@ def test_fixed_holds_the_object_across_the_yield(vm):
 
 @pytest.mark.vmconfig(kernel="seed")
 def test_seed_reinserts_the_marker_before_an_unlinked_object(vm):
-    """7.4 (b): the budget runs out right after the yield; the marker goes
-    back in before the object that was unlinked meanwhile, and everything
-    before it falls off vm_object_list."""
+    """(b), fixed by f5f6d24720: the budget runs out right after the yield
+    in which cl0 is unlinked and freed, and the marker goes back in before
+    cl0.  TAILQ_INSERT_BEFORE splices through cl0's stale tqe_prev, which
+    is the marker itself: the list stays whole, the marker ends linked to
+    itself off the list, and no later pass ever reaches an object again.
+    (With vm.c's TAILQ_REMOVE resetting the links, this test fails.)"""
     from smpvm.vfs.vnode import vn_meta
+    from smpvm.vm.vm_invariants import check_object_list
+    v = vmview()
     vps = _victim_setup()
     om = _marker_after_meta()
-    meta_obj = _object_of(vn_meta())
-    keep = _object_of(vps[1])
     swc().maxlaunder = 1
     with KillAtFirstYield("cl0"):
         S.vm_swapcache_cleaning(om)
-    objs = _object_list()
-    assert meta_obj not in objs or keep not in objs     # the list is broken
+    assert _object_list() == [_object_of(vn_meta()), _object_of(vps[1])]
+    assert v.objects[om].list_next == om == v.objects[om].list_prev
+    assert any("linked to itself" in b for b in check_object_list(v))
+    swc().maxlaunder = 1000
+    for _ in range(3):
+        c = _metered_pass(om)
+        assert c.clean_last_swblocks == 0 and c.clean_last_freed == 0
+    assert v.vmg.vm_swap_cache_use == 32 and c.clean_idle_streak == 3
+
+
+@pytest.mark.vmconfig(kernel="seed", check="all")
+def test_seed_marker_reinsert_writes_into_the_freed_object(vm):
+    """(b) on a checked machine: the re-insert writes cl0's tqe_prev after
+    cl0 was freed -- a use-after-free report."""
+    from smpvm.race import report
+    _victim_setup()
+    om = _marker_after_meta()
+    swc().maxlaunder = 1
+    with KillAtFirstYield("cl0"):
+        S.vm_swapcache_cleaning(om)
+    uaf = [r for r in report.reports(vm)
+           if r["type_id"] == lib.RR_USE_AFTER_FREE]
+    assert uaf and "TAILQ_INSERT_BEFORE of freed object" in uaf[0]["message"]
 
 
 def test_fixed_reinserts_the_marker_safely(vm):
     from smpvm.vfs.vnode import vn_meta
+    from smpvm.vm.vm_invariants import check_object_list
+    v = vmview()
     vps = _victim_setup()
     om = _marker_after_meta()
     swc().maxlaunder = 1
@@ -657,7 +745,105 @@ def test_fixed_reinserts_the_marker_safely(vm):
         S.vm_swapcache_cleaning(om)
     objs = _object_list()
     assert _object_of(vn_meta()) in objs and _object_of(vps[1]) in objs
-    assert om in objs
+    assert om in objs and check_object_list(v) == []
+    swc().maxlaunder = 1000
+    _metered_pass(om)
+    assert v.vmg.vm_swap_cache_use == 0                 # cl1 was cleaned
+
+
+# (c): the skip path steps from an object that left the list.  In the seed
+# kernel (a)'s yield comes first (the object is freed before the hold, see
+# above); with (a) fixed -- the yield after the hold -- the object is
+# unlinked during the yield, freed at the pass's drop, and its links read.
+NO_A = lib.BUGS_SEED & ~lib.BUG_YIELD_BEFORE_HOLD
+
+
+@pytest.mark.parametrize("bugs", [NO_A, 0])
+@pytest.mark.vmconfig(check="all")
+def test_the_skip_path_steps_from_an_object_that_left_the_list(vm, bugs):
+    """(c), fixed by f5f6d24720: the seed reads TAILQ_NEXT of the freed cl0
+    -- a use-after-free report on a checked machine -- and carries on
+    along its stale link to cl1.  Fixed: the pass goes on from its marker.
+    (Remove the on_list test of the fixed skip path, or make the seed's
+    walk step from the marker, and this test fails.)"""
+    from smpvm.race import report
+    v = vmview()
+    v.raw.vmg.bugs = bugs
+    _victim_setup()
+    om = _marker_after_meta()
+    with KillAtFirstYield("cl0"):
+        S.vm_swapcache_cleaning(om)
+    # cl1 was cleaned (the seed's range free leaks one block of it: (g))
+    assert v.vmg.vm_swap_cache_use == (1 if bugs else 0)
+    uaf = [r["message"] for r in report.reports(vm)
+           if r["type_id"] == lib.RR_USE_AFTER_FREE]
+    assert uaf == (["use after free: TAILQ_NEXT of freed object "
+                    f"{_victim_objects[0]}"] if bugs else [])
+
+
+@pytest.mark.parametrize("kernel", ["seed", "fixed"])
+def test_other_markers_are_held_by_the_seed_and_skipped_free_by_fixed(
+        kernel, request):
+    """(d), fixed by f5f6d24720: the seed holds and drops other threads'
+    OBJT_MARKER objects and charges its budget for them; fixed skips them
+    at no charge (so a budget of 2 still reaches cl0 past three markers).
+    (Drop the fixed skip, or add it to the seed, and this test fails.)"""
+    request.node.add_marker(pytest.mark.vmconfig(kernel=kernel))
+    vm = request.getfixturevalue("vm")
+    v = vmview()
+    _cleaning_setup(nfiles=1, npages=32)
+    om = _marker_after_meta()
+    others = _foreign_markers(vm, om, 3)
+    held = []
+    cb = ffi.callback("void(int, int)", lambda op, lid: held.extend(
+        o for o in others if v.raw.objects[o].hold_count))
+    swc().maxlaunder = 2
+    lib.smpvm_set_hook(cb)
+    try:
+        S.vm_swapcache_cleaning(om)
+    finally:
+        lib.smpvm_set_hook(ffi.NULL)
+    if kernel == "seed":
+        assert held and v.vmg.vm_swap_cache_use == 32
+    else:
+        assert not held and v.vmg.vm_swap_cache_use == 0
+
+
+def _foreign_markers(machine, after, n):
+    """n object markers of other (pretend) threads, linked after `after`."""
+    v = vmview()
+    out = []
+    lib.lwkt_gettoken(lib.TOK_VMOBJ)
+    for k in range(n):
+        o = machine.config.nobjects + machine.config.maxthreads - 1 - k
+        ob = v.raw.objects[o]
+        ob.state, ob.type, ob.handle = 1, lib.OBJT_MARKER, -1
+        lib.vm_object_list_insert_after(after, o)
+        out.append(o)
+    lib.lwkt_reltoken(lib.TOK_VMOBJ)
+    return out
+
+
+@pytest.mark.parametrize("kernel", ["seed", "fixed"])
+def test_condfree_runs_with_vmobj_token_held_only_in_the_seed(
+        kernel, request, monkeypatch):
+    """(f), fixed by 08fb7a9da0 and 27b6ee0313: the seed scans swblocks
+    with vmobj_token held (every object-list user waits); fixed releases
+    it around condfree.  (Drop the release and this test fails.)"""
+    from smpvm.vm import swap_pager
+    request.node.add_marker(pytest.mark.vmconfig(kernel=kernel))
+    request.getfixturevalue("vm")
+    _cleaning_setup(nfiles=1, npages=32)
+    om = _object_marker_on_list()
+    seen = []
+    real = swap_pager.swap_pager_condfree
+
+    def condfree(o, basei, count):
+        seen.append(bool(lib.lwkt_token_held(lib.TOK_VMOBJ)))
+        return real(o, basei, count)
+    monkeypatch.setattr(swap_pager, "swap_pager_condfree", condfree)
+    S.vm_swapcache_cleaning(om)
+    assert seen and set(seen) == {kernel == "seed"}
 
 
 @pytest.mark.vmconfig(clock="virtual")

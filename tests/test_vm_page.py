@@ -205,6 +205,9 @@ def test_deactivate_goes_to_inactive_tail_and_bumps_heuristic(vm, obj):
     assert q.tail == b and pg(b).pq_prev == a
     P.vm_page_deactivate(a)                 # already INACTIVE: no move
     assert q.tail == b and v.vmg.vm_swapcache_inactive_heuristic == h0 + 2
+    P.vm_page_deactivate_head(b)            # already INACTIVE: no move
+    assert q.tail == b
+    P.vm_page_activate(b)
     P.vm_page_deactivate_head(b)            # head insert: no bump
     assert q.head == b and v.vmg.vm_swapcache_inactive_heuristic == h0 + 2
 
@@ -324,8 +327,10 @@ def test_alloc_resets_flags_and_collision_with_null_ok(vm, obj):
 
 
 def test_alloc_reclaims_cache_pages_and_the_swap_stays(vm, obj):
-    """With FREE empty, vm_page_alloc frees a CACHE page; its object keeps
-    its swap, and a page inserted there again gets PG_SWAPPED back."""
+    """Once FREE is down to v_free_reserved, vm_page_alloc frees a CACHE
+    page (C6: the seed switches there, it does not drain FREE first); its
+    object keeps its swap, and a page inserted there again gets PG_SWAPPED
+    back."""
     v = vmview()
     vm_object_hold(obj)
     try:
@@ -336,10 +341,12 @@ def test_alloc_reclaims_cache_pages_and_the_swap_stays(vm, obj):
         pg(m).valid = lib.VM_PAGE_BITS_ALL
         P.vm_page_cache(m)
         held = []
-        while v.vmstats.v_free_count:
+        while v.vmstats.v_free_count > v.vmstats.v_free_reserved:
             held.append(P.vm_page_alloc(-1, 0, lib.VM_ALLOC_NORMAL))
         other = P.vm_page_alloc(-1, 0, lib.VM_ALLOC_NORMAL)
         assert other == m                          # the cache page
+        assert v.vmstats.v_free_count == v.vmstats.v_free_reserved
+        assert P.vm_page_alloc(-1, 0, lib.VM_ALLOC_NORMAL) == -1  # reserve
         assert P.vm_page_lookup(obj, 0) == -1
         assert lib.swap_pager_meta_lookup(obj, 0) == blk
         assert not pg(m).flags & lib.PG_SWAPPED

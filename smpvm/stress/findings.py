@@ -48,6 +48,9 @@ class Findings:
     races: list = dataclasses.field(default_factory=list)
     race_summary: dict = dataclasses.field(default_factory=dict)
     violations: list = dataclasses.field(default_factory=list)
+    # what the cleaning meter shows went wrong (smpvm.vm.vm_meter):
+    # "cleaning pass visited N swblocks on a budget of M", "liveness: ..."
+    cleaning: list = dataclasses.field(default_factory=list)
     failures: list = dataclasses.field(default_factory=list)  # wrong bytes
     panic: Optional[str] = None
     hang: Optional[str] = None
@@ -92,7 +95,7 @@ class Findings:
             return EXIT_HOST
         if self.panic or self.hang:
             return EXIT_PANIC
-        if self.wrong_bytes or self.violations:
+        if self.wrong_bytes or self.violations or self.cleaning:
             return EXIT_FOUND
         if self.stalls:
             return EXIT_HOST
@@ -124,12 +127,15 @@ class Findings:
             sig.add("wrong bytes")
         for v in self.violations[:3]:
             sig.add("invariant:" + strip(v.split(": ", 1)[-1]))
+        for c in self.cleaning:
+            sig.add("cleaning:" + strip(c))
         return sig
 
     def detectors(self):
         """Which detectors found something (a sorted list: "race: <type>",
         "assertion panic", "hang forensics", "invariant checker", "stress
-        verifier"), and when (seconds into the run, or None)."""
+        verifier", "cleaning cost", "liveness"), and when (seconds into the
+        run, or None)."""
         found, t = set(), None
         for rep in self.races:
             found.add(f"race: {rep['type']}")
@@ -145,8 +151,12 @@ class Findings:
             found.add("hang forensics")
         if self.violations:
             found.add("invariant checker")
+        for c in self.cleaning:
+            found.add("liveness" if c.startswith("liveness:")
+                      else "cleaning cost")
         if found and t is None:
-            t = self.first.get("violation", self.seconds)
+            t = self.first.get("violation", self.first.get("cleaning",
+                                                           self.seconds))
         return sorted(found), t
 
     def as_dict(self):
@@ -187,6 +197,8 @@ def _findings_text(f, replay):
                  f"{x['recent_ops'][-8:]}\n")
     for v in f.violations[:20]:
         text += f"\nINVARIANT {v}"
+    for c in f.cleaning:
+        text += f"\nCLEANING {c}"
     for s in f.stalls[:5]:
         text += f"\nSTALL {s}"
     if f.host_error:
@@ -297,6 +309,7 @@ def race_json(f):
             "panic": f.panic, "hang": f.hang, "stalls": f.stalls,
             "host_error": f.host_error, "forensics": f.forensics,
             "waits": f.waits, "violations": f.violations,
+            "cleaning": f.cleaning,
             "ops_per_second": f.metrics.get("ops_per_second", 0.0),
             "schedule_file": f.schedule_file}
 
@@ -306,6 +319,7 @@ def format_race(f):
     replays it, the other findings, the checkers' figures."""
     lines = [report.format_report(r, f.replay) for r in f.races]
     lines += [f"invariant violation: {v}" for v in f.violations]
+    lines += [f"cleaning: {c}" for c in f.cleaning]
     lines += f.waits
     if f.forensics and not f.hang:
         lines.append(f.forensics)

@@ -22,6 +22,7 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -42,7 +43,7 @@ from smpvm.stress.status import StatusLine, stress_fields
 from smpvm.stress.workloads import stress_worker, workload_counters
 from smpvm.vm.vm_init import boot_machine, start_kernel_threads, vm_shutdown
 from smpvm.vm.vm_invariants import check_all
-from smpvm.vm.vm_meter import swapcache_status
+from smpvm.vm.vm_meter import cleaning_findings, swapcache_status
 from smpvm.vm.vmview import vmview
 
 HANG_SECONDS = 30       # no operation completed for this long: a hang
@@ -274,6 +275,7 @@ class Session:
         f.seconds = round(time.monotonic() - self.t0, 2)
         f.workload = w = workload_counters(machine)
         f.swapcache = st = swapcache_status(machine)
+        self._cleaning(st)
         f.failures = _failures(machine)
         f.metrics = {
             "ops_per_second": round(w["ops"] / max(f.seconds, 0.01), 1),
@@ -323,6 +325,7 @@ class Session:
             from smpvm.prof import lockstat
             self.samples.append((now, lockstat.class_waits(
                 lockstat.snapshot(machine))))
+        self._cleaning(st)
         f.timeline.append({"t": round(now - self.t0, 2), "ops": w["ops"],
                            "curburst": st["curburst"], "state": st["state"],
                            "cache_use": st["swap"]["cache_use"],
@@ -363,7 +366,20 @@ class Session:
             f.first.setdefault("failure", t)
         if f.violations or f.waits:
             f.first.setdefault("violation", t)
+        if f.cleaning:
+            f.first.setdefault("cleaning", t)
         return bool(f.first)
+
+    def _cleaning(self, status):
+        """Record what the cleaning meter newly shows (its cost against the
+        budget, its liveness), the first time it shows it."""
+        f = self.findings
+        seen = {_kind(c) for c in f.cleaning}
+        for c in cleaning_findings(status):
+            if _kind(c) not in seen:
+                f.cleaning.append(c)
+                seen.add(_kind(c))
+                self.say("cleaning: " + c)
 
     def _stall(self, text):
         self.findings.stalls.append(text)
@@ -508,6 +524,12 @@ def check_running(machine):
     check = InvariantCheck(machine, swapcached, f, lambda text: None)
     check.final()
     return check.last, "; ".join(f.stalls)
+
+
+def _kind(finding):
+    """A cleaning finding's kind, its words before the first number (the
+    numbers grow as a run goes on: one finding of each kind is enough)."""
+    return re.split(r"\d", finding, 1)[0]
 
 
 def _thread_names(machine):

@@ -51,7 +51,7 @@ PROFILE_SPACE = {
     "steps": (50000, 100000, 200000, 300000),
     "maxlaunder": (2, 4, 16, 64, 256),
     "maxswappct": (20, 40, 40, 60, 75),
-    "op_weights": (1, 2, 3, 5, 10, 20),
+    "op_weights": (1, 2, 3, 5, 10, 20, 30),
     "free_seconds": (3.0, 5.0, 8.0),
     "free_check": ("all", "all", ""),
     "noise": (1, 2, 2, 3),

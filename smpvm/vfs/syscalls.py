@@ -8,16 +8,18 @@ pages and invalidate swap as the kernel does.
 """
 from smpvm.layout import lib
 from smpvm.vfs import vnode
-from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread, brelse, set_size,
-                               bwrite_page, getpages, vn_strategy_read,
+from smpvm.vfs.vfs_bio import (BUF_PAGES, ReadStats, bread, brelse,
+                               busy_pages, bwrite_page, fault_release,
+                               set_size, vn_strategy_read,
                                vnode_pager_putpage)
 from smpvm.vfs.vnode import VfsError
-from smpvm.vm.swap_pager import swap_pager_freespace, swap_pager_unswapped
+from smpvm.vm.swap_pager import swap_pager_unswapped, swp_pager_meta_ctl
 from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
                                 vm_object_hold, vm_object_page_remove)
-from smpvm.vm.vm_page import (pmap_enter, pmap_load, pmap_store,
+from smpvm.vm.vm_page import (pmap_enter, pmap_store,
                               vm_page_busy_wait, vm_page_lookup,
-                              vm_page_lookup_busy_wait, vm_page_test_dirty,
+                              vm_page_lookup_busy_wait, vm_page_protect,
+                              vm_page_test_dirty, vm_page_unqueue_nowakeup,
                               vm_page_wakeup, vm_wait)
 from smpvm.vm.vmview import vmview
 import os
@@ -56,9 +58,9 @@ def sys_read(vp, offset, length):
         lblk = first - first % BUF_PAGES
         while lblk <= last:
             n = min(BUF_PAGES, npages_file - lblk)
-            pages = bread(vp, obj, lblk, n, stats)
+            bp = bread(vp, obj, lblk, n, stats)
             try:
-                for k, m in enumerate(pages):
+                for k, m in enumerate(bp.pages):
                     pidx = lblk + k
                     if pidx < first or pidx > last:
                         continue
@@ -67,7 +69,7 @@ def sys_read(vp, offset, length):
                           else _PAGE)
                     out += v.page_bytes(m)[lo:hi]
             finally:
-                brelse(pages)
+                brelse(bp)
             lblk += BUF_PAGES
     finally:
         vm_object_drop(obj)
@@ -93,53 +95,66 @@ def sys_write(vp, offset, data):
 
 
 def sys_truncate(vp, size):
-    """Set the file size.  Shrinking frees the pages past EOF and then the
-    swap over the range (vnode_pager_setsize -> vm_object_page_remove); the
-    partial last page is zeroed past EOF and its swap copy released."""
+    """Set the file size (vnode_pager_setsize, vnode_pager.c @seed).
+    Shrinking sets the object's size first, then frees the pages past the
+    new EOF and the swap over the range (vm_object_page_remove: a range
+    free, where the seed leaks (g)), then zeroes the partial last page past
+    EOF.
+
+    smpvm's modelling choice for that partial page: its swap copy is
+    released at once -- swap_pager_unswapped if the page is resident, the
+    metadata entry (SWM_FREE) if not.  In the seed this happens later, when
+    the filesystem rewrites the buffer of the last block (nvtruncbuf:
+    bdwrite, then vfs_busy_pages unswaps); the outcome is the same, and
+    without a buffer cache there is no later rewrite to do it."""
     v = vmview()
     vn = v.vnodes[vp]
     obj = _obj(vp)
     vm_object_hold(obj)
     try:
         old = vn.size
+        oobjsize = v.objects[obj].size
         set_size(vp, size)
         os.ftruncate(vnode.backing_fd(v.machine, vp), size)
-        v.objects[obj].size = (size + _PAGE - 1) // _PAGE
+        nobjsize = (size + _PAGE - 1) // _PAGE
+        v.objects[obj].size = nobjsize
         if size < old:
-            start = (size + _PAGE - 1) // _PAGE
-            vm_object_page_remove(obj, start, (old + _PAGE - 1) // _PAGE
-                                  + 1)
+            if nobjsize < oobjsize:
+                vm_object_page_remove(obj, nobjsize, oobjsize)
             if size % _PAGE:
                 p = size // _PAGE
-                m = vm_page_lookup_busy_wait(obj, p, True, "trunc")
+                m = vm_page_lookup_busy_wait(obj, p, True, "vsetsz")
                 if m >= 0:
-                    v.page_bytes(m)[size % _PAGE:] = bytes(_PAGE -
-                                                           size % _PAGE)
+                    if v.pages[m].valid:
+                        v.page_bytes(m)[size % _PAGE:] = bytes(
+                            _PAGE - size % _PAGE)
+                        vm_page_protect(m, lib.VM_PROT_NONE)
                     swap_pager_unswapped(m)
                     vm_page_wakeup(m)
                 else:
-                    swap_pager_freespace(obj, p, 1)
+                    swp_pager_meta_ctl(obj, p, lib.SWM_FREE)
     finally:
         vm_object_drop(obj)
 
 
 def vm_fault(vp, obj, pindex, write, stats):
     """Fault page pindex of vp's mapping in (obj held): busy it waiting for
-    soft busy too (faults wait for in-flight I/O), read it if invalid, and
-    enter it in the pmap, writable for a write fault (a normal write fault:
-    the hardware sets the modified bit later)."""
+    soft busy too (faults wait for in-flight I/O), take it off PQ_CACHE,
+    read it if invalid, and enter it in the pmap, writable for a write fault
+    (a normal write fault: the hardware sets the modified bit later).  The
+    page is not a buffer's: it is never wired."""
+    v = vmview()
     while True:
-        m = vm_page_lookup_busy_wait(obj, pindex, True, "fault")
-        if m >= 0:
-            pages = [m]
-            break
-        pages = getpages(obj, pindex, 1, also_m_busy=True)
+        pages = busy_pages(obj, pindex, 1, also_m_busy=True)
         if pages is not None:
             break
         vm_wait()
+    pg = v.pages[pages[0]]
+    if pg.queue - pg.pc == lib.PQ_CACHE:
+        vm_page_unqueue_nowakeup(pages[0])
     vn_strategy_read(vp, obj, pages, stats)
     pmap_enter(pages[0], 1 if write else 0)
-    brelse(pages)
+    fault_release(pages)
 
 
 def _mapped_chunks(vp, offset, n):
@@ -172,26 +187,6 @@ def mmap_store(vp, offset, data):
             finally:
                 vm_object_drop(obj)
     return stats
-
-
-def mmap_load(vp, offset, n):
-    """Loads through a mapping.  Returns (data, ReadStats)."""
-    stats = ReadStats()
-    obj = _obj(vp)
-    out = bytearray()
-    for pidx, off, pos, k in _mapped_chunks(vp, offset, n):
-        while True:
-            vm_object_hold(obj)
-            try:
-                m = vm_page_lookup(obj, pidx)
-                b = pmap_load(m, obj, pidx, off, k) if m >= 0 else None
-                if b is not None:
-                    out += b
-                    break
-                vm_fault(vp, obj, pidx, False, stats)
-            finally:
-                vm_object_drop(obj)
-    return bytes(out), stats
 
 
 def sys_msync(vp):

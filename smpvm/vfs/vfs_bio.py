@@ -1,9 +1,15 @@
 """The buffer-level I/O path (sys/kern/vfs_bio.c, vfs/vnode pager).
 
-smpvm has no long-lived buffer cache: a buffer is the run of pages of one
-read, busied for the I/O and released to the page queues afterwards, as
-vfs_vmio_release does (a page that was on no queue goes to the INACTIVE
-tail, bumping the swapcache heuristic; others are marked referenced).
+smpvm has no long-lived buffer cache: a buffer (struct Buf) is the run of
+pages of one read or write.  getblk/allocbuf busies each page and wires it,
+as the seed's allocbuf does; while the buffer holds its pages they stay
+wired (off the page queues: pageout and the swapcache writing pass cannot
+see them, and vm_swapcache_test refuses them).  The buffer's lock is its
+pages' hard busy (smpvm's: one buffer per read, no BUF_LOCK to take); brelse
+gives it up and then destroys the buffer as the seed's brelse does with
+B_RELBUF: vfs_vmio_release busies each page again, unwires it -- to the
+INACTIVE tail (the swapcache heuristic counts it) or, for a buffer whose
+pages were very active, to ACTIVE -- unmaps it and unbusies it.
 
 Reads go through vn_strategy: vn_cache_strategy diverts a buffer to the
 swap device when vm.swapcache.read_enable is set, the buffer is
@@ -17,17 +23,18 @@ vfs_busy_pages write-protects it (folding pte-modified bits), unswaps it
 """
 import os
 
-from smpvm.layout import ffi, lib
+from smpvm.layout import lib
 from smpvm.vm.swap_pager import (io_wait, swap_pager_strategy_read,
                                  swap_pager_unswapped)
 from smpvm.vm.vm_page import (pmap_clear_modify, vm_page_alloc,
-                              vm_page_deactivate, vm_page_dirty,
+                              vm_page_busy_wait, vm_page_deactivate,
+                              vm_page_dirty, vm_page_flag_set,
                               vm_page_lookup, vm_page_lookup_busy_wait,
                               vm_page_protect, vm_page_undirty,
-                              vm_page_unqueue_nowakeup, vm_page_wakeup,
+                              vm_page_unwire, vm_page_wakeup, vm_page_wire,
                               vm_wait)
 from smpvm.vfs.vnode import backing_fd
-from smpvm.vm.vmview import addressof, vmview
+from smpvm.vm.vmview import addressof, counter_add, vmview
 
 BUF_PAGES = 4           # a buffer is 16 KiB: 4 pages, aligned
 _PAGE = lib.PAGE_SIZE
@@ -45,7 +52,22 @@ class ReadStats:
         self.error = 0
 
 
-def getpages(obj, start, n, also_m_busy=False):
+# vfs.vm_cycle_point @seed: a buffer whose pages' act_count reaches it
+# releases them to ACTIVE instead of INACTIVE
+VM_CYCLE_POINT = 40
+
+
+class Buf:
+    """A buffer: its pages (busied and wired while it holds them) and
+    b_act_count."""
+    __slots__ = ("pages", "act_count")
+
+    def __init__(self, pages):
+        self.pages = pages
+        self.act_count = lib.ACT_INIT
+
+
+def busy_pages(obj, start, n, also_m_busy=False):
     """Busy pages [start, start+n) of obj, allocating absent ones.
 
     obj is held by the caller.  Pages are busied in ascending pindex order
@@ -59,10 +81,6 @@ def getpages(obj, start, n, also_m_busy=False):
         while True:
             m = vm_page_lookup_busy_wait(obj, pindex, also_m_busy, "getblk")
             if m >= 0:
-                pg = vmview().pages[m]
-                if pg.queue - pg.pc == lib.PQ_CACHE:
-                    # allocbuf wires it, which takes it off PQ_CACHE
-                    vm_page_unqueue_nowakeup(m)
                 break
             m = vm_page_alloc(obj, pindex,
                               lib.VM_ALLOC_NORMAL | lib.VM_ALLOC_NULL_OK)
@@ -77,8 +95,52 @@ def getpages(obj, start, n, also_m_busy=False):
     return pages
 
 
-def brelse(pages):
-    """Release a buffer's pages: unbusy, and requeue as vfs_vmio_release."""
+def getblk(obj, start, n, also_m_busy=False):
+    """The buffer over pages [start, start+n) of obj (obj held): each page
+    busied (busy_pages) and wired, as allocbuf does, which takes it off its
+    queue; b_act_count is the largest act_count of its pages.  Returns the
+    Buf, or None when memory ran out (nothing held)."""
+    pages = busy_pages(obj, start, n, also_m_busy)
+    if pages is None:
+        return None
+    bp = Buf(pages)
+    v = vmview()
+    for m in pages:
+        vm_page_wire(m)
+        if bp.act_count < v.pages[m].act_count:
+            bp.act_count = v.pages[m].act_count
+    return bp
+
+
+def brelse(bp):
+    """Release buffer bp and destroy it: its lock (the pages' busy) goes,
+    then vfs_vmio_release gives the pages back to the queues."""
+    for m in bp.pages:
+        vm_page_wakeup(m)
+    vfs_vmio_release(bp)
+
+
+def vfs_vmio_release(bp):
+    """Give a destroyed buffer's pages back to the VM (vfs_bio.c @seed):
+    each is busied, unwired to the INACTIVE tail (ACTIVE if b_act_count
+    reached vfs.vm_cycle_point), unmapped and unbusied.  (B_NOTMETA would
+    set PG_NOTMETA: smpvm has no filesystem that sets it.)  The seed then
+    tests "(m->flags & PG_BUSY) || m->busy", which is always true right
+    after its own vm_page_busy_wait: every page takes that branch, and the
+    act_count and cache code after it never runs."""
+    activate = bp.act_count >= VM_CYCLE_POINT
+    for m in bp.pages:
+        vm_page_busy_wait(m, False, "vmiopg")
+        vm_page_unwire(m, activate)
+        vm_page_protect(m, lib.VM_PROT_NONE)
+        vm_page_wakeup(m)
+    bp.pages = []
+
+
+def fault_release(pages):
+    """Release pages a fault busied (not a buffer: never wired): a page on
+    no queue, or still on CACHE, goes to the INACTIVE tail, the others are
+    marked referenced."""
     v = vmview()
     for m in pages:
         pg = v.pages[m]
@@ -86,7 +148,7 @@ def brelse(pages):
         if q == lib.PQ_NONE or q - pg.pc == lib.PQ_CACHE:
             vm_page_deactivate(m)
         else:
-            lib.atomic_set_int(addressof(pg, "flags"), lib.PG_REFERENCED)
+            vm_page_flag_set(m, lib.PG_REFERENCED)
         vm_page_wakeup(m)
 
 
@@ -95,9 +157,10 @@ def swapcache_read_enabled():
 
 
 def vn_cache_strategy(vp, obj, pages, stats):
-    """Divert a read of pages (busied, consecutive, page-aligned, not a
-    pbuf) to swap when every page is PG_SWAPPED and read_enable is set.
-    Returns True when diverted."""
+    """Divert a read of pages (busied by the caller, consecutive,
+    page-aligned, not a pbuf) to swap when every page is PG_SWAPPED and
+    read_enable is set (vfs_bio.c vn_cache_strategy @seed).  The caller
+    holds obj.  Returns True when diverted."""
     if not swapcache_read_enabled() or not pages:
         return False
     v = vmview()
@@ -106,24 +169,26 @@ def vn_cache_strategy(vp, obj, pages, stats):
         if not (pg.flags & lib.PG_SWAPPED) or pg.valid:
             return False
     zeroed, error = swap_pager_strategy_read(obj, pages)
-    c = v.cnt
     if error:
         # The kernel fails the read with EIO.  smpvm counts the error and
         # lets the caller read the file instead, so that an SSD fault is
         # never a wrong byte (or a spurious EIO in a stress run).
-        lib.atomic_fetchadd_long(ffi.addressof(c, "swap_read_errors"), 1)
+        counter_add("swap_read_errors")
         stats.error = error
         return False
-    lib.atomic_fetchadd_long(ffi.addressof(c, "diverted_reads"), 1)
-    lib.atomic_fetchadd_long(ffi.addressof(c, "diverted_pages"), len(pages))
+    counter_add("diverted_reads")
+    counter_add("diverted_pages", len(pages))
     stats.diverted.extend(v.pages[m].pindex for m in pages)
     stats.zero_filled.extend(zeroed)
     return True
 
 
 def vnode_pager_getpages(vp, pages):
-    """Read the invalid pages among pages from vp's backing file (bytes
-    past EOF read as zero)."""
+    """Read the invalid pages among pages (busied by the caller, which
+    holds their object) from vp's backing file; bytes past EOF read as zero.
+    Each contiguous run is one I/O wait: tokens are lost there.  (The
+    seed's vnode_pager_generic_getpages soft-busies the pages around the
+    read; smpvm keeps them hard-busied, see brelse.)"""
     v = vmview()
     fd = backing_fd(v.machine, vp)
     i = 0
@@ -143,13 +208,13 @@ def vnode_pager_getpages(vp, pages):
                 if lo < _PAGE:
                     b[lo:] = bytes(_PAGE - lo)
         i = j
-    lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "vnode_reads"), 1)
+    counter_add("vnode_reads")
 
 
 def vn_strategy_read(vp, obj, pages, stats):
-    """Fill the invalid pages of a busied buffer: from the SSD if
-    vn_cache_strategy diverts it, else from the file.  All pages end
-    valid."""
+    """Fill the invalid pages of a busied buffer (obj held): from the SSD
+    if vn_cache_strategy diverts it, else from the file.  All pages end
+    valid.  Blocks (I/O waits)."""
     v = vmview()
     if not all(v.pages[m].valid == _ALL for m in pages):
         if not vn_cache_strategy(vp, obj, pages, stats):
@@ -159,22 +224,23 @@ def vn_strategy_read(vp, obj, pages, stats):
 
 
 def bread(vp, obj, start, n, stats):
-    """Busy the buffer [start, start+n) of obj and make it valid.  obj held.
-    Returns its pages (busied); the caller brelse()s them."""
+    """The buffer [start, start+n) of obj, made valid (obj held).  Returns
+    the Buf; the caller brelse()s it."""
     while True:
-        pages = getpages(obj, start, n)
-        if pages is not None:
+        bp = getblk(obj, start, n)
+        if bp is not None:
             break
         vm_wait()
-    vn_strategy_read(vp, obj, pages, stats)
-    return pages
+    vn_strategy_read(vp, obj, bp.pages, stats)
+    return bp
 
 
 def vnode_pager_putpage(vp, m):
-    """Clean page m (busied) to its file: the write half of a buffer write
-    (vfs_busy_pages + the write).  Write-protect folds pte-modified bits
-    into dirty, the swap copy is released (C4), the page is written up to
-    EOF and then is clean."""
+    """Clean page m to vp's backing file: the write half of a buffer write
+    (vfs_busy_pages + the write).  The caller holds m busy and m's object.
+    Write-protect folds pte-modified bits into dirty, the swap copy is
+    released (vfs_busy_pages unswaps a page it writes), the page is written
+    up to EOF (an I/O wait: tokens are lost) and then is clean."""
     v = vmview()
     pg = v.pages[m]
     vm_page_protect(m, lib.VM_PROT_READ)
@@ -193,7 +259,7 @@ def vnode_pager_putpage(vp, m):
         os.pwrite(backing_fd(v.machine, vp), v.page_bytes(m)[:n], off)
     vm_page_undirty(m)
     pmap_clear_modify(m)
-    lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "vnode_writes"), 1)
+    counter_add("vnode_writes")
 
 
 def set_size(vp, size):
@@ -229,23 +295,23 @@ def write_waits_for_swap_io():
 
 
 def bwrite_page(vp, obj, pindex, off, data, stats):
-    """Write data at byte off of page pindex of vp, through the page.
-    obj held.  Extends the file if needed."""
+    """Write data at byte off of page pindex of vp, through a one-page
+    buffer.  obj held.  Extends the file if needed."""
     v = vmview()
     also = write_waits_for_swap_io()
     partial = off != 0 or len(data) != _PAGE
     while True:
-        pages = getpages(obj, pindex, 1, also_m_busy=also)
-        if pages is not None:
+        bp = getblk(obj, pindex, 1, also_m_busy=also)
+        if bp is not None:
             break
         vm_wait()
-    m = pages[0]
+    m = bp.pages[0]
     pg = v.pages[m]
     if partial and pg.valid != _ALL:
-        vn_strategy_read(vp, obj, pages, stats)
+        vn_strategy_read(vp, obj, bp.pages, stats)
     lib.vm_page_copyin(m, off, data, len(data))
     pg.valid = _ALL
     vm_page_dirty(m)
     extend_size(vp, pindex * _PAGE + off + len(data))
     vnode_pager_putpage(vp, m)
-    brelse(pages)
+    brelse(bp)

@@ -6,7 +6,8 @@ unlink, reclaim) is protected by vnode_token.  Each vnode has a VNODE
 object (vnode_pager_alloc) whose handle is the vnode.  VSWAPCACHE is
 recomputed at every open from the file's own flags: set when UF_CACHE is
 present and SF_NOCACHE is not (NOCACHE beats CACHE).  smpvm has no
-directories, so nothing is inherited from a parent (reference 2.4).
+directories, so nothing is inherited from a parent (the seed's namecache
+propagates the flags down a directory tree: vfs_vnops.c vn_open).
 """
 import os
 
@@ -96,7 +97,8 @@ def _alloc_locked(v, name, vtype, size):
         vn.unlinked = 0
         vn.size = size
         vn.name = b""           # invisible to lookups until complete
-        obj = vm_object_allocate(lib.OBJT_VNODE, (size + 4095) // 4096)
+        obj = vm_object_allocate(lib.OBJT_VNODE,
+                                 (size + lib.PAGE_SIZE - 1) // lib.PAGE_SIZE)
         if obj < 0:
             vn.state = 0
             raise VfsError(28, f"{name}: no free vm_object")
@@ -118,7 +120,8 @@ def _alloc_locked(v, name, vtype, size):
 
 def vfs_boot(machine):
     """Create the machine's files: the SSD, the meta-data device image and
-    its VCHR vnode.  Called once, by the creator, as a thread."""
+    its VCHR vnode.  Called once, by the creator, as a thread holding no
+    lock."""
     from smpvm.vm.swap_pager import swapdev_create
     os.makedirs(os.path.join(machine.datadir, FILES_DIR), mode=0o700)
     swapdev_create(machine)
@@ -135,9 +138,22 @@ def vfs_boot(machine):
         lwkt_reltoken(lib.TOK_VNODE)
 
 
+def vsetflags(vp, flags):
+    """vp->v_flag |= flags, atomically (vsetflags: no lock needed)."""
+    lib.atomic_set_int(addressof(vmview().vnodes[vp], "v_flag"), flags)
+
+
+def vclrflags(vp, flags):
+    """vp->v_flag &= ~flags, atomically (vclrflags)."""
+    lib.atomic_clear_int(addressof(vmview().vnodes[vp], "v_flag"), flags)
+
+
 def vn_open(name, create=False):
     """Open name (creating an empty VREG file if asked); returns the vnode.
-    usecount++, and VSWAPCACHE is recomputed from the file's flags."""
+    usecount++, and VSWAPCACHE is recomputed from the file's flags
+    (vfs_vnops.c vn_open @seed).  No locks held on entry: takes
+    vnode_token (lost and retaken if the new object's hold blocks).
+    VfsError if name is bad, absent (without create) or no slot is free."""
     if not name or len(name.encode()) > NAME_MAX:
         raise VfsError(36, f"bad file name {name!r}")    # ENAMETOOLONG
     v = vmview()
@@ -150,19 +166,20 @@ def vn_open(name, create=False):
             vp = _alloc_locked(v, name, lib.VREG, 0)
         vn = v.vnodes[vp]
         vn.usecount += 1
-        flag = addressof(vn, "v_flag")
         if (vn.file_flags & lib.UF_CACHE) and not (vn.file_flags
                                                    & lib.SF_NOCACHE):
-            lib.atomic_set_int(flag, lib.VSWAPCACHE)
+            vsetflags(vp, lib.VSWAPCACHE)
         else:
-            lib.atomic_clear_int(flag, lib.VSWAPCACHE)
+            vclrflags(vp, lib.VSWAPCACHE)
         return vp
     finally:
         lwkt_reltoken(lib.TOK_VNODE)
 
 
 def vn_close(vp):
-    """usecount--; the last close of an unlinked file reclaims it."""
+    """usecount--; the last close of an unlinked file reclaims it (vgone:
+    vm_object_terminate, which blocks).  No locks held on entry: takes
+    vnode_token."""
     v = vmview()
     lwkt_gettoken(lib.TOK_VNODE)
     try:
@@ -175,7 +192,9 @@ def vn_close(vp):
 
 
 def vn_unlink(name):
-    """Remove name; the vnode is reclaimed at its last close."""
+    """Remove name; the vnode is reclaimed now if nobody has it open, else
+    at its last close.  No locks held on entry: takes vnode_token.  VfsError
+    (ENOENT) if name is not a VREG file."""
     v = vmview()
     lwkt_gettoken(lib.TOK_VNODE)
     try:
@@ -214,7 +233,8 @@ def _reclaim_locked(v, vp):
 
 def vn_chflags(name, flags):
     """chflags: set the file's UF_CACHE / SF_NOCACHE.  A vnode keeps the
-    VSWAPCACHE of its most recent open (the kernel's behaviour)."""
+    VSWAPCACHE of its most recent open (the kernel's behaviour).  No locks
+    held on entry: takes vnode_token."""
     v = vmview()
     lwkt_gettoken(lib.TOK_VNODE)
     try:
@@ -227,7 +247,7 @@ def vn_chflags(name, flags):
 
 
 def vn_meta():
-    """The VCHR meta-data device's vnode."""
+    """The VCHR meta-data device's vnode.  No locks held on entry."""
     v = vmview()
     lwkt_gettoken(lib.TOK_VNODE)
     try:

@@ -4,10 +4,11 @@ replay, the detection benchmark and the tests all read it.
 
 Each entry: the BUG_* bits of vm_globals.bugs (csrc/smpvm.h) that switch the
 wrong code on, what is wrong, where it comes from (the seed's own defect
-with its letter, a hazard of the reference, or a classic mistake of this
-kind of code), the upstream commit that fixed it (seed defects only), the
-detector expected to find it, and the stress options (a profile over the
-general hunting profile) under which its pinned detection was found.
+with its letter, a hazard H1/H2 of the README's kernel table, or a classic
+mistake of this kind of code), the upstream commit that fixed it (seed
+defects only), the detector expected to find it, and the stress options (a
+profile over the general hunting profile) under which its pinned detection
+was found.
 
 The bits' branches live in the kernel code (vm/, vfs/, csrc/vm.c); this
 table holds only what is known about them.
@@ -23,7 +24,7 @@ class Bug:
     bits: int
     what: str
     origin: str             # "seed (a)", "hazard H1", "classic"
-    fixed_by: str           # upstream commit, "smpvm" (our own fix) or ""
+    fixed_by: str           # upstream commit(s), "smpvm" (our own) or ""
     detector: str           # the detector expected to find it
     profile: tuple = ()     # ((StressOptions field, value), ...)
 
@@ -48,6 +49,13 @@ _CLEANING = (("files", 4), ("file_pages", 8), ("nswap", 64),
              ("tick_steps", 20),
              ("mix", (("read", 5), ("write", 10), ("unlink", 20))))
 
+# H2 needs reads of non-resident swapcached pages while cleaning and
+# truncation free their swblocks, with vm_token contended
+_H2 = (("files", 2), ("file_pages", 32), ("npages", 64), ("nswap", 128),
+       ("tick_steps", 20),
+       ("mix", (("read", 10), ("xread", 30), ("write", 10),
+                ("truncate", 20))))
+
 _TABLE = (
     Bug("yield-before-hold", lib.BUG_YIELD_BEFORE_HOLD,
         "cleaning: lwkt_yield before vm_object_hold (the object may be "
@@ -57,15 +65,30 @@ _TABLE = (
     Bug("clean-markers", lib.BUG_CLEAN_MARKERS | lib.BUG_YIELD_BEFORE_HOLD,
         "cleaning: holds other threads' markers, re-inserts its marker "
         "before an object reached after blocking (with (a)'s yield)",
-        "seed (b)-(d)", "f5f6d24720", "invariant checker",
+        "seed (b)-(d)", "f5f6d24720", "race: use after free",
         _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "2"),)),)),
-    Bug("condfree-neg", lib.BUG_CONDFREE_NEG,
-        "condfree returns -1 when its swblock budget runs out (cleaning "
-        "overruns)", "seed (e)", "08fb7a9da0", "invariant checker"),
-    Bug("swblock-leak", lib.BUG_SWBLOCK_LEAK,
-        "meta_free leaks the last block of an emptied swblock, and frees a "
-        "range entry by entry, blocking in between (hazard H2)",
-        "seed (g), H2", "0301c40799", "invariant checker"),
+    # one upstream fix (08fb7a9da0, and 27b6ee0313 for its token swap),
+    # two behaviours (two bits): the charge (e) and vmobj_token (f)
+    Bug("condfree-uncharged",
+        lib.BUG_CONDFREE_UNCHARGED | lib.BUG_CONDFREE_VMOBJ_HELD,
+        "condfree returns the pages it freed, so the swblocks it visits "
+        "cost the cleaning pass nothing and a pass walks every object "
+        "again and again (swapcached eats the CPU); cleaning ends at "
+        "SWAPMAX(-5); vmobj_token is held across condfree",
+        "seed (e), (f)", "08fb7a9da0, 27b6ee0313", "cleaning cost",
+        _CLEANING + (("sysctls", (("vm.swapcache.maxlaunder", "4"),)),)),
+    # one upstream commit, two behaviours (two bits): the leak (g), and
+    # meta_build's free-before-clear that races the swblock's destruction
+    Bug("swblock-leak", lib.BUG_SWBLOCK_LEAK | lib.BUG_META_BUILD_FREE_FIRST,
+        "meta_free leaks the last block of a swblock it empties (range "
+        "frees: truncate, condfree, partial page removes); meta_build "
+        "frees the old block (which may block) while it is still recorded "
+        "and counted", "seed (g)", "0301c40799", "invariant checker"),
+    Bug("range-free-interleaved", lib.BUG_RANGE_FREE_INTERLEAVED,
+        "a range free clears entries one by one, blocking on vm_token "
+        "between them: a page inserted meanwhile gets PG_SWAPPED from an "
+        "entry about to vanish", "hazard H2", "smpvm", "stress verifier",
+        _H2),
     Bug("write-ignores-swapinprog", lib.BUG_WRITE_IGNORES_SWAPINPROG,
         "a buffer write does not wait for an in-flight swap write",
         "hazard H1", "smpvm", "race: write during I/O"),

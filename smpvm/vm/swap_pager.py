@@ -11,10 +11,12 @@ nswap pages, created sparse with mode 0600 when the VM boots.
 import errno
 import os
 
+from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken
 from smpvm.layout import ffi, lib
 from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
-from smpvm.vm.vm_page import vm_page_busy_wait
-from smpvm.vm.vmview import addressof, vmview
+from smpvm.vm.vm_page import (vm_page_busy_wait, vm_page_flag_clear,
+                              vm_page_flag_set)
+from smpvm.vm.vmview import counter_add, vmview
 
 swp_pager_getswapspace = lib.swp_pager_getswapspace
 swp_pager_freeswapspace = lib.swp_pager_freeswapspace
@@ -24,6 +26,7 @@ swap_pager_meta_lookup = lib.swap_pager_meta_lookup
 swap_pager_unswapped = lib.swap_pager_unswapped
 swap_pager_freespace = lib.swap_pager_freespace
 swap_pager_freespace_all = lib.swap_pager_freespace_all
+swap_pager_condfree = lib.swap_pager_condfree
 
 SWAPDEV_NAME = "swap.ssd"
 _NONE = lib.SWAPBLK_NONE
@@ -138,7 +141,7 @@ def _swap_pwritev(v, run, blk):
 def swap_pager_putpages(obj, marray, sync, rtvals):
     """Write the pages of marray (all in obj) to newly assigned swap.
 
-    Caller's duties (reference 5.2): every page is in obj and soft-busied
+    Caller's duties (swap_pager.c @seed): every page is in obj and soft-busied
     (vm_page_io_start), its hard busy released, and vm_object_pip_add(obj,
     count) taken.  Every caller but pageout is synchronous, so the
     completion runs inline.  rtvals[i] becomes VM_PAGER_PEND for every page
@@ -154,6 +157,9 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
     i = 0
     while i < count:
         n = min(lib.SWAP_META_PAGES, count - i, lib.NSW_CLUSTER_MAX)
+        # vm_token across the allocation, its retries and the stripe trim
+        # (the inner takes are recursive: one blocking point per chunk)
+        lwkt_gettoken(lib.TOK_VM)
         blk = swp_pager_getswapspace(obj, n)
         while blk == _NONE and n > 4:
             n >>= 1
@@ -161,6 +167,7 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
         if blk == _NONE:
             for j in range(i, i + n):
                 rtvals[j] = lib.VM_PAGER_FAIL
+            lwkt_reltoken(lib.TOK_VM)
             i += n
             continue
         # a run may not cross a dmmax stripe: give back the tail
@@ -169,6 +176,7 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
             j = lib.SWB_DMMAX - inside
             swp_pager_freeswapspace(obj, blk + j, n - j)
             n = j
+        lwkt_reltoken(lib.TOK_VM)
         run = marray[i:i + n]
         for j, m in enumerate(run):
             pg = v.pages[m]
@@ -176,7 +184,7 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
             swp_pager_meta_build(obj, pg.pindex, blk + j)
             if o.type == lib.OBJT_SWAP:
                 lib.vm_page_dirty(m)
-            lib.atomic_set_int(addressof(pg, "flags"), lib.PG_SWAPINPROG)
+            vm_page_flag_set(m, lib.PG_SWAPINPROG)
         error = _swap_write(v, run, blk)
         for j in range(i, i + n):
             rtvals[j] = lib.VM_PAGER_PEND
@@ -186,46 +194,51 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
 
 
 def swp_pager_async_iodone(obj, run, error):
-    """Completion of a swap write of run (reference 5.2).
+    """Completion of a swap write of run (swap_pager.c @seed).  Called
+    inline by swap_pager_putpages, which holds obj.
 
-    Success: PG_SWAPPED set (SWAP objects undirtied).  Error: the
-    assignment is destroyed (SWM_FREE), PG_SWAPPED cleared; a vnode page is
-    not dirtied, its file is the backing store.  Then io_finish, wakeup,
-    and one pip release per page.
+    Error: the assignment is destroyed (SWM_FREE), PG_SWAPPED cleared (a
+    SWAP object's page is dirtied and activated; a vnode page is not: its
+    file is the backing store), PG_SWAPINPROG cleared.  Success: a SWAP
+    object's page is undirtied, PG_SWAPINPROG cleared, PG_SWAPPED set, and
+    under a severe memory shortage the page is deactivated.  Each page is
+    busied ("swadpg", not waiting for its own soft busy), io_finish'ed and
+    unbusied; then one pip release per page, and vm_token is taken and
+    released around the pbuf's release (a blocking point in the seed).
     """
     v = vmview()
     o = v.objects[obj]
-    vm_object_hold(obj)
     for m in run:
         pg = v.pages[m]
-        flags = addressof(pg, "flags")
-        vm_page_busy_wait(m, False, "swpio")
+        vm_page_busy_wait(m, False, "swadpg")
         if error:
             swp_pager_meta_ctl(obj, pg.pindex, lib.SWM_FREE)
-            lib.atomic_clear_int(flags, lib.PG_SWAPPED)
+            vm_page_flag_clear(m, lib.PG_SWAPPED)
             if o.type == lib.OBJT_SWAP:
                 lib.vm_page_dirty(m)
                 lib.vm_page_activate(m)
+            vm_page_flag_clear(m, lib.PG_SWAPINPROG)
         else:
             if o.type == lib.OBJT_SWAP:
                 lib.vm_page_undirty(m)
-            lib.atomic_set_int(flags, lib.PG_SWAPPED)
+            vm_page_flag_clear(m, lib.PG_SWAPINPROG)
+            vm_page_flag_set(m, lib.PG_SWAPPED)
+            if lib.vm_page_count_severe():
+                lib.vm_page_deactivate(m)
             pg.swap_writes += 1
-        lib.atomic_clear_int(flags, lib.PG_SWAPINPROG)
         lib.vm_page_io_finish(m)
         if v.vmg.bugs & lib.BUG_LOST_IO_WAKEUP:     # broken on purpose
-            lib.atomic_clear_int(flags, lib.PG_BUSY | lib.PG_WANTED)
+            vm_page_flag_clear(m, lib.PG_BUSY | lib.PG_WANTED)
         else:
             lib.vm_page_wakeup(m)
-    cnt = v.cnt
     if error:
-        lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_errors"), 1)
+        counter_add("swap_write_errors")
     else:
-        lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_pages"),
-                                 len(run))
-        lib.atomic_fetchadd_long(ffi.addressof(cnt, "swap_write_clusters"), 1)
+        counter_add("swap_write_pages", len(run))
+        counter_add("swap_write_clusters")
     lib.vm_object_pip_wakeup_n(obj, len(run))
-    vm_object_drop(obj)
+    lwkt_gettoken(lib.TOK_VM)           # relpbuf(bp, &nsw_wcount_sync)
+    lwkt_reltoken(lib.TOK_VM)
 
 
 def swap_pager_strategy_read(obj, marray):
@@ -272,6 +285,5 @@ def swap_pager_strategy_read(obj, marray):
             error = e.errno or errno.EIO
         i = j
     if zeroed:
-        lib.atomic_fetchadd_long(ffi.addressof(v.cnt, "zero_fills"),
-                                 len(zeroed))
+        counter_add("zero_fills", len(zeroed))
     return zeroed, error

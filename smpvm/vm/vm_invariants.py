@@ -1,31 +1,36 @@
-"""The structural invariants of reference 7.1 (and C3 of 7.2), checked on a
-stopped world: every thread parked at a safe point (kern/safepoint.py), so
-nothing is busy, in flight or half-moved.  Each check returns violations as
-one-line strings naming the page, object or counter.
+"""The VM's structural invariants, checked on a stopped world: every
+thread parked at a safe point (kern/safepoint.py), so nothing is busy, in
+flight or half-moved.  Each check returns violations as one-line strings
+naming the page, object or counter.  What the seed's code keeps true
+(vm_page.c, vm_object.c, swap_pager.c @seed), and what it does not:
 
   queues      each page is on exactly the list its `queue` names, once;
               lcnt = non-marker entries; per-class sums = vmstats (HOLD is
-              counted as active); markers are not counted        (7.1.1)
+              counted as active); markers are not counted
   contents    FREE: no object, valid/dirty 0, no hold/wire; CACHE: object,
-              clean, unmapped, unwired; wired managed pages on no queue;
-              unmanaged pages on no queue                        (7.1.2)
+              clean, unmapped, unwired; INACTIVE/ACTIVE: an object; wired
+              managed pages on no queue
   busy        at rest no page is busy or soft-busy; PG_SBUSY <=> busy > 0;
               no PG_WANTED without BUSY/SBUSY/SWAPINPROG; no SWAPINPROG
-                                                                 (7.1.3)
   objects     every page of an object is in the object's hash at its
-              pindex and resident_page_count matches; pip is 0   (7.1.6)
+              pindex and resident_page_count matches; pip is 0
   objlist     vm_object_list is consistent, each object once, count
-              matches; no marker twice                     (7.1.6, 7.1.7)
+              matches; exactly the objects marked on_list are reachable
+              from the head (the seed's (b) breaks this)
   markers     the swapcached marker is on PQ_INACTIVE once, keeps its
-              flags and wire_count 1                              (7.1.7)
-  swap        swblock_count = nodes; swb_count = non-NONE entries > 0;
-              no block twice; none below dmmax                    (7.1.8)
-  accounting  entries = cache_use + anon_use = max - size = blist (7.1.9;
-              the seed leaks, so this fails on the seed: a known bug)
-  swapped     a resident page with PG_SWAPPED has metadata        (C3)
+              flags and wire_count 1
+  swap        swblock_count = nodes; each object's hash chains reach its
+              own swblocks only, once; swb_count = non-NONE entries > 0;
+              no block twice; none below dmmax
+  accounting  entries = cache_use + anon_use = max - size = blist (the
+              seed leaks (g), so this fails on the seed: a known bug)
+  swapped     a resident page with PG_SWAPPED has metadata (a stale flag
+              turns into a silent zero-fill of a diverted read)
   burst       curburst >= -16 pages: a pass checks curburst < 0 before
-              each page and flushes at most one cluster           (7.1.12)
-  condfree    its scan factor is never <= 0 (the seed's 7.4 e)
+              each page and flushes at most one cluster
+  cleaning    no cleaning pass went on after visiting its budget's worth
+              of swblocks (condfree charges each swblock it visits,
+              08fb7a9da0; the seed's (e) does not)
 """
 from smpvm.layout import lib
 from smpvm.vm.vmview import vmview
@@ -101,6 +106,8 @@ def check_contents_and_busy(v):
                     pg.wire_count or pg.hold_count or pg.busy:
                 bad.append(f"cache page {m}: object {pg.object} dirty "
                            f"{pg.dirty:#x} flags {f:#x} wire {pg.wire_count}")
+        elif q in (lib.PQ_INACTIVE, lib.PQ_ACTIVE) and pg.object < 0:
+            bad.append(f"page {m} on queue {q} belongs to no object")
         elif q == lib.PQ_HOLD and pg.hold_count <= 0:
             bad.append(f"page {m} on PQ_HOLD with hold_count {pg.hold_count}")
         if pg.wire_count and q != lib.PQ_NONE and \
@@ -152,7 +159,9 @@ def check_objects(v):
 def check_object_list(v):
     """vm_object_list: a consistent doubly linked list of allocated slots,
     each object at most once, vm_object_count its non-marker entries, no
-    marker twice (7.1.6, 7.1.7)."""
+    marker twice; the objects reachable from the head are
+    exactly those marked on_list (a marker re-inserted before an unlinked
+    object is marked linked but unreachable: the seed's (b))."""
     bad = []
     g = v.vmg
     seen, prev, o, n = set(), -1, g.vm_object_list_head, 0
@@ -167,6 +176,9 @@ def check_object_list(v):
         ob = v.objects[o]
         if ob.state == 0:
             bad.append(f"vm_object_list: free slot {o} on the list")
+        if not ob.on_list:
+            bad.append(f"vm_object_list: object {o} on the list but "
+                       "marked unlinked")
         if ob.list_prev != prev:
             bad.append(f"vm_object_list: object {o} list_prev "
                        f"{ob.list_prev} != {prev}")
@@ -179,6 +191,13 @@ def check_object_list(v):
     if g.vm_object_count != n:
         bad.append(f"vm_object_count {g.vm_object_count} != {n} objects "
                    "on the list")
+    for o in range(nslots):
+        ob = v.objects[o]
+        if ob.state and ob.on_list and o not in seen:
+            what = "marker" if ob.type == lib.OBJT_MARKER else "object"
+            loop = " (linked to itself)" if ob.list_next == o else ""
+            bad.append(f"vm_object_list: {what} {o} was inserted but is not "
+                       f"reachable from the head{loop}")
     return bad
 
 
@@ -210,12 +229,49 @@ def _swblocks(v):
     return out
 
 
+def check_swblock_chains(v, by_obj):
+    """Each object's swblock hash chains reach exactly its own live
+    swblocks, each once, in the right bucket, with no cycle (a swblock
+    freed and reused under a range free that blocked -- the seed's zfree
+    race -- breaks this)."""
+    bad = []
+    nswb = v.vmg.nswblocks
+    for o in range(v.vmg.nobjslots):
+        ob = v.objects[o]
+        seen = set()
+        for b in range(lib.OBJ_SWBHASH):
+            s, steps = ob.swbhash[b], 0
+            while s >= 0:
+                if s >= nswb or steps > nswb:
+                    bad.append(f"object {o}: swblock chain {b} broken at "
+                               f"{s}")
+                    break
+                sb = v.swblocks[s]
+                if sb.swb_object != o:
+                    bad.append(f"object {o}: chain {b} reaches swblock {s} "
+                               f"of object {sb.swb_object}")
+                elif (sb.swb_index // lib.SWAP_META_PAGES) % \
+                        lib.OBJ_SWBHASH != b:
+                    bad.append(f"object {o}: swblock {s} in chain {b}, "
+                               f"index {sb.swb_index}")
+                if s in seen:
+                    bad.append(f"object {o}: swblock {s} chained twice")
+                    break
+                seen.add(s)
+                s, steps = sb.swb_next, steps + 1
+        for s in by_obj.get(o, ()):
+            if s not in seen:
+                bad.append(f"object {o}: swblock {s} not in its chains")
+    return bad
+
+
 def check_swap(v):
-    """Metadata (7.1.8) and accounting (7.1.9)."""
+    """Swap metadata and accounting."""
     bad = []
     blocks = {}
     entries = 0
     by_obj = _swblocks(v)
+    bad += check_swblock_chains(v, by_obj)
     for o, sbs in by_obj.items():
         ob = v.objects[o]
         if ob.swblock_count != len(sbs):
@@ -249,8 +305,14 @@ def check_swap(v):
                     for w in range((v.machine.config.nswap + 31) // 32))
     allocated -= lib.SWB_DMMAX + (-v.machine.config.nswap) % 32
     if not entries == use == used == allocated:
+        why = ""
+        if g.bugs & lib.BUG_SWBLOCK_LEAK and entries < use == used == \
+                allocated:
+            why = (f": {use - entries} blocks allocated and counted with no "
+                   "swap metadata, as the seed's meta_free leaks them "
+                   "(defect (g), fixed by 0301c40799)")
         bad.append(f"swap accounting: {entries} entries, cache+anon use "
-                   f"{use}, max-size {used}, blist {allocated}")
+                   f"{use}, max-size {used}, blist {allocated}{why}")
     return bad, blocks
 
 
@@ -262,7 +324,7 @@ def _blist_word(v, w):
 
 
 def check_swapped_flags(v, blocks):
-    """C3: at rest a resident page with PG_SWAPPED has metadata."""
+    """At rest a resident page with PG_SWAPPED has metadata."""
     bad = []
     have = {ob for ob in blocks.values()}
     for m in range(v.npages):
@@ -289,9 +351,5 @@ def check_all(machine, swapcached_tid=None):
     floor = -lib.SWAPCACHE_META_PAGES * lib.PAGE_SIZE
     if v.vmg.swapcache.curburst < floor:
         bad.append(f"curburst {v.vmg.swapcache.curburst} < {floor}: a "
-                   "pass flushed after curburst went negative (7.1.12)")
-    if v.cnt.scan_factor_bad:
-        bad.append(f"swap_pager_condfree returned a scan factor <= 0 "
-                   f"{v.cnt.scan_factor_bad} times: cleaning passes "
-                   "overran their budget")
+                   "pass flushed after curburst went negative")
     return bad

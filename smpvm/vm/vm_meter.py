@@ -1,9 +1,27 @@
 """What an operator wants to see of swapcache on a running machine
 (`smpvm stat`): the daemon's state, burst and budget, swap use against the
-75/70 % marks, what the writing pass scanned and skipped and why, diverted
-reads and invalidations.  Read racily from shared memory, as vmstat does."""
+75/70 % marks, what the writing pass scanned and skipped and why, what the
+cleaning passes cost, diverted reads and invalidations.  Read racily from
+shared memory, as vmstat does.
+
+Findings (pure functions of the status): cleaning_findings() turns the
+cleaning meter (vm_counters.clean_*, kept by swapcached and condfree) into
+what went wrong, each named by the defect it comes from:
+  cleaning cost  a pass went on after visiting its budget's worth of
+                 swblocks ("cleaning pass visited N swblocks on a budget of
+                 M"): condfree charged nothing for them, the seed's (e)
+  liveness       cleaning passes in a row that visited no swblock and freed
+                 nothing while swap use stayed over the writing mark
+"""
 from smpvm.layout import lib
+from smpvm.vm.bugs import BUGS
 from smpvm.vm.vmview import vmview
+
+# liveness: a working walk reaches every object within a pass per object
+# (a budget of 2 examines one object a pass), so this many idle passes per
+# object on the list, and at least LIVENESS_MIN_PASSES, means it is stuck
+LIVENESS_PASSES_PER_OBJECT = 4
+LIVENESS_MIN_PASSES = 50
 
 STATES = {0: "WRITING", 1: "CLEANING"}
 BURSTS = {0: "BURSTING", 1: "RECOVERING"}
@@ -61,12 +79,94 @@ def swapcache_status(machine):
                   "vnode_reads": int(c.vnode_reads)},
         "invalidations": {"unswapped": int(c.unswapped),
                           "range_freed": int(c.range_freed)},
+        "cleaning": {
+            "last": {"objects": int(c.clean_last_objects),
+                     "swblocks": int(c.clean_last_swblocks),
+                     "budget": int(c.clean_last_budget),
+                     "freed": int(c.clean_last_freed),
+                     "cpu_ns": int(c.clean_last_cpu_ns)},
+            "swblocks": int(c.clean_swblocks),
+            "cpu_ns": int(c.clean_cpu_ns),
+            "max_cpu_ns": int(c.clean_max_cpu_ns),
+            "overruns": int(c.clean_overruns),
+            "worst_swblocks": int(c.clean_worst_swblocks),
+            "worst_objects": int(c.clean_worst_objects),
+            "worst_budget": int(c.clean_worst_budget),
+            "idle_streak": int(c.clean_idle_streak),
+            "idle_max": int(c.clean_idle_max),
+            "idle_use": int(c.clean_idle_use),
+            "idle_mark": int(c.clean_idle_mark),
+            "objects": int(g.vm_object_count),
+            "marker_orphans": _looped_markers(machine, v)},
         "memory": {"pages": int(s.v_page_count), "free": int(s.v_free_count),
                    "cache": int(s.v_cache_count),
                    "inactive": int(s.v_inactive_count),
                    "active": int(s.v_active_count),
                    "wired": int(s.v_wire_count)},
     }
+
+
+def _looped_markers(machine, v):
+    """Object markers linked to themselves: a marker re-inserted before an
+    object that had left the list (the seed's (b))."""
+    out = []
+    for o in range(machine.config.nobjects, int(v.vmg.nobjslots)):
+        ob = v.objects[o]
+        if ob.state and ob.type == lib.OBJT_MARKER and ob.list_next == o:
+            out.append(o)
+    return out
+
+
+def _defect(name, letter=None):
+    b = BUGS[name]
+    return (f"the seed's defect {letter or b.origin[5:]}, fixed by "
+            f"{b.fixed_by.split(',')[0]}")
+
+
+def cleaning_cost_finding(c):
+    """The cleaning-cost finding of the meter counters c (vm_counters, or
+    an object with the same clean_* attributes), or None: some pass went
+    on after visiting its budget's worth of swblocks."""
+    if not c.clean_overruns:
+        return None
+    return (f"cleaning pass visited {int(c.clean_worst_swblocks)} swblocks on "
+            f"a budget of {int(c.clean_worst_budget)} (in "
+            f"{int(c.clean_worst_objects)} objects; {int(c.clean_overruns)} "
+            f"passes went on after the objects and swblocks they visited had"
+            f" used their budget up: condfree charged nothing for the "
+            f"swblocks it visited without freeing, "
+            f"{_defect('condfree-uncharged', '(e)')})")
+
+
+class _Meter:
+    def __init__(self, d):
+        for k, val in d.items():
+            setattr(self, "clean_" + k, val)
+
+
+def cleaning_findings(status):
+    """What the cleaning meter of a swapcache_status() shows went wrong: a
+    list of one-line findings, each named by what it is ("cleaning pass
+    visited N swblocks on a budget of M", "liveness: ...") and by the
+    defect it comes from.  Empty when cleaning behaved."""
+    c = status["cleaning"]
+    out = []
+    cost = cleaning_cost_finding(_Meter(c))
+    if cost:
+        out.append(cost)
+    limit = max(LIVENESS_MIN_PASSES,
+                LIVENESS_PASSES_PER_OBJECT * (c["objects"] + 1))
+    if c["idle_max"] >= limit:
+        why = ""
+        if c["marker_orphans"]:
+            why = (f": the object marker {c['marker_orphans'][0]} is linked "
+                   f"to itself, off vm_object_list ({_defect('clean-markers')}"
+                   ")")
+        out.append(f"liveness: {c['idle_max']} cleaning passes in a row "
+                   f"visited no swblock and freed nothing while swap cache "
+                   f"use stayed at {c['idle_use']} pages, over the writing "
+                   f"mark {c['idle_mark']}{why}")
+    return out
 
 
 def _mb(n):
@@ -105,4 +205,14 @@ def format_status(d):
         f"{d['invalidations']['range_freed']} freed by range",
         "memory     " + ", ".join(f"{k} {v}" for k, v in d["memory"].items()),
     ]
+    cl = d["cleaning"]
+    last = cl["last"]
+    lines.insert(-2, (
+        f"cleaning   last pass {last['objects']} objects, {last['swblocks']} "
+        f"swblocks on a budget of {last['budget']}, {last['freed']} pages "
+        f"freed, {last['cpu_ns'] / 1e6:.1f} ms CPU; worst {cl['max_cpu_ns'] / 1e6:.1f}"
+        f" ms; {cl['overruns']} overran; idle streak {cl['idle_streak']} "
+        f"(max {cl['idle_max']})"))
+    for f in cleaning_findings(d):
+        lines.append("FINDING    " + f)
     return "\n".join(lines)

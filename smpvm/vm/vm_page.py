@@ -1,6 +1,6 @@
 """Pages (sys/vm/vm_page.c).  Each kernel name is the C entry of csrc/vm.c --
-one cffi call per operation; the contracts are in the C comments and in
-reference section 4.  A page is an index into the page array.
+one cffi call per operation; the contracts are in the C comments (csrc/vm.c),
+which follow vm_page.c @seed.  A page is an index into the page array.
 
 Busy:       vm_page_busy_try(m, also_m_busy) -> 0 on SUCCESS, non-zero if
             busy; vm_page_busy_wait(m, also_m_busy, wmesg) sleeps (tokens
@@ -11,6 +11,7 @@ Hold/wire:  vm_page_hold/unhold (no busy); vm_page_wire/unwire(m, act) (busy).
 Queues:     vm_page_deactivate (INACTIVE tail, heuristic++), _deactivate_head,
             vm_page_activate, vm_page_unqueue[_nowakeup], vm_page_cache (busy
             consumed), vm_page_free (busy, unmapped, not soft-busy).
+Flags:      vm_page_flag_set/clear(m, bits): atomic, no lock needed.
 pmap:       vm_page_protect(m, prot) folds pte-modified into dirty;
             vm_page_test_dirty; vm_page_dirty; pmap_store/pmap_load.
 Object:     vm_page_lookup, vm_page_lookup_busy_try/_wait, vm_page_insert,
@@ -56,7 +57,6 @@ vm_page_spin_unlock = lib.vm_page_spin_unlock
 vm_page_queue_first = lib.vm_page_queue_first
 vm_page_queue_next = lib.vm_page_queue_next
 vm_page_marker_insert_head = lib.vm_page_marker_insert_head
-vm_page_marker_insert_tail = lib.vm_page_marker_insert_tail
 vm_page_marker_move_after = lib.vm_page_marker_move_after
 vm_page_marker_remove = lib.vm_page_marker_remove
 
@@ -68,6 +68,25 @@ _pmap_store = lib.pmap_store
 _pmap_load = lib.pmap_load
 
 _err = ffi.new("int *")
+
+
+def vm_page_flag_set(m, bits):
+    """m->flags |= bits, atomically (vm_page_flag_set: no lock needed)."""
+    lib.atomic_set_int(_flags(m), bits)
+
+
+def vm_page_flag_clear(m, bits):
+    """m->flags &= ~bits, atomically (vm_page_flag_clear)."""
+    lib.atomic_clear_int(_flags(m), bits)
+
+
+def _flags(m):
+    from smpvm.vm.vmview import addressof, vmview
+    return addressof(vmview().pages[m], "flags")
+
+
+vm_page_count_severe = lib.vm_page_count_severe
+vm_page_count_target = lib.vm_page_count_target
 
 
 def vm_page_busy_wait(m, also_m_busy, wmesg):
@@ -108,16 +127,22 @@ def pmap_load(m, obj, pindex, off, n):
 
 
 def vm_wait():
-    """Wait for free memory: wake the pagedaemon and sleep on the free count
-    (every token is lost while asleep; callers look again)."""
+    """Block until free memory may be available (vm_page.c @seed,
+    vm_wait(0)): under vm_token, if free+cache is below v_free_target,
+    wake the pagedaemon and sleep on the free count for at most hz ticks.
+    Every token is lost while asleep; callers look again.  No
+    requirements; the caller holds no busied page."""
     from smpvm.errors import Shutdown
     from smpvm.kern.kern_synch import tsleep
     from smpvm.kern.safepoint import safepoint
     from smpvm.kern.thread import curmachine
-    m = curmachine()
-    if m.shutting_down():
+    machine = curmachine()
+    if machine.shutting_down():
         # the pagedaemon has stopped: no page will be freed for us
         raise Shutdown("vm_wait at shutdown")
-    lib.wakeup(lib.IDENT_PAGEDAEMON)
-    tsleep(lib.IDENT_VM_FREE, 0, "vmwait", max(1, m.config.hz // 10))
-    safepoint(m)        # the caller holds no busied page here
+    lib.lwkt_gettoken(lib.TOK_VM)
+    if lib.vm_page_count_target():
+        lib.wakeup(lib.IDENT_PAGEDAEMON)
+        tsleep(lib.IDENT_VM_FREE, 0, "vmwait", machine.config.hz)
+    lib.lwkt_reltoken(lib.TOK_VM)
+    safepoint(machine)

@@ -3,38 +3,50 @@ ported function for function.  Read it beside ../shared/seeds/vm_swapcache.c.txt
 same functions, same state machine, same locks in the same order, same
 blocking points.  The seed's globals are the vm.swapcache.* sysctls in the
 machine's shared memory (vm_globals.swapcache), read racily as the kernel
-reads them.
+reads them; the SYSCTL_INT ones are C ints (int32), with C's wrap-around.
 
-Kernel variants (vm_globals.bugs, chosen at boot with --kernel):
-  seed   the seed exactly, with its reachable defects (reference 7.4):
+Kernel variants (vm_globals.bugs, chosen at boot with --kernel; smpvm/vm/bugs.py
+is the table of them):
+  seed   the seed exactly, with its defects (lettered as in the README's
+         kernel table and smpvm/vm/bugs.py):
          BUG_YIELD_BEFORE_HOLD   (a) lwkt_yield() before vm_object_hold in
-                                 the cleaning loop                 [d2d8515bfb]
+                                 the cleaning loop
          BUG_CLEAN_MARKERS       (b)-(d) other OBJT_MARKER objects held and
                                  dropped; the marker re-inserted before an
-                                 object reached after blocking
-         BUG_CONDFREE_NEG        (e) condfree returns -1            (C, swap_pager)
-         BUG_SWBLOCK_LEAK        (g) meta_free leaks a block        (C, swap_pager)
-         BUG_WRITE_IGNORES_SWAPINPROG  H1: buffer writes ignore an in-flight
-                                 swap write                         (vfs_bio)
+                                 object reached after blocking; the walk
+                                 steps from an object that may have left the
+                                 list (TAILQ's stale links, csrc/vm.c)
+         BUG_CONDFREE_UNCHARGED  (e) condfree charges nothing for the
+                                 swblocks it visits; SWAPMAX(-5)
+         BUG_CONDFREE_VMOBJ_HELD (f) vmobj_token held across condfree
+         BUG_SWBLOCK_LEAK        (g) meta_free leaks a block   (csrc/vm.c)
+         BUG_META_BUILD_FREE_FIRST  meta_build frees before it clears
+         BUG_RANGE_FREE_INTERLEAVED H2, BUG_WRITE_IGNORES_SWAPINPROG H1
   fixed  the upstream fixes that keep the seed's structure:
          739be60bf6  hold the object across lwkt_yield in cleaning
-         f5f6d24720  skip markers; re-insert only before an object read with
-                     vmobj_token held and no blocking since
-         08fb7a9da0  condfree never returns <= 0
-         0301c40799  free the last block of an emptied swblock
-         0301c40799  meta_build records the new block before freeing the old
+         f5f6d24720  skip markers (at no charge); re-insert only before an
+                     object still on the list; step from the marker when
+                     the object left the list
+         08fb7a9da0  condfree charges max(pages freed, swblocks visited, 1);
+                     cleaning ends at SWAPMAX(-10)
+         08fb7a9da0, 27b6ee0313  vmobj_token released across condfree
+         0301c40799  free the last block of an emptied swblock; meta_build
+                     clears, frees, then counts
          smpvm (no upstream commit): a buffer write waits for an in-flight
                      swap write (closes H1); a range free detaches the
                      whole range before its blocking frees (closes H2)
 """
+import time
+
 from smpvm.kern.kern_synch import tsleep, wakeup
-from smpvm.kern.lwkt_token import lwkt_gettoken, lwkt_reltoken, lwkt_yield
+from smpvm.kern.lwkt_token import (lwkt_gettoken, lwkt_reltoken,
+                                   lwkt_token_swap, lwkt_yield)
 from smpvm.kern.safepoint import safepoint
 from smpvm.kern.sysctl import SysctlNode, register
 from smpvm.kern.thread import panic
 from smpvm.layout import ffi, lib
 from smpvm.vm import vm_object as _vm_object
-from smpvm.vm.swap_pager import swap_pager_putpages
+from smpvm.vm import swap_pager
 from smpvm.vm.vm_object import (vm_object_drop, vm_object_hold,
                                 vm_object_list_insert_after,
                                 vm_object_list_insert_before,
@@ -64,39 +76,66 @@ VM_PAGE_BITS_ALL = lib.VM_PAGE_BITS_ALL
 PAGE_SIZE, PAGE_SHIFT = lib.PAGE_SIZE, lib.PAGE_SHIFT
 NULL = -1
 
-# The seed's defaults (reference 6.1).  hysteresis is set at thread start.
+# The seed's defaults (vm_swapcache.c @seed, lines 96-107).  hysteresis is
+# set at thread start.
 KERNEL_DEFAULTS = {
     "maxlaunder": 256, "data_enable": 0, "meta_enable": 0, "read_enable": 0,
     "maxswappct": 75, "use_chflags": 1, "minburst": 10000000,
     "curburst": 4000000000, "maxburst": 2000000000, "accrate": 100000,
     "maxfilesize": 0, "write_count": 0,
 }
-_RANGES = {
-    "maxlaunder": (0, 1 << 31), "data_enable": (0, 1), "meta_enable": (0, 1),
-    "read_enable": (0, 1), "maxswappct": (0, 100), "hysteresis": (0, 1 << 31),
-    "use_chflags": (0, 1), "minburst": (0, 1 << 62), "curburst": (-(1 << 62), 1 << 62),
-    "maxburst": (0, 1 << 62), "accrate": (0, 1 << 62),
-    "write_count": (0, 1 << 62), "maxfilesize": (0, 1 << 62),
-}
-for _name, (_lo, _hi) in _RANGES.items():
+# SYSCTL_INT nodes hold a C int, SYSCTL_QUAD nodes an int64_t: any value of
+# the type is taken, as the kernel's handlers take it (sysctl(8) parses the
+# text with strtol/strtoq; an INT keeps the low 32 bits of it).
+SYSCTL_INT_NODES = ("maxlaunder", "data_enable", "meta_enable",
+                    "read_enable", "maxswappct", "hysteresis", "use_chflags")
+SYSCTL_QUAD_NODES = ("minburst", "curburst", "maxburst", "maxfilesize",
+                     "accrate", "write_count")
+
+
+def c_int(v):
+    """v as a C int (int32) after C's wrap-around."""
+    return (v + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def c_int64(v):
+    """v as an int64_t after wrap-around."""
+    return (v + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+def c_div(a, b):
+    """a / b as C divides integers: truncated toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+for _name in SYSCTL_INT_NODES + SYSCTL_QUAD_NODES:
+    _wrap = c_int if _name in SYSCTL_INT_NODES else c_int64
     register(SysctlNode(
         f"vm.swapcache.{_name}", f"vm_swapcache_{_name}",
-        get=lambda m, f=_name: getattr(vmview(m).vmg.swapcache, f),
-        set=lambda m, v, f=_name: setattr(vmview(m).vmg.swapcache, f, v),
-        lo=_lo, hi=_hi, default=KERNEL_DEFAULTS.get(_name)))
+        get=lambda machine, f=_name: getattr(vmview(machine).vmg.swapcache,
+                                             f),
+        set=lambda machine, value, f=_name, w=_wrap: setattr(
+            vmview(machine).vmg.swapcache, f, w(value)),
+        default=KERNEL_DEFAULTS.get(_name)))
+# smpvm's additions (the seed has no such nodes): the heuristic, an
+# exported global of the seed without a sysctl, and vm.swap_max
 register(SysctlNode(
     "vm.swapcache.inactive_heuristic", "vm_swapcache_inactive_heuristic",
-    get=lambda m: vmview(m).vmg.vm_swapcache_inactive_heuristic))
+    get=lambda machine: vmview(machine).vmg.vm_swapcache_inactive_heuristic))
+# the seed's read-only SYSCTL_INTs of swap_pager.c, and smpvm's vm.swap_max
 for _f in ("vm_swap_max", "vm_swap_size", "vm_swap_cache_use",
            "vm_swap_anon_use"):
     register(SysctlNode(f"vm.{_f[3:]}", _f,
-                        get=lambda m, f=_f: getattr(vmview(m).vmg, f)))
+                        get=lambda machine, f=_f: getattr(vmview(machine).vmg,
+                                                          f)))
 
 
 def demo_sysctls(machine):
     """The default boot set: enables on, and rates scaled to the machine so
     that a 30 s run shows writing, cleaning and diverted reads (the kernel's
-    defaults wait minutes and write nothing -- reference 8 items 8-9).
+    defaults wait minutes before a first write: curburst must reach
+    accrate, and the heuristic must see the inactive queue fill).
     Burst: accrate = 1/8 of swap per second, curburst starts at maxburst.
     maxswappct 40: cleaning starts above 40 % of swap and writing resumes
     below 35 % (swap fragments long before it is 75 % used)."""
@@ -136,8 +175,15 @@ def _no_hold(o):
 
 
 def SWAPMAX(adj):
+    """((int64_t)vm_swap_max * (vm_swapcache_maxswappct + (adj)) / 100)"""
     sc = _sc()
-    return vmview().vmg.vm_swap_max * (sc.maxswappct + adj) // 100
+    return c_div(vmview().vmg.vm_swap_max * c_int(sc.maxswappct + adj), 100)
+
+
+def SWAPMAX_WRITING():
+    """The mark below which cleaning gives way to writing: SWAPMAX(-5) in
+    the seed, SWAPMAX(-10) since 08fb7a9da0."""
+    return SWAPMAX(-5 if _bugs() & lib.BUG_CONDFREE_UNCHARGED else -10)
 
 
 def shutdown_swapcache(machine):
@@ -163,8 +209,8 @@ def vm_swapcached_thread(machine):
     vm_page_marker_insert_head(PQ_INACTIVE, page_marker)
     vm_page_queues_spin_unlock(PQ_INACTIVE)
 
-    sc.hysteresis = v.vmstats.v_inactive_target // 2
-    v.vmg.vm_swapcache_inactive_heuristic = -sc.hysteresis
+    sc.hysteresis = c_int(v.vmstats.v_inactive_target // 2)
+    v.vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
 
     # Initialize our marker for the vm_object scan (SWAPC_CLEANING)
     object_marker = vm_object_marker()
@@ -195,7 +241,7 @@ def vm_swapcached_thread(machine):
             if v.vmg.vm_swap_cache_use > SWAPMAX(0):
                 state = SWAPC_CLEANING
         else:
-            if v.vmg.vm_swap_cache_use < SWAPMAX(-5):
+            if v.vmg.vm_swap_cache_use < SWAPMAX_WRITING():
                 state = SWAPC_WRITING
         sc.state = state
 
@@ -203,7 +249,7 @@ def vm_swapcached_thread(machine):
         # state.  Allow the user to set curburst > maxburst for the
         # initial load-in.
         if sc.curburst < sc.maxburst:
-            sc.curburst += sc.accrate // 10
+            sc.curburst = c_int64(sc.curburst + c_div(sc.accrate, 10))
             if sc.curburst > sc.maxburst:
                 sc.curburst = sc.maxburst
 
@@ -223,7 +269,10 @@ def vm_swapcached_thread(machine):
                     burst = SWAPB_BURSTING
         else:
             v.cnt.cleaning_passes += 1
+            clean_meter_begin(v)                # smpvm's cleaning meter
+            cpu = time.thread_time_ns()
             vm_swapcache_cleaning(object_marker)
+            clean_meter_end(v, time.thread_time_ns() - cpu)
         sc.burst = burst
 
     # Cleanup (NOT REACHED in the kernel; smpvm's threads do shut down)
@@ -237,7 +286,10 @@ def vm_swapcached_thread(machine):
 
 
 def vm_swapcache_writing(marker):
-    """The writing pass (reference 6.4).  No locks held on entry."""
+    """The writing pass: push clean, eligible pages from the INACTIVE queue
+    to swap, from the marker on, within maxlaunder and curburst.  No locks
+    held on entry; takes the INACTIVE queue spinlock, page busy and object
+    tokens as the seed does."""
     v = vmview()
     sc = v.vmg.swapcache
     vmg = v.vmg
@@ -250,8 +302,8 @@ def vm_swapcache_writing(marker):
     # to buildup in the inactive queue to hopefully get a good burst in.
     # This heuristic is bumped by the VM system and reset when our scan
     # hits the end of the queue.
-    if vmg.vm_swapcache_inactive_heuristic < -sc.hysteresis:
-        vmg.vm_swapcache_inactive_heuristic = -sc.hysteresis
+    if vmg.vm_swapcache_inactive_heuristic < c_int(-sc.hysteresis):
+        vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
     if vmg.vm_swapcache_inactive_heuristic < 0:
         cnt.heuristic_waits += 1
         return
@@ -356,8 +408,9 @@ def vm_swapcache_writing(marker):
                 vm_page_wakeup(m)
                 vm_page_queues_spin_lock(PQ_INACTIVE)
                 continue
-            if sc.maxfilesize and \
-                    v.objects[object].size > (sc.maxfilesize >> PAGE_SHIFT):
+            # object->size is a vm_pindex_t: the comparison is unsigned
+            if sc.maxfilesize and v.objects[object].size > \
+                    (sc.maxfilesize >> PAGE_SHIFT) % (1 << 64):
                 cnt.skip_maxfilesize += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
@@ -396,7 +449,7 @@ def vm_swapcache_writing(marker):
     # The marker could wind up at the end, which is ok.  If we hit the end
     # of the list adjust the heuristic.
     if m == NULL:
-        vmg.vm_swapcache_inactive_heuristic = -sc.hysteresis
+        vmg.vm_swapcache_inactive_heuristic = c_int(-sc.hysteresis)
     vm_page_queues_spin_unlock(PQ_INACTIVE)
 
 
@@ -468,9 +521,10 @@ def vm_swapcached_flush(m, isblkdev):
     count = j - i
     if not _bugs() & lib.BUG_NO_PIP:            # the bug: no pip taken
         vm_object_pip_add(object, count)
-    swap_pager_putpages(object, marray[i:j], False, _RtvalsView(rtvals, i))
-    sc.write_count += count * PAGE_SIZE
-    sc.curburst -= count * PAGE_SIZE
+    swap_pager.swap_pager_putpages(object, marray[i:j], False,
+                                   _RtvalsView(rtvals, i))
+    sc.write_count = c_int64(sc.write_count + count * PAGE_SIZE)
+    sc.curburst = c_int64(sc.curburst - count * PAGE_SIZE)
 
     while i < j:
         if rtvals[i] != lib.VM_PAGER_PEND:
@@ -521,17 +575,25 @@ def vm_swapcache_test(m):
 
 
 def vm_swapcache_cleaning(marker):
-    """The cleaning pass (reference 6.7), with the seed's defects in the
-    seed variant and the upstream fixes in the fixed one."""
+    """Cleaning pass: walk vm_object_list from the marker and free whole
+    swblocks of vnode objects that have no resident page, up to
+    vm.swapcache.maxlaunder.  No locks held on entry; takes vmobj_token.
+    The seed's defects (a)-(f) in the seed variant, the upstream fixes in
+    the fixed one (see the module's docstring)."""
     v = vmview()
     sc = v.vmg.swapcache
-    seed_yield = _bugs() & lib.BUG_YIELD_BEFORE_HOLD
-    seed_markers = _bugs() & lib.BUG_CLEAN_MARKERS
+    bugs = _bugs()
+    seed_yield = bugs & lib.BUG_YIELD_BEFORE_HOLD
+    seed_markers = bugs & lib.BUG_CLEAN_MARKERS
+    seed_vmobj = bugs & lib.BUG_CONDFREE_VMOBJ_HELD
     mk = v.objects[marker]
+    cnt = v.cnt                 # smpvm's cleaning meter, not the seed's
     basei = ffi.new("uint64_t *")
 
     object = marker
     count = sc.maxlaunder
+    cnt.clean_pass_budget = max(count, 0)
+    linked = True       # fixed: the object the loop stops at is linked
 
     # Look for vnode objects
     lwkt_gettoken(lib.TOK_VMOBJ)
@@ -540,13 +602,14 @@ def vm_swapcache_cleaning(marker):
         object = vm_object_list_next(object)
         if object == NULL:
             break
+        if not seed_markers and v.objects[object].type == lib.OBJT_MARKER:
+            continue                # f5f6d24720: skip markers, no charge
+        cnt.clean_pass_objects += 1
         if seed_yield:
             lwkt_yield()                        # @seed: before the hold
         count -= 1
         if count <= 0:
             break
-        if not seed_markers and v.objects[object].type == lib.OBJT_MARKER:
-            continue                            # f5f6d24720: skip markers
         vm_object_hold(object)
         if not seed_yield:
             lwkt_yield()                        # 739be60bf6: held across
@@ -558,11 +621,11 @@ def vm_swapcache_cleaning(marker):
                 ((obj.flags & lib.OBJ_DEAD) or obj.swblock_count == 0) or \
                 (vp == NULL) or \
                 (v.vnodes[vp].v_type not in (lib.VREG, lib.VCHR)):
+            gone = not seed_markers and not obj.on_list
             vm_object_drop(object)
-            if not seed_markers and \
-                    vm_object_list_next_safe(object) is None:
-                # fixed: the object left the list while we blocked;
-                # continue from the marker, which is still linked
+            if gone:
+                # f5f6d24720: the object left the list while we blocked
+                # (and may be freed now); go on from the marker
                 object = marker
             continue
 
@@ -580,18 +643,29 @@ def vm_swapcache_cleaning(marker):
         # starting at the specified index.  The index will be updated on
         # return.  The function will return a scan factor (NOT the number
         # of blocks freed).
+        #
+        # If it must cut its scan of the object short due to an excessive
+        # number of swblocks, or is able to free the requested number of
+        # blocks, it will return n >= count and we break and pick it back
+        # up on a future attempt.
+        if not seed_vmobj:
+            # 08fb7a9da0, 27b6ee0313: vmobj_token is not held across
+            # condfree (the object's token is above it: swap them)
+            lwkt_token_swap()
+            lwkt_reltoken(lib.TOK_VMOBJ)
         basei[0] = mk.size
-        n = lib.swap_pager_condfree(object, basei, count)
+        n = swap_pager.swap_pager_condfree(object, basei, count)
         mk.size = basei[0]
-        if n <= 0:
-            # smpvm's INVARIANTS check (the seed has none): a scan factor
-            # <= 0 lets the pass's budget grow (reference 7.4 e)
-            v.cnt.scan_factor_bad += 1
 
         vm_object_drop(object)
+        if not seed_vmobj:
+            lwkt_gettoken(lib.TOK_VMOBJ)
 
         count -= n
         if count < 0:
+            # fixed: the object is still linked iff it is still right
+            # before the marker (vmobj_token was not held in condfree)
+            linked = seed_markers or mk.list_prev == object
             break
 
         # Setup for loop.
@@ -600,24 +674,56 @@ def vm_swapcache_cleaning(marker):
 
     # Adjust marker so we continue the scan from where we left off.  When
     # we reach the end we start back at the beginning.
-    vm_object_list_remove(marker)
-    if object != NULL and (seed_markers or _on_list(object)):
-        vm_object_list_insert_before(object, marker)
-    else:
-        vm_object_list_insert_head(marker)
+    if seed_markers or linked or object == NULL:
+        vm_object_list_remove(marker)
+        if object != NULL:
+            vm_object_list_insert_before(object, marker)
+        else:
+            vm_object_list_insert_head(marker)
+    # else (f5f6d24720): the object vanished; the marker stays where it is
     mk.backing_object = object
 
     lwkt_reltoken(lib.TOK_VMOBJ)
 
 
-def _on_list(o):
-    """Is object o on vm_object_list (vmobj_token held)?"""
-    v = vmview()
-    ob = v.objects[o]
-    return ob.state != 0 and (ob.list_prev >= 0 or
-                              v.vmg.vm_object_list_head == o)
+def clean_meter_begin(v):
+    """smpvm's cleaning meter: a pass starts (swapcached)."""
+    c = v.cnt
+    c.clean_pass_budget = 0
+    c.clean_pass_objects = 0
+    c.clean_pass_swblocks = 0
+    c.clean_pass_freed = 0
+    c.clean_pass_charge = 0
+    c.clean_pass_overran = 0
 
 
-def vm_object_list_next_safe(o):
-    """TAILQ_NEXT from o if o is still linked, else None (fixed variant)."""
-    return vm_object_list_next(o) if _on_list(o) else None
+def clean_meter_end(v, cpu_ns):
+    """smpvm's cleaning meter: the pass that just ended, against its
+    budget; the overruns (swblocks visited past the budget) and the idle
+    streak (passes that visited no swblock and freed nothing) that
+    vm_meter.cleaning_findings reports."""
+    c = v.cnt
+    swb = c.clean_pass_swblocks
+    c.clean_last_objects = c.clean_pass_objects
+    c.clean_last_swblocks = swb
+    c.clean_last_budget = c.clean_pass_budget
+    c.clean_last_freed = c.clean_pass_freed
+    c.clean_last_cpu_ns = cpu_ns
+    c.clean_cpu_ns += cpu_ns
+    if cpu_ns > c.clean_max_cpu_ns:
+        c.clean_max_cpu_ns = cpu_ns
+    c.clean_swblocks += swb
+    if c.clean_pass_overran:
+        c.clean_overruns += 1
+        if swb > c.clean_worst_swblocks:
+            c.clean_worst_swblocks = swb
+            c.clean_worst_objects = c.clean_pass_objects
+            c.clean_worst_budget = c.clean_pass_budget
+    if swb == 0 and c.clean_pass_freed == 0:
+        c.clean_idle_streak += 1
+        if c.clean_idle_streak > c.clean_idle_max:
+            c.clean_idle_max = c.clean_idle_streak
+            c.clean_idle_use = max(0, v.vmg.vm_swap_cache_use)
+            c.clean_idle_mark = max(0, SWAPMAX_WRITING())
+    else:
+        c.clean_idle_streak = 0

@@ -1,6 +1,7 @@
 """Typed views of a machine's VM regions, made once per machine and
 process: the page, object, vnode and swblock arrays, vm_globals, and the
-physical memory as a memoryview (page m's bytes are phys[m*4096:...]).
+physical memory as a memoryview (page m's bytes are
+phys[m * PAGE_SIZE:...]).
 
 On a checked machine (config.check) the page, queue, object, swblock and
 vnode arrays and vm_globals' scalar fields are *checked views*: every read
@@ -69,6 +70,11 @@ def vmview(machine=None):
         v = VMView(m)
         m._vmview = v
     return v
+
+
+def counter_add(field, n=1, machine=None):
+    """vm_counters.<field> += n, atomically (smpvm's statistics)."""
+    lib.atomic_fetchadd_long(ffi.addressof(vmview(machine).raw.cnt, field), n)
 
 
 def addressof(struct, field):
