@@ -347,6 +347,35 @@ pick_pct(const int *run, int n, int cur, int why)
 }
 
 /*
+ * The forced choice anchored at this decision (global step step; the
+ * thread of slot at its tsteps[slot]-th decision): its tid, or -1 when the
+ * default policy decides.  Anchors that were passed without matching (the
+ * run went another way) are skipped.
+ */
+static int
+forced_pick(uint64_t step, int slot)
+{
+	uint32_t t = SCH->tsteps[slot];
+
+	if (SCH->forced_mode == 2) {
+		while (SCH->iforced < SCH->nforced &&
+		    SCH->forced[SCH->iforced].step < step)
+			SCH->iforced++;
+		if (SCH->iforced < SCH->nforced &&
+		    SCH->forced[SCH->iforced].step == step)
+			return SCH->forced[SCH->iforced++].tid;
+		return -1;
+	}
+	while (SCH->fnext[slot] < SCH->fend[slot] &&
+	    SCH->forced[SCH->fnext[slot]].tstep < t)
+		SCH->fnext[slot]++;
+	if (SCH->fnext[slot] < SCH->fend[slot] &&
+	    SCH->forced[SCH->fnext[slot]].tstep == t)
+		return SCH->forced[SCH->fnext[slot]++].tid;
+	return -1;
+}
+
+/*
  * One scheduling decision at the current step: whom to give the turn.
  * cur is the thread at the point (-1 at the start).  Records a choice when
  * the pick differs from the default policy.  Returns a tid, or -1 after a
@@ -355,8 +384,11 @@ pick_pct(const int *run, int n, int cur, int why)
 static int
 sched_decide(int cur, int why, int op, int id)
 {
-	int run[SMPVM_MAXTHREADS], n, def, pick, cur_ok;
+	int run[SMPVM_MAXTHREADS], n, def, pick, cur_ok, want;
 	uint64_t step = SCH->step, bstep = sched_budget_step();
+	int slot = cur + 1;             /* tsteps[0]: the start (cur -1) */
+
+	SCH->tsteps[slot]++;
 
 	/* plans due at this step: pct change points, bounded preemptions */
 	while (bstep && SCH->iplan < SCH->nplan &&
@@ -400,13 +432,8 @@ sched_decide(int cur, int why, int op, int id)
 		break;
 	default:        /* SCHED_FORCED */
 		pick = def;
-		while (SCH->iforced < SCH->nforced &&
-		    SCH->forced[SCH->iforced].step < step)
-			SCH->iforced++;
-		if (SCH->iforced < SCH->nforced &&
-		    SCH->forced[SCH->iforced].step == step) {
-			int want = SCH->forced[SCH->iforced++].tid;
-
+		want = forced_pick(step, slot);
+		if (want >= 0) {
 			if (index_of(run, n, want) >= 0)
 				pick = want;
 			else
@@ -420,6 +447,8 @@ sched_decide(int cur, int why, int op, int id)
 
 			c->step = step;
 			c->tid = pick;
+			c->at = cur;
+			c->tstep = SCH->tsteps[slot];
 			c->kind = (why == AT_POINT && cur_ok) ?
 			    SCHED_CH_PREEMPT : SCHED_CH_SWITCH;
 		} else {
@@ -735,21 +764,41 @@ sched_configure(void *base, int strategy, uint64_t seed, int depth,
 	return 0;
 }
 
-/* Append a forced choice (steps ascending).  0, or -1 if full/unordered. */
+/*
+ * Append a forced choice: anchored at (at, tstep), ascending in that order,
+ * or with at == SCHED_AT_STEP at the global step, steps ascending; a list
+ * is all of one kind.  0, or -1 if full, unordered or mixed.
+ */
 int
-sched_force(void *base, uint64_t step, int tid, int kind)
+sched_force(void *base, uint64_t step, int tid, int kind, int at,
+    uint32_t tstep)
 {
-	struct sched_choice *c;
+	struct sched_choice *c, *last;
+	uint32_t mode = at == SCHED_AT_STEP ? 2 : 1;
+	int slot = at + 1;
 
 	if (SCH == NULL || (void *)H != base || SCH->started ||
 	    SCH->nforced >= SCHED_MAXCHOICES || tid < 0 ||
-	    tid >= SMPVM_MAXTHREADS || (SCH->nforced &&
-	    SCH->forced[SCH->nforced - 1].step >= step))
+	    tid >= SMPVM_MAXTHREADS ||
+	    (SCH->forced_mode && SCH->forced_mode != mode) ||
+	    (mode == 1 && (at < -1 || at >= SMPVM_MAXTHREADS || tstep < 1)))
 		return -1;
+	last = SCH->nforced ? &SCH->forced[SCH->nforced - 1] : NULL;
+	if (last && (mode == 2 ? last->step >= step :
+	    (last->at > at || (last->at == at && last->tstep >= tstep))))
+		return -1;
+	if (mode == 1) {
+		if (!last || last->at != at)
+			SCH->fnext[slot] = SCH->nforced;
+		SCH->fend[slot] = SCH->nforced + 1;
+	}
+	SCH->forced_mode = mode;
 	c = &SCH->forced[SCH->nforced++];
 	c->step = step;
 	c->tid = tid;
 	c->kind = kind;
+	c->at = at;
+	c->tstep = tstep;
 	return 0;
 }
 

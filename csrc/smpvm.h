@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    7
+#define SMPVM_LAYOUT_VERSION    8
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -1032,11 +1032,22 @@ struct sched_event {
 	int32_t  next;
 };
 
-/* a pick that differs from the default policy */
+/*
+ * A pick that differs from the default policy.  Its anchor, where a forced
+ * schedule applies it: the thread at the decision (at, -1 at the start) and
+ * how many decisions that thread had been at so far, this one included
+ * (tstep) -- a per-thread count, so that a shrinker dropping one choice
+ * does not move every later one, as a global step would.  A forced choice
+ * with at == SCHED_AT_STEP is anchored at the global step instead (the
+ * schedule files of format 1; a forced list is all of one kind).
+ */
+#define SCHED_AT_STEP           -2
 struct sched_choice {
-	uint64_t step;
+	uint64_t step;          /* the global step (recorded; SCHED_AT_STEP anchor) */
 	int32_t  tid;
 	int32_t  kind;          /* SCHED_CH_* */
+	int32_t  at;            /* the thread at the decision, -1 the start */
+	uint32_t tstep;         /* its decisions so far, this one included */
 };
 
 struct sched_state {
@@ -1082,7 +1093,11 @@ struct sched_state {
 	uint32_t nchoices;
 	uint32_t choices_lost;
 	uint32_t nforced;
-	uint32_t iforced;
+	uint32_t iforced;       /* SCHED_AT_STEP anchors: the next one      */
+	uint32_t forced_mode;   /* 0 none yet, 1 per-thread, 2 global steps */
+	uint32_t tsteps[SMPVM_MAXTHREADS + 1];  /* decisions per thread (+1: at -1) */
+	uint32_t fnext[SMPVM_MAXTHREADS + 1];   /* per-thread anchors: the next one */
+	uint32_t fend[SMPVM_MAXTHREADS + 1];    /* ... and the end of its run */
 	struct sched_choice choices[SCHED_MAXCHOICES];  /* recorded         */
 	struct sched_choice forced[SCHED_MAXCHOICES];   /* SCHED_FORCED input */
 	struct sched_event ring[SCHED_RING];
@@ -1252,7 +1267,8 @@ int      sched_configure(void *base, int strategy, uint64_t seed, int depth,
 	    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps,
 	    uint32_t flags);
 void     sched_setup_done(void);
-int      sched_force(void *base, uint64_t step, int tid, int kind);
+int      sched_force(void *base, uint64_t step, int tid, int kind, int at,
+             uint32_t tstep);
 void     sched_expect(void *base, int tid);
 void     sched_go(void *base);
 int      sched_hook_installed(void);

@@ -47,8 +47,11 @@ class SchedConfig:
     depth      pct: bug depth d (d-1 priority change points)
     k          pct, bounded: estimated steps of the run (plans fall in [1, k])
     bound      bounded: at most this many preemptions of a runnable thread
-    schedule   forced: ((step, tid), ...) choices, ascending steps; every
-               other step follows the default policy
+    schedule   forced: choices as recorded, ((step, tid, kind, at, tstep),
+               ...), each applied at thread at's tstep-th decision (so one
+               dropped choice moves no other), or ((step, tid[, kind]), ...)
+               at global steps, ascending; every other decision follows the
+               default policy
     max_steps  at this step the scheduler asks for shutdown (0: never); a
                thread still running max_steps steps later (phased: at least
                SCHED_EXIT_STEPS) is a hang (panic)
@@ -101,9 +104,20 @@ class SchedConfig:
              f"must be 0..{lib.SCHED_MAXPLAN}")
         need(len(self.schedule) <= lib.SCHED_MAXCHOICES, "schedule",
              f"at most {lib.SCHED_MAXCHOICES} choices")
-        steps = [c[0] for c in self.schedule]
-        need(steps == sorted(set(steps)), "schedule",
-             "steps must be strictly ascending")
+        shapes = {len(c) for c in self.schedule}
+        need(shapes <= {2, 3} or shapes == {5}, "schedule",
+             "choices are all (step, tid[, kind]) or all (step, tid, kind, "
+             "at, tstep)")
+        if shapes == {5}:
+            anchors = [(c[3], c[4]) for c in self.schedule]
+            need(len(set(anchors)) == len(anchors) and
+                 all(-1 <= a < lib.SMPVM_MAXTHREADS and t >= 1
+                     for a, t in anchors), "schedule",
+                 "each (at, tstep) anchor once, at -1..threads, tstep >= 1")
+        else:
+            steps = [c[0] for c in self.schedule]
+            need(steps == sorted(set(steps)), "schedule",
+                 "steps must be strictly ascending")
         need(0 <= self.max_steps < 1 << 62, "max_steps", "must be >= 0")
         need(0 <= self.tick_steps < 1 << 62, "tick_steps", "must be >= 0")
         need(0 <= self.trace <= 1 << 24, "trace", "must be 0..2^24 events")

@@ -36,6 +36,8 @@ SMALL = dict(cpus=2, files=3, file_pages=8, npages=64, nswap=64, nmeta=32,
 SWEEP_SEEDS = 16
 STRATEGIES = ("bounded", "random", "pct")
 STEPS = 300000
+# how much the shrinker cuts defect (a)'s schedule: see its test
+SHRINK_RATIO = 16
 
 
 def bug_options(bug, strategy, seed, **more):
@@ -126,6 +128,31 @@ def test_a_failing_schedule_is_saved_and_replays_from_its_file(tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_a_format_1_schedule_file_still_replays(tmp_path):
+    """Format 1 anchored each choice at its global step; such a file (here
+    a format 2 recording rewritten the old way) still replays exactly,
+    and a file of the new format with old-shaped choices is one line."""
+    opts = StressOptions(**dict(SMALL, sched="pct", seed=5, steps=20000))
+    r = run(opts)
+    path = tmp_path / "new.json"
+    replay.save(opts, r, str(path))
+    doc = json.loads(path.read_text())
+    assert doc["format"] == replay.FORMAT == "smpvm-schedule/2"
+    assert all(len(c) == 5 for c in doc["options"]["schedule"])
+    old = dict(doc, format="smpvm-schedule/1")
+    old["options"] = dict(doc["options"], schedule=[
+        c[:3] for c in doc["options"]["schedule"]])
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    f, same = replay.replay(str(tmp_path / "old.json"))
+    assert same and f.sched["trace_hash"] == f"{r.sched['trace_hash']}"
+    assert f.sched["diverged"] == 0
+    bad = dict(doc, options=old["options"])
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    c = _cli(["replay", str(tmp_path / "bad.json")])
+    assert c.returncode == 2 and "choices of 5 numbers" in c.stderr
+    assert len(c.stderr.strip().splitlines()) == 1
+
+
 def test_a_crash_replays_with_the_same_trace():
     opts, r, _ = first_detection("yield-before-hold", "assertion panic",
                                  strategies=("pct", "bounded"))
@@ -151,28 +178,44 @@ def test_stop_on_detection_ends_a_schedule_at_its_finding_and_replays():
     assert r2.sched["trace_hash"] == r.sched["trace_hash"]
 
 
-def test_the_shrinker_keeps_the_failure_with_fewer_steps_and_choices(
+def test_the_shrinker_keeps_the_failure_with_few_choices_and_steps(
         tmp_path):
+    """The seed's defect (a) on the first bounded schedule of a sweep that
+    panics: its thousands of recorded choices (every switch at a block or
+    yield that differs from the default policy is one) shrink within 60
+    runs to at most 1/SHRINK_RATIO of them, with no more steps, and the
+    run still panics in vm_object_hold (use after free).
+
+    Measured with 60 runs, bounded seeds 12, 17, 21, 35: 6204 -> 20,
+    7024 -> 14, 3985 -> 62, 3196 -> 124 choices (the worst 1/26); after
+    name[32] added preemption points, seed 13: 8615 -> 180 (1/48).  With
+    global-step anchors seeds 12 and 17 went to 277 and 62.  No small fixed
+    bound holds across seeds (issue 13's <= 8 predates its blocking
+    points): a schedule that panics near step 100 000-280 000 needs most of
+    the choices that build the state its race needs, and which seed fails
+    first moves with every preemption point."""
     opts, r, _ = first_detection("yield-before-hold", "assertion panic",
-                                 strategies=("bounded",), seeds=12)
+                                 strategies=("bounded",))
     assert opts is not None, "no bounded seed found defect (a)"
+    panic = {s for s in r.signature() if "use after free" in s}
+    assert panic, r.signature()
     path = str(tmp_path / "y.json")
     replay.save(opts, r, path)
-    small, res, runs = replay.shrink(path, max_runs=40)
-    assert runs <= 40
+    small, res, runs = replay.shrink(path, max_runs=60)
+    assert runs <= 60
     assert small.steps <= r.sched["workload_steps"] + 1 < STEPS
-    assert len(small.schedule) < len(r.schedule["choices"])
-    assert res.signature() & r.signature()
+    assert len(small.schedule) * SHRINK_RATIO <= len(r.schedule["choices"])
+    assert panic <= res.signature()
     traced = dataclasses.replace(small, trace=2 * r.sched["steps"] + 64)
     res = run(traced)
-    assert res.signature() & r.signature()
+    assert panic <= res.signature()
     text = replay.scenario(res)
     assert "cpu0" in text and "swapcached" in text and "stretches" in text
     text = replay.decisions(res)
     n = len(res.schedule["choices"])        # forced picks that mattered
     assert n <= len(small.schedule) and f"{n} scheduling decisions" in text
     assert text.count("  step ") == n and "at ?" not in text
-    assert "then: panic" in text
+    assert "then: panic" in text and "use after free" in text
 
 
 def test_the_bug_registry():

@@ -161,7 +161,7 @@ def recorded_schedule(machine):
     return Schedule(strategy=strategy, seed=s.seed, depth=s.depth, k=s.k,
                     bound=s.bound, max_steps=s.max_steps,
                     tick_steps=s.tick_steps,
-                    choices=[(c.step, c.tid, c.kind)
+                    choices=[(c.step, c.tid, c.kind, c.at, c.tstep)
                              for c in s.choices[0:s.nchoices]],
                     steps=s.step, trace_hash=s.trace_hash,
                     preemptions=s.preemptions,

@@ -114,7 +114,7 @@ class StressOptions:
     tick_steps: int = 200       # one virtual tick every N steps
     pct_depth: int = 3
     bound: int = 2
-    schedule: tuple = ()        # forced: ((step, tid, kind), ...)
+    schedule: tuple = ()        # forced: ((step, tid, kind, at, tstep), ...)
     trace: int = 0              # full-trace events kept (for scenarios)
     check: str = ""             # race checkers (config.CHECKERS, or all)
     check_sample: int = 1
@@ -182,9 +182,10 @@ class StressOptions:
               "needs a free-running run (a schedule decides every "
               "interleaving itself)")
         for c in self.schedule:
-            _need(isinstance(c, (tuple, list)) and len(c) == 3 and
+            _need(isinstance(c, (tuple, list)) and len(c) in (3, 5) and
                   all(isinstance(x, int) for x in c), "the schedule", c,
-                  "each choice must be [step, tid, kind]")
+                  "each choice must be [step, tid, kind, at, tstep] (or "
+                  "[step, tid, kind])")
         try:
             parse_check(self.check)
             cfg = self.machine_config().validate()
