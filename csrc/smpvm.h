@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    8
+#define SMPVM_LAYOUT_VERSION    9
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -811,9 +811,11 @@ struct prof_hist {
 #define SK_VNODE                5
 #define SK_VMG                  6
 
+#define SMPVM_FIELD_NAME        32      /* "member" or "nested.member", NUL included */
+#define SMPVM_FIELD_SNAME       20      /* the struct's name, NUL included */
 struct smpvm_field {
-	char     name[24];
-	char     sname[20];     /* struct name                          */
+	char     name[SMPVM_FIELD_NAME];
+	char     sname[SMPVM_FIELD_SNAME];  /* struct name               */
 	uint16_t skind;         /* SK_*                                 */
 	uint16_t off;           /* offsetof(struct, field)              */
 	uint16_t size;
