@@ -150,6 +150,8 @@ race_bind(void *base)
 }
 
 static void race_declare(int ca, int cb);
+static void race_owed_wakeup(const char *at);
+extern HIDDEN int swap_meta_peek(int o, uint64_t pindex);
 static int race_lock_class(int kind, int id);
 
 /*
@@ -202,6 +204,8 @@ race_init(void)
 	memset(BUSYTID, 0xff, npg * 4);
 	memset(CLASSOF, 0xff, (size_t)H->cfg.nspinlocks + H->cfg.ntokens);
 	RG->busy_class = -1;
+	for (sk = 0; sk < SMPVM_MAXTHREADS; sk++)
+		RG->thr[sk].owed_wakeup = -1;
 	RG->flags = H->cfg.check;
 	race_on = RG->flags;
 	declare_kernel_order();
@@ -592,7 +596,12 @@ race_thread_fork(int child)
 {
 	uint32_t *c;
 
-	if (!(race_on & RACE_HB) || NC == 0 || child < 0)
+	if (RG == NULL || child < 0)
+		return;
+	RG->thr[child].nbusy = 0;
+	RG->thr[child].trace_pos = 0;
+	RG->thr[child].owed_wakeup = -1;
+	if (!(race_on & RACE_HB) || NC == 0)
 		return;
 	c = &VC[(uint32_t)child * NC];
 	c[child]++;             /* slots are reused: epochs never go back */
@@ -608,8 +617,6 @@ race_thread_fork(int child)
 		vc_join(c, myvc());
 		myvc()[curtid]++;
 	}
-	RG->thr[child].nbusy = 0;
-	RG->thr[child].trace_pos = 0;
 }
 
 static void
@@ -679,6 +686,48 @@ hb_before(uint64_t epoch)
 	return (uint32_t)(epoch >> 8) <= myvc()[t];
 }
 
+/*
+ * Coverage: the pair (field, kind, site_a, site_b) of two threads' accesses
+ * to one field instance, the later (at site_b) finding the earlier (site_a)
+ * in the shadow cell -- KRACE's alias coverage, from the happens-before
+ * checker's own state.  A bounded probe; a full table counts a drop.
+ */
+static void
+alias_add(int fid, uint32_t kind, uint32_t sa, uint32_t sb)
+{
+	uint32_t key = mix(mix(mix(mix(2166136261u, (uint32_t)fid), kind), sa),
+	    sb) | 1, i;
+
+	for (i = 0; i < 64; i++) {
+		struct race_alias *a = &RG->alias[(key + i) & (RACE_NALIAS - 1)];
+		uint32_t st = __atomic_load_n(&a->state, __ATOMIC_ACQUIRE);
+		uint32_t zero = 0;
+
+		if (st == 2) {
+			if (a->key == key && a->field == fid && a->kind == kind &&
+			    a->site_a == sa && a->site_b == sb) {
+				__atomic_fetch_add(&a->count, 1,
+				    __ATOMIC_RELAXED);
+				return;
+			}
+			continue;
+		}
+		if (st == 0 && __atomic_compare_exchange_n(&a->state, &zero, 1,
+		    0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			a->key = key;
+			a->field = fid;
+			a->kind = kind;
+			a->site_a = sa;
+			a->site_b = sb;
+			a->count = 1;
+			__atomic_store_n(&a->state, 2, __ATOMIC_RELEASE);
+			__atomic_fetch_add(&RG->nalias, 1, __ATOMIC_RELAXED);
+			return;
+		}
+	}
+	__atomic_fetch_add(&RG->alias_dropped, 1, __ATOMIC_RELAXED);
+}
+
 static void
 hb_access(int fid, int slot, int sk, int idx, int write, uint64_t value,
     uint32_t site, const char *cfunc)
@@ -701,11 +750,15 @@ hb_access(int fid, int slot, int sk, int idx, int write, uint64_t value,
 	    + (uint64_t)idx];
 	me = (uint64_t)myvc()[curtid] << 8 | (uint64_t)curtid;
 	w = __atomic_load_n(&c->wepoch, __ATOMIC_RELAXED);
+	if (w && (int)(w & 0xff) != curtid)
+		alias_add(fid, write ? ALIAS_WW : ALIAS_WR, c->wsite, site);
 	if (!hb_before(w))
 		report_race(fid, idx, write, value, cfunc ? site_of(cfunc) : site,
 		    w, c->wsite, 1, c->wval, c->wlocks);
 	if (write && f_rd_locked) {
 		r = __atomic_load_n(&c->repoch, __ATOMIC_RELAXED);
+		if (r && (int)(r & 0xff) != curtid)
+			alias_add(fid, ALIAS_RW, c->rsite, site);
 		if (!hb_before(r))
 			report_race(fid, idx, write, value,
 			    cfunc ? site_of(cfunc) : site, r, c->rsite, 0, 0,
@@ -735,6 +788,9 @@ access_check(int fid, int idx, int write, uint64_t value, uint32_t site,
 	uint32_t need;
 
 	RG->thr[curtid].checks++;
+	/* coverage: checked accesses (preemption points) by site */
+	__atomic_fetch_add(&RG->points[site & (RACE_NPOINTS - 1)], 1,
+	    __ATOMIC_RELAXED);
 	if (f->kind & PROT_RACY)
 		return;
 	if (f->kind & (PROT_ATOMIC | PROT_IMMUTABLE)) {
@@ -1090,6 +1146,159 @@ race_busy_released(int m)
 	}
 }
 
+/* ---- protocol checks (RACE_PROTOCOL) ------------------------------------------ */
+/*
+ * The rules of the primitives that no lock states: checked at the moment a
+ * flag is published (the atomics of smpvm.c tell race_flags_op what they
+ * did to a page's flags) or a mapping is made (pmap_enter).  Each broken
+ * rule is its own report type, named at the site that broke it.
+ */
+static void
+report_protocol(uint32_t type, int m, uint32_t flags, uint32_t site,
+    const char *fmt, ...)
+{
+	struct race_report *r;
+	va_list ap;
+
+	r = report_claim(type, mix(mix(2166136261u, type), site));
+	if (r == NULL)
+		return;
+	r->index = m;
+	r->required = 0;
+	fill_side(&r->a, site, 1, flags);
+	memset(&r->b, 0, sizeof(r->b));
+	r->b.tid = -1;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	va_end(ap);
+	report_publish(r);
+}
+
+/* the page whose flags word p is, or -1 */
+static int
+page_of_flags(volatile uint32_t *p)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)PG;
+	uint64_t n = (uint64_t)H->cfg.npages + VMG->nmarkers;
+
+	if (PG == NULL || a < b || a >= b + n * sizeof(struct vm_page) ||
+	    (a - b) % sizeof(struct vm_page) != offsetof(struct vm_page, flags))
+		return -1;
+	return (int)((a - b) / sizeof(struct vm_page));
+}
+
+/*
+ * An atomic changed flags word p from old: bits set, bits cleared (the
+ * caller's request; old says which really changed).  For a page:
+ *  - PG_SWAPINPROG is set only on a soft-busy page (reference 5.2: the
+ *    caller io_start'ed it), with no writable mapping (6.5: the flush
+ *    write-protected it; a store now would not reach the swap copy, H1);
+ *  - PG_SWAPPED is set only with a swap block behind it (5.6, C3: a stale
+ *    flag turns a diverted read into a silent zero-fill, H4);
+ *  - whoever clears PG_WANTED owes the page's sleepers a wakeup before it
+ *    next blocks (4.4: vm_page_wakeup clears it and wakes).
+ */
+HIDDEN void
+race_flags_op(volatile uint32_t *p, uint32_t old, uint32_t set,
+    uint32_t clear, const char *cfunc)
+{
+	uint32_t newly = set & ~old, site;
+	int m, o, blk;
+
+	if (!(race_on & RACE_PROTOCOL) || td == NULL || RG == NULL)
+		return;
+	m = page_of_flags(p);
+	if (m < 0)
+		return;
+	if (newly & PG_SWAPINPROG) {
+		site = site_of(cfunc);
+		if (!(old & PG_SBUSY) || PG[m].busy == 0)
+			report_protocol(RR_SWAPIO_UNBUSY, m, old, site,
+			    "PG_SWAPINPROG set on page %d, which is not "
+			    "soft-busy (no vm_page_io_start)", m);
+		if (old & PG_WRITEABLE)
+			report_protocol(RR_SWAPIO_WRITABLE, m, old, site,
+			    "swap write of page %d issued with a writable "
+			    "mapping (no vm_page_protect(READ))", m);
+	}
+	if (newly & PG_SWAPPED) {
+		o = PG[m].object;
+		blk = o < 0 ? SWAPBLK_NONE : swap_meta_peek(o, PG[m].pindex);
+		if (blk == SWAPBLK_NONE)
+			report_protocol(RR_SWAPPED_NOSWAP, m, old,
+			    site_of(cfunc), "PG_SWAPPED set on page "
+			    "%d (object %d pindex %llu) with no swap block", m, o,
+			    (unsigned long long)PG[m].pindex);
+	}
+	if (clear & old & PG_WANTED) {
+		struct race_thread *rt = &RG->thr[curtid];
+
+		if (rt->owed_wakeup >= 0 && rt->owed_wakeup != m)
+			race_owed_wakeup("another PG_WANTED clear");
+		rt->owed_wakeup = m;
+		rt->owed_site = site_of(cfunc);
+	}
+}
+
+/* wakeup(ident): pays the wakeup owed to page m's sleepers, if it is m's */
+HIDDEN void
+race_wakeup_ident(uint64_t ident)
+{
+	struct race_thread *rt;
+
+	if (!(race_on & RACE_PROTOCOL) || td == NULL || RG == NULL)
+		return;
+	rt = &RG->thr[curtid];
+	if (rt->owed_wakeup >= 0 && ident == vm_page_kva(rt->owed_wakeup))
+		rt->owed_wakeup = -1;
+}
+
+/* The current thread is about to block (or end) owing a wakeup. */
+static void
+race_owed_wakeup(const char *at)
+{
+	struct race_thread *rt = &RG->thr[curtid];
+	int m = rt->owed_wakeup;
+
+	rt->owed_wakeup = -1;
+	report_protocol(RR_LOST_WAKEUP, m, PG[m].flags, rt->owed_site,
+	    "PG_WANTED of page %d cleared without waking its sleepers "
+	    "(%s came first): they sleep on", m, at);
+}
+
+HIDDEN void
+race_thread_end(void)
+{
+	if (RG != NULL && td != NULL && RG->thr[curtid].owed_wakeup >= 0)
+		race_owed_wakeup("the thread's exit");
+}
+
+/* pmap_enter(m, writable): no writable mapping while a swap write is in
+ * flight (the fault path waits for soft busy) */
+HIDDEN void
+race_page_mapped(int m, int writable, const char *cfunc)
+{
+	uint32_t f;
+
+	if (!(race_on & RACE_PROTOCOL) || td == NULL || !writable)
+		return;
+	f = __atomic_load_n(&PG[m].flags, __ATOMIC_RELAXED);
+	if (f & PG_SWAPINPROG)
+		report_protocol(RR_SWAPIO_WRITABLE, m, f, site_of(cfunc),
+		    "page %d mapped writable while its swap write is in "
+		    "flight (PG_SWAPINPROG)", m);
+}
+
+/* Has the run found something a schedule can stop at (a race report, a
+ * wrong byte the workload counted)? */
+HIDDEN int
+race_found(void)
+{
+	if (RG != NULL && __atomic_load_n(&RG->nreports, __ATOMIC_RELAXED))
+		return 1;
+	return __atomic_load_n(&H->stress[ST_FAILURES], __ATOMIC_RELAXED) != 0;
+}
+
 /* ---- trace rings ---------------------------------------------------------------- */
 HIDDEN void
 race_trace(int op, int id)
@@ -1100,6 +1309,9 @@ race_trace(int op, int id)
 	if (td == NULL || RG == NULL)
 		return;
 	rt = &RG->thr[curtid];
+	if (__builtin_expect(rt->owed_wakeup >= 0, 0) &&
+	    (op == HOOK_TSLEEP || op == HOOK_YIELD))
+		race_owed_wakeup(op == HOOK_TSLEEP ? "tsleep" : "lwkt_yield");
 	e = &rt->ring[rt->trace_pos++ % RACE_TRACE_LEN];
 	e->ns = smpvm_nanotime();
 	e->op = (uint16_t)op;

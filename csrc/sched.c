@@ -239,8 +239,9 @@ sched_stop(int hang)
 	sched_event(curtid, hang ? SCHED_EV_HANG : SCHED_EV_DEADLOCK, -1, -1);
 	off = (size_t)snprintf(buf, len, hang ? "sched: no exit %llu steps "
 	    "after the shutdown at step %llu:" : "sched: deadlock at step %llu:",
-	    (unsigned long long)(hang ? SCH->max_steps : SCH->step),
-	    (unsigned long long)SCH->max_steps);
+	    (unsigned long long)(hang ? SCH->step - SCH->shutdown_step :
+	    SCH->step),
+	    (unsigned long long)SCH->shutdown_step);
 	m = SCH->members;
 	while (m && off < len) {
 		const struct smpvm_thread *t = &T[__builtin_ctzll(m)];
@@ -253,6 +254,33 @@ sched_stop(int hang)
 			off += (size_t)snprintf(buf + off, len - off, ";");
 	}
 	panic(buf);
+}
+
+/*
+ * The steps of the budget: every step, or (SCHED_F_PHASED) the steps since
+ * the first CPU finished its set-up -- 0 until then, so that max_steps and
+ * the pct/bounded plans fall in the workload, not in creating its files.
+ */
+static uint64_t
+sched_budget_step(void)
+{
+	if (!(SCH->flags & SCHED_F_PHASED))
+		return SCH->step;
+	return SCH->setup_done ? SCH->step - SCH->base : 0;
+}
+
+/*
+ * Steps the threads get to exit after the shutdown before it is a hang:
+ * max_steps; a phased schedule (whose shutdown may come at a finding, and
+ * whose budget a shrinker cuts to a few steps) at least SCHED_EXIT_STEPS,
+ * enough to finish the operation in progress.
+ */
+static uint64_t
+sched_exit_window(void)
+{
+	if ((SCH->flags & SCHED_F_PHASED) && SCH->max_steps < SCHED_EXIT_STEPS)
+		return SCHED_EXIT_STEPS;
+	return SCH->max_steps ? SCH->max_steps : SCHED_EXIT_STEPS;
 }
 
 /* ---- strategies --------------------------------------------------------------- */
@@ -319,6 +347,35 @@ pick_pct(const int *run, int n, int cur, int why)
 }
 
 /*
+ * The forced choice anchored at this decision (global step step; the
+ * thread of slot at its tsteps[slot]-th decision): its tid, or -1 when the
+ * default policy decides.  Anchors that were passed without matching (the
+ * run went another way) are skipped.
+ */
+static int
+forced_pick(uint64_t step, int slot)
+{
+	uint32_t t = SCH->tsteps[slot];
+
+	if (SCH->forced_mode == 2) {
+		while (SCH->iforced < SCH->nforced &&
+		    SCH->forced[SCH->iforced].step < step)
+			SCH->iforced++;
+		if (SCH->iforced < SCH->nforced &&
+		    SCH->forced[SCH->iforced].step == step)
+			return SCH->forced[SCH->iforced++].tid;
+		return -1;
+	}
+	while (SCH->fnext[slot] < SCH->fend[slot] &&
+	    SCH->forced[SCH->fnext[slot]].tstep < t)
+		SCH->fnext[slot]++;
+	if (SCH->fnext[slot] < SCH->fend[slot] &&
+	    SCH->forced[SCH->fnext[slot]].tstep == t)
+		return SCH->forced[SCH->fnext[slot]++].tid;
+	return -1;
+}
+
+/*
  * One scheduling decision at the current step: whom to give the turn.
  * cur is the thread at the point (-1 at the start).  Records a choice when
  * the pick differs from the default policy.  Returns a tid, or -1 after a
@@ -327,11 +384,15 @@ pick_pct(const int *run, int n, int cur, int why)
 static int
 sched_decide(int cur, int why, int op, int id)
 {
-	int run[SMPVM_MAXTHREADS], n, def, pick, cur_ok;
-	uint64_t step = SCH->step;
+	int run[SMPVM_MAXTHREADS], n, def, pick, cur_ok, want;
+	uint64_t step = SCH->step, bstep = sched_budget_step();
+	int slot = cur + 1;             /* tsteps[0]: the start (cur -1) */
+
+	SCH->tsteps[slot]++;
 
 	/* plans due at this step: pct change points, bounded preemptions */
-	while (SCH->iplan < SCH->nplan && SCH->plan[SCH->iplan] <= step) {
+	while (bstep && SCH->iplan < SCH->nplan &&
+	    SCH->plan[SCH->iplan] <= bstep) {
 		if (SCH->strategy == SCHED_PCT && cur >= 0)
 			SCH->prio[cur] = (int32_t)SCH->iplan + 1;
 		else if (SCH->strategy == SCHED_BOUNDED)
@@ -371,13 +432,8 @@ sched_decide(int cur, int why, int op, int id)
 		break;
 	default:        /* SCHED_FORCED */
 		pick = def;
-		while (SCH->iforced < SCH->nforced &&
-		    SCH->forced[SCH->iforced].step < step)
-			SCH->iforced++;
-		if (SCH->iforced < SCH->nforced &&
-		    SCH->forced[SCH->iforced].step == step) {
-			int want = SCH->forced[SCH->iforced++].tid;
-
+		want = forced_pick(step, slot);
+		if (want >= 0) {
 			if (index_of(run, n, want) >= 0)
 				pick = want;
 			else
@@ -391,6 +447,8 @@ sched_decide(int cur, int why, int op, int id)
 
 			c->step = step;
 			c->tid = pick;
+			c->at = cur;
+			c->tstep = SCH->tsteps[slot];
 			c->kind = (why == AT_POINT && cur_ok) ?
 			    SCHED_CH_PREEMPT : SCHED_CH_SWITCH;
 		} else {
@@ -439,6 +497,7 @@ sched_shutdown(void)
 {
 	uint32_t running = MS_RUNNING;
 
+	SCH->shutdown_step = SCH->step;
 	sched_event(curtid, SCHED_EV_SHUTDOWN, -1, -1);
 	__atomic_store_n(&H->shutdown, 1, __ATOMIC_SEQ_CST);
 	__atomic_compare_exchange_n(&H->state, &running, MS_SHUTDOWN, 0,
@@ -463,9 +522,19 @@ sched_step(int op, int id, int why)
 		__atomic_fetch_add(&H->ticks, 1, __ATOMIC_SEQ_CST);
 		sched_event(curtid, SCHED_EV_CLOCK, (int)H->ticks, -1);
 	}
-	if (SCH->max_steps && SCH->step == SCH->max_steps)
-		sched_shutdown();
-	if (SCH->max_steps && SCH->step == 2 * SCH->max_steps) {
+	if (!SCH->shutdown_step) {
+		if (SCH->max_steps && sched_budget_step() == SCH->max_steps) {
+			sched_shutdown();
+		} else if ((SCH->flags & SCHED_F_STOP) && race_found()) {
+			/* the first finding ends the run here, so a replay of
+			 * the schedule ends at the same step */
+			SCH->found = 1;
+			sched_event(curtid, SCHED_EV_FOUND, -1, -1);
+			sched_shutdown();
+		}
+	}
+	if (SCH->shutdown_step && SCH->step == SCH->shutdown_step +
+	    sched_exit_window()) {
 		sched_stop(1);
 		in_sched = 0;
 		return -1;
@@ -611,6 +680,8 @@ sched_exit(void)
 	if (!sched_on)
 		return;
 	hook = NULL;
+	if (!H->panicking && SCH->started && SCH->running == curtid)
+		sched_setup_done();     /* a CPU that ends before its workload */
 	__atomic_fetch_and(&SCH->members, ~(1ull << curtid), __ATOMIC_SEQ_CST);
 	__atomic_fetch_and(&SCH->expect_mask, ~(1ull << curtid),
 	    __ATOMIC_SEQ_CST);
@@ -657,7 +728,8 @@ sched_panic(void)
  */
 int
 sched_configure(void *base, int strategy, uint64_t seed, int depth,
-    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps)
+    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps,
+    uint32_t flags)
 {
 	uint32_t i, j, n = 0;
 
@@ -665,8 +737,10 @@ sched_configure(void *base, int strategy, uint64_t seed, int depth,
 	    strategy < SCHED_RANDOM || strategy > SCHED_FORCED ||
 	    H->clock_mode != CLOCK_VIRTUAL || k < 1 ||
 	    depth < 1 || depth > SCHED_MAXPLAN + 1 ||
-	    bound < 0 || bound > SCHED_MAXPLAN)
+	    bound < 0 || bound > SCHED_MAXPLAN ||
+	    (flags & ~(uint32_t)(SCHED_F_PHASED | SCHED_F_STOP)))
 		return -1;
+	SCH->flags = flags;
 	SCH->strategy = (uint32_t)strategy;
 	SCH->seed = seed;
 	SCH->prng = seed;
@@ -690,21 +764,41 @@ sched_configure(void *base, int strategy, uint64_t seed, int depth,
 	return 0;
 }
 
-/* Append a forced choice (steps ascending).  0, or -1 if full/unordered. */
+/*
+ * Append a forced choice: anchored at (at, tstep), ascending in that order,
+ * or with at == SCHED_AT_STEP at the global step, steps ascending; a list
+ * is all of one kind.  0, or -1 if full, unordered or mixed.
+ */
 int
-sched_force(void *base, uint64_t step, int tid, int kind)
+sched_force(void *base, uint64_t step, int tid, int kind, int at,
+    uint32_t tstep)
 {
-	struct sched_choice *c;
+	struct sched_choice *c, *last;
+	uint32_t mode = at == SCHED_AT_STEP ? 2 : 1;
+	int slot = at + 1;
 
 	if (SCH == NULL || (void *)H != base || SCH->started ||
 	    SCH->nforced >= SCHED_MAXCHOICES || tid < 0 ||
-	    tid >= SMPVM_MAXTHREADS || (SCH->nforced &&
-	    SCH->forced[SCH->nforced - 1].step >= step))
+	    tid >= SMPVM_MAXTHREADS ||
+	    (SCH->forced_mode && SCH->forced_mode != mode) ||
+	    (mode == 1 && (at < -1 || at >= SMPVM_MAXTHREADS || tstep < 1)))
 		return -1;
+	last = SCH->nforced ? &SCH->forced[SCH->nforced - 1] : NULL;
+	if (last && (mode == 2 ? last->step >= step :
+	    (last->at > at || (last->at == at && last->tstep >= tstep))))
+		return -1;
+	if (mode == 1) {
+		if (!last || last->at != at)
+			SCH->fnext[slot] = SCH->nforced;
+		SCH->fend[slot] = SCH->nforced + 1;
+	}
+	SCH->forced_mode = mode;
 	c = &SCH->forced[SCH->nforced++];
 	c->step = step;
 	c->tid = tid;
 	c->kind = kind;
+	c->at = at;
+	c->tstep = tstep;
 	return 0;
 }
 
@@ -722,6 +816,31 @@ sched_expect(void *base, int tid)
 		return;
 	__atomic_fetch_or(&SCH->expect_mask, 1ull << tid, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&SCH->expected, 1, __ATOMIC_SEQ_CST);
+	if ((SCH->flags & SCHED_F_PHASED) && T[tid].kind == TDK_CPU)
+		__atomic_fetch_or(&SCH->setup_mask, 1ull << tid,
+		    __ATOMIC_SEQ_CST);
+}
+
+/*
+ * sched_setup_done(): the current CPU thread finished setting up (the
+ * stress workload created its files) and starts its workload: the budget
+ * of a phased schedule counts from the first CPU that does.  (Not from the
+ * last: PCT may starve a low-priority CPU's set-up for as long as the
+ * others never block.)  Called by the thread holding the turn, so it is a
+ * step of the schedule like any other; a no-op elsewhere.
+ */
+void
+sched_setup_done(void)
+{
+	if (!sched_on || SCH == NULL || !(SCH->flags & SCHED_F_PHASED) ||
+	    !(SCH->setup_mask & (1ull << curtid)))
+		return;
+	SCH->setup_mask &= ~(1ull << curtid);
+	if (!SCH->setup_done) {
+		SCH->setup_done = 1;
+		SCH->base = SCH->step;
+		sched_event(curtid, SCHED_EV_WORKLOAD, -1, -1);
+	}
 }
 
 /*

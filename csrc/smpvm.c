@@ -49,6 +49,7 @@ static struct prof_rec *PREC;
 static struct prof_hist *PHIST;         /* spinlocks first, then tokens    */
 
 static inline struct smpvm_sleepq *sleepq_bucket(uint64_t ident);
+static void noise_detach(void);
 
 /* ---- time ----------------------------------------------------------------- */
 uint64_t
@@ -352,6 +353,7 @@ smpvm_unbind(void *base)
 {
 	if ((void *)H != base)
 		return;
+	noise_detach();
 	H = NULL;
 	T = NULL;
 	SL = NULL;
@@ -432,12 +434,15 @@ smpvm_thread_exit(void)
 		    td->name, td->nspins, td->td_toks_stop);
 		return -1;
 	}
+	if (__builtin_expect(race_on != 0, 0))
+		race_thread_end();
 	if (td->wchan) {        /* an interlock never followed by tsleep */
 		__atomic_fetch_and(&sleepq_bucket(td->wchan)->mask,
 		    ~(1ull << curtid), __ATOMIC_SEQ_CST);
 		td->wchan = 0;
 	}
 	td->pid = 0;
+	noise_detach();
 	__atomic_store_n(&td->state, TDS_FREE, __ATOMIC_SEQ_CST);
 	sched_exit();           /* deterministic mode: hand the turn on */
 	td = NULL;
@@ -479,6 +484,125 @@ void
 smpvm_set_hook(smpvm_hook_fn fn)
 {
 	hook = fn;
+}
+
+/* ---- noise: free runs' delays at preemption points ------------------------------ */
+/*
+ * rr's chaos mode and KCSAN's delays widen race windows that a free run on
+ * a few host cores rarely opens: at a preemption point (a lock operation,
+ * an atomic, a wakeup, a yield, a checked access) or right after an atomic
+ * published a flag (HOOK_PUBLISH), the thread sometimes yields the host
+ * CPU, spins a few microseconds, or sleeps up to 2 ms (a short starvation).
+ * The machine's noise seed picks the kinds of point that are armed, a
+ * quarter of the locks/pages/fields whose points are (KCSAN's sampled
+ * watchpoints), the rate (the level: 1 in 512, 128 or 32 armed points, a
+ * little more or less per seed) and a victim thread that is delayed four
+ * times as often (rr's low-priority thread).  Each process draws from its
+ * own generator, seeded from the noise seed and its tid.
+ *
+ * Off (level 0, every deterministic run, every process kproc did not
+ * start) the hook stays NULL and NOISE_POINT is one predictable branch.
+ */
+HIDDEN int noise_on;
+static uint64_t noise_rng;              /* xorshift64* state, this process */
+static uint64_t noise_salt;             /* which ids are armed             */
+static uint32_t noise_kinds;            /* armed HOOK_* kinds, by bit      */
+static uint32_t noise_shift;            /* delay 1 in 2^shift armed points */
+
+static inline uint64_t
+splitmix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t
+noise_rand(void)
+{
+	noise_rng ^= noise_rng >> 12;
+	noise_rng ^= noise_rng << 25;
+	noise_rng ^= noise_rng >> 27;
+	return noise_rng * 0x2545f4914f6cdd1dull;
+}
+
+static void
+noise_spin(uint64_t ns)
+{
+	uint64_t end = smpvm_nanotime() + ns;
+
+	while (smpvm_nanotime() < end)
+		cpu_pause();
+}
+
+HIDDEN void
+noise_point(int op, int id)
+{
+	uint64_t r;
+	uint32_t kind;
+
+	if (!(noise_kinds & (1u << op)) || td == NULL)
+		return;
+	if (id >= 0 && (splitmix(noise_salt ^ ((uint64_t)op << 32) ^
+	    (uint32_t)id) & 3) != 0)
+		return;                 /* not one of this run's watched ids */
+	r = noise_rand();
+	if (r & ((1ull << noise_shift) - 1))
+		return;
+	td->n_noise++;
+	kind = (uint32_t)((r >> 32) % 100);
+	if (kind < 50) {
+		sched_yield();
+	} else if (kind < 90 || td->gd_spinlocks_wr) {
+		noise_spin(1000 + (r >> 40) % 50000);   /* 1 .. 51 us */
+	} else {
+		/* log-uniform 50 us .. 2 ms: starve the thread a while */
+		struct timespec ts = { 0, (long)(50000ull <<
+		    ((r >> 40) % 6)) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/*
+ * A process that kproc_start'ed (a CPU or kernel thread) calls this once
+ * attached: in a free run of a machine with noise, its preemption points
+ * get delays.  Idempotent; a no-op for scheduled threads.
+ */
+void
+smpvm_noise_attach(void)
+{
+	uint64_t s;
+	uint32_t k, level;
+
+	if (H == NULL || td == NULL || sched_on || hook != NULL ||
+	    H->cfg.noise == 0)
+		return;
+	level = H->cfg.noise > NOISE_MAX ? NOISE_MAX : H->cfg.noise;
+	s = splitmix(H->cfg.noise_seed + 0x6e6f697365ull);
+	noise_salt = s;
+	noise_kinds = 0;
+	for (k = HOOK_SPIN_LOCK; k <= HOOK_PUBLISH; k++)
+		if (splitmix(s + k) % 10 < 6)
+			noise_kinds |= 1u << k;
+	if (noise_kinds == 0)
+		noise_kinds = 1u << HOOK_YIELD;
+	/* level 1, 2, 3: 1 in 2^9, 2^7, 2^5 armed points, +-1 by seed */
+	noise_shift = 11 - 2 * level + (uint32_t)(splitmix(s ^ 1) % 3) - 1;
+	if (splitmix(s ^ (uint64_t)(curtid + 1) << 8) % 8 == 0)
+		noise_shift -= 2;       /* this run's victim */
+	noise_rng = splitmix(s ^ (0x9e37ull * (uint64_t)(curtid + 1))) | 1;
+	hook = noise_point;
+	noise_on = 1;
+}
+
+static void
+noise_detach(void)
+{
+	if (!noise_on)
+		return;
+	noise_on = 0;
+	if (hook == noise_point)
+		hook = NULL;
 }
 
 static void
@@ -742,48 +866,82 @@ smpvm_noop(void)
 }
 
 /* ---- atomics ----------------------------------------------------------------- */
+/*
+ * Each is a preemption point before it acts.  On a checked machine a change
+ * to a page's flags is shown to the protocol checks (race_flags_op); in a
+ * noisy free run the thread may be delayed right after publishing.
+ */
 int
 atomic_cmpset_int(volatile uint32_t *p, uint32_t cmpval, uint32_t newval)
 {
+	int ok;
+
 	PREEMPT_POINT(HOOK_ATOMIC, -1);
-	return __atomic_compare_exchange_n(p, &cmpval, newval, 0,
+	ok = __atomic_compare_exchange_n(p, &cmpval, newval, 0,
 	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	if (__builtin_expect(race_on != 0, 0) && ok)
+		race_flags_op(p, cmpval, newval & ~cmpval, cmpval & ~newval,
+		    __func__);
+	NOISE_POINT(HOOK_PUBLISH, -1);
+	return ok;
 }
 
 uint32_t
 atomic_fetchadd_int(volatile uint32_t *p, uint32_t v)
 {
+	uint32_t old;
+
 	PREEMPT_POINT(HOOK_ATOMIC, -1);
-	return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+	old = __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+	NOISE_POINT(HOOK_PUBLISH, -1);
+	return old;
 }
 
 void
 atomic_set_int(volatile uint32_t *p, uint32_t bits)
 {
+	uint32_t old;
+
 	PREEMPT_POINT(HOOK_ATOMIC, -1);
-	__atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
+	old = __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
+	if (__builtin_expect(race_on != 0, 0))
+		race_flags_op(p, old, bits, 0, __func__);
+	NOISE_POINT(HOOK_PUBLISH, -1);
 }
 
 void
 atomic_clear_int(volatile uint32_t *p, uint32_t bits)
 {
+	uint32_t old;
+
 	PREEMPT_POINT(HOOK_ATOMIC, -1);
-	__atomic_fetch_and(p, ~bits, __ATOMIC_SEQ_CST);
+	old = __atomic_fetch_and(p, ~bits, __ATOMIC_SEQ_CST);
+	if (__builtin_expect(race_on != 0, 0))
+		race_flags_op(p, old, 0, bits, __func__);
+	NOISE_POINT(HOOK_PUBLISH, -1);
 }
 
 int
 atomic_cmpset_long(volatile uint64_t *p, uint64_t cmpval, uint64_t newval)
 {
+	int ok;
+
 	PREEMPT_POINT(HOOK_ATOMIC, -1);
-	return __atomic_compare_exchange_n(p, &cmpval, newval, 0,
+	ok = __atomic_compare_exchange_n(p, &cmpval, newval, 0,
 	    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	NOISE_POINT(HOOK_PUBLISH, -1);
+	return ok;
 }
 
 uint64_t
 atomic_fetchadd_long(volatile uint64_t *p, uint64_t v)
 {
+	uint64_t old;
+
 	PREEMPT_POINT(HOOK_ATOMIC, -1);
-	return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+	old = __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+	NOISE_POINT(HOOK_PUBLISH, -1);
+	return old;
 }
 
 /* ---- critical sections ------------------------------------------------------- */
@@ -1609,8 +1767,10 @@ wakeup_common(uint64_t ident, int one)
 
 	if (H == NULL)
 		return;
-	if (__builtin_expect(race_on != 0, 0))
+	if (__builtin_expect(race_on != 0, 0)) {
 		race_wakeup(ident);
+		race_wakeup_ident(ident);
+	}
 	/*
 	 * Callers publish their condition with plain stores (from Python too)
 	 * and then wake; the fence orders those stores before the mask read,

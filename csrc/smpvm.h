@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    8
+#define SMPVM_LAYOUT_VERSION    10
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -113,6 +113,11 @@
 #define HOOK_YIELD              7
 #define HOOK_ATOMIC             8
 #define HOOK_ACCESS             9       /* a checked field access (id: field) */
+#define HOOK_PUBLISH            10      /* after an atomic published a value:
+                                         * a noise point only, never a step */
+
+/* noise levels of free runs (smpvm_config.noise): 0 off */
+#define NOISE_MAX               3
 
 /* ---- workload counters (hdr.stress[], atomic adds by CPU processes) ---- */
 #define ST_OPS                  0
@@ -167,6 +172,8 @@ struct smpvm_config {
 	uint32_t check_sample;  /* happens-before: check 1 access in N (1 = all) */
 	uint32_t sched;         /* 1: REG_SCHED exists (deterministic mode) */
 	uint32_t sched_trace;   /* full-trace events kept, 0: ring only */
+	uint32_t noise;         /* free runs: delays at preemption points, 0 off */
+	uint64_t noise_seed;    /* which points and delays (the run's seed) */
 };
 
 /*
@@ -269,7 +276,7 @@ struct smpvm_thread {
 	uint64_t wake_tick;     /* virtual clock: tsleep timeout tick, 0 none */
 	int32_t  prof_key;      /* the page/object a lock is being taken for */
 	uint32_t timo;          /* tsleep timeout in ticks, 0 = none (forensics) */
-	uint64_t pad0[1];
+	uint64_t n_noise;       /* delays the noise hook injected            */
 };
 
 /* one sleep-queue hash bucket: which threads sleep on idents hashing here */
@@ -861,7 +868,8 @@ struct prof_hist {
 #define RACE_FIELDS             0x1     /* field discipline                 */
 #define RACE_WITNESS            0x2     /* lock order                       */
 #define RACE_HB                 0x4     /* happens-before                   */
-#define RACE_ALL                0x7
+#define RACE_PROTOCOL           0x8     /* flags published by the rules     */
+#define RACE_ALL                0xf
 
 #define PROT_IMMUTABLE          0x0001
 #define PROT_ATOMIC             0x0002
@@ -883,9 +891,11 @@ struct prof_hist {
 #define SK_VNODE                5
 #define SK_VMG                  6
 
+#define SMPVM_FIELD_NAME        32      /* "member" or "nested.member", NUL included */
+#define SMPVM_FIELD_SNAME       20      /* the struct's name, NUL included */
 struct smpvm_field {
-	char     name[24];
-	char     sname[20];     /* struct name                          */
+	char     name[SMPVM_FIELD_NAME];
+	char     sname[SMPVM_FIELD_SNAME];  /* struct name               */
 	uint16_t skind;         /* SK_*                                 */
 	uint16_t off;           /* offsetof(struct, field)              */
 	uint16_t size;
@@ -904,6 +914,12 @@ struct smpvm_field {
 #define RR_RACE                 5       /* unordered conflicting accesses */
 #define RR_INFLIGHT             6       /* page contents written under its own I/O */
 #define RR_USE_AFTER_FREE       7       /* a freed object slot read or written */
+/* protocol checks (reference 3, 4.4-4.5, 5.2, 5.6, 7.1-7.3): a flag published
+ * against the rules of the primitives, at the moment it is published */
+#define RR_SWAPIO_UNBUSY        8       /* PG_SWAPINPROG set on a page not soft-busy */
+#define RR_SWAPIO_WRITABLE      9       /* swap write in flight, writable mapping */
+#define RR_SWAPPED_NOSWAP       10      /* PG_SWAPPED set with no swap block behind it */
+#define RR_LOST_WAKEUP          11      /* PG_WANTED cleared, no wakeup before blocking */
 
 #define RACE_NLOCKS             6
 #define RACE_NREPORTS           256
@@ -912,6 +928,13 @@ struct smpvm_field {
 #define RACE_NWAKE              1024    /* wakeup channel clocks (hashed)  */
 #define RACE_MAXBUSY            8       /* busied pages a thread remembers */
 #define LK_WAKE                 5       /* a wakeup channel (happens-before) */
+/* coverage (KRACE's alias coverage): distinct pairs of conflicting accesses
+ * by two threads to one field instance, keyed (field, kind, site, site) */
+#define RACE_NALIAS             8192
+#define ALIAS_WR                1       /* a write, then another thread's read */
+#define ALIAS_WW                2       /* a write, then another thread's write */
+#define ALIAS_RW                3       /* a read, then another thread's write */
+#define RACE_NPOINTS            2048    /* checked accesses per site (PROF_NSITES) */
 
 /* one side of a report: who, where, holding what */
 struct race_side {
@@ -957,8 +980,22 @@ struct race_thread {
 	uint32_t sample;        /* happens-before sampling counter       */
 	int32_t  nbusy;
 	int32_t  busy[8];       /* RACE_MAXBUSY pages this thread busied */
-	int32_t  pad0;
+	int32_t  owed_wakeup;   /* page whose PG_WANTED it cleared and has not
+	                           woken yet (RR_LOST_WAKEUP), -1 none   */
+	uint32_t owed_site;     /* where it cleared PG_WANTED            */
+	uint32_t pad0;
 	struct race_trace_ev ring[64];  /* RACE_TRACE_LEN                */
+};
+
+/* one alias pair (coverage): state 0 free, 1 being written, 2 ready */
+struct race_alias {
+	uint32_t state;
+	uint32_t key;           /* hash of the rest, never 0             */
+	int32_t  field;
+	uint32_t kind;          /* ALIAS_*                               */
+	uint32_t site_a;        /* the earlier access                    */
+	uint32_t site_b;        /* the later one, by another thread      */
+	uint64_t count;
 };
 
 /*
@@ -997,6 +1034,11 @@ struct race_globals {
 	int32_t  edge_tid[64][64];
 	struct race_report reports[256];        /* RACE_NREPORTS */
 	struct race_thread thr[64];             /* SMPVM_MAXTHREADS */
+	uint32_t nalias;        /* distinct alias pairs recorded         */
+	uint32_t pad3;
+	uint64_t alias_dropped; /* pairs lost to a full table            */
+	struct race_alias alias[8192];          /* RACE_NALIAS */
+	uint64_t points[2048];  /* RACE_NPOINTS: checked accesses by site */
 };
 
 /* a shadow cell: the last write and the last read of one field instance */
@@ -1037,6 +1079,8 @@ struct race_shadow {
 #define SCHED_RING              1024    /* last events kept in the ring        */
 #define SCHED_MAXCHOICES        65536   /* recorded / forced choices           */
 #define SCHED_MAXPLAN           64      /* pct change points, bounded steps    */
+#define SCHED_EXIT_STEPS        100000  /* phased: still running this long after
+                                         * the shutdown (or max_steps, if more): a hang */
 
 /* trace event ops beyond the HOOK_* preemption points */
 #define SCHED_EV_START          16      /* the first pick (tid -1)             */
@@ -1047,7 +1091,15 @@ struct race_shadow {
 #define SCHED_EV_DEADLOCK       21
 #define SCHED_EV_SHUTDOWN       22      /* max_steps reached: shutdown asked   */
 #define SCHED_EV_JOIN           23      /* a thread registered after the start */
-#define SCHED_EV_HANG           24      /* 2 x max_steps: no exit after shutdown */
+#define SCHED_EV_HANG           24      /* max_steps after the shutdown: no exit */
+#define SCHED_EV_WORKLOAD       25      /* a first CPU finished its set-up (phased) */
+#define SCHED_EV_FOUND          26      /* a finding: shutdown asked (SCHED_F_STOP) */
+
+/* sched_configure flags */
+#define SCHED_F_PHASED          1       /* max_steps and the plans count from the
+                                         * first CPU's end of set-up (sched_setup_done) */
+#define SCHED_F_STOP            2       /* ask for shutdown at the first finding
+                                         * (a race report or a wrong byte) */
 
 /* kinds of recorded choice */
 #define SCHED_CH_PREEMPT        1       /* the current thread was runnable     */
@@ -1062,11 +1114,22 @@ struct sched_event {
 	int32_t  next;
 };
 
-/* a pick that differs from the default policy */
+/*
+ * A pick that differs from the default policy.  Its anchor, where a forced
+ * schedule applies it: the thread at the decision (at, -1 at the start) and
+ * how many decisions that thread had been at so far, this one included
+ * (tstep) -- a per-thread count, so that a shrinker dropping one choice
+ * does not move every later one, as a global step would.  A forced choice
+ * with at == SCHED_AT_STEP is anchored at the global step instead (the
+ * schedule files of format 1; a forced list is all of one kind).
+ */
+#define SCHED_AT_STEP           -2
 struct sched_choice {
-	uint64_t step;
+	uint64_t step;          /* the global step (recorded; SCHED_AT_STEP anchor) */
 	int32_t  tid;
 	int32_t  kind;          /* SCHED_CH_* */
+	int32_t  at;            /* the thread at the decision, -1 the start */
+	uint32_t tstep;         /* its decisions so far, this one included */
 };
 
 struct sched_state {
@@ -1102,12 +1165,21 @@ struct sched_state {
 	uint64_t plan[SCHED_MAXPLAN];   /* sorted steps: pct change points, bounded preemptions */
 	int32_t  prio[SMPVM_MAXTHREADS];        /* pct priorities       */
 	uint32_t wake[SMPVM_MAXTHREADS];        /* futex words, per tid */
-	uint32_t hang;          /* running 2 x max_steps: no exit after shutdown */
-	uint32_t pad0;
+	uint32_t hang;          /* running max_steps after the shutdown: no exit */
+	uint32_t flags;         /* SCHED_F_*                            */
+	uint32_t setup_done;    /* phased: a CPU finished its set-up     */
+	uint32_t found;         /* SCHED_F_STOP: shut down at a finding  */
+	uint64_t setup_mask;    /* phased: CPU threads still setting up */
+	uint64_t base;          /* phased: the step the workload began at */
+	uint64_t shutdown_step; /* when shutdown was asked, 0 not yet   */
 	uint32_t nchoices;
 	uint32_t choices_lost;
 	uint32_t nforced;
-	uint32_t iforced;
+	uint32_t iforced;       /* SCHED_AT_STEP anchors: the next one      */
+	uint32_t forced_mode;   /* 0 none yet, 1 per-thread, 2 global steps */
+	uint32_t tsteps[SMPVM_MAXTHREADS + 1];  /* decisions per thread (+1: at -1) */
+	uint32_t fnext[SMPVM_MAXTHREADS + 1];   /* per-thread anchors: the next one */
+	uint32_t fend[SMPVM_MAXTHREADS + 1];    /* ... and the end of its run */
 	struct sched_choice choices[SCHED_MAXCHOICES];  /* recorded         */
 	struct sched_choice forced[SCHED_MAXCHOICES];   /* SCHED_FORCED input */
 	struct sched_event ring[SCHED_RING];
@@ -1130,6 +1202,7 @@ int      smpvm_thread_exit(void);
 int      smpvm_thread_exit_shutdown(void);
 int      smpvm_curtid(void);
 void     smpvm_set_hook(smpvm_hook_fn fn);
+void     smpvm_noise_attach(void);
 void     smpvm_set_count_hook(int on);
 void     smpvm_set_site_fn(smpvm_site_fn fn);
 int      prof_site_intern(const char *text);
@@ -1275,8 +1348,11 @@ uint64_t smpvm_bench_token_loop(int id, uint64_t n);
 
 /* deterministic scheduler (csrc/sched.c); base: this process's machine */
 int      sched_configure(void *base, int strategy, uint64_t seed, int depth,
-	    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps);
-int      sched_force(void *base, uint64_t step, int tid, int kind);
+	    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps,
+	    uint32_t flags);
+void     sched_setup_done(void);
+int      sched_force(void *base, uint64_t step, int tid, int kind, int at,
+             uint32_t tstep);
 void     sched_expect(void *base, int tid);
 void     sched_go(void *base);
 int      sched_hook_installed(void);

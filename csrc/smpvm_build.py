@@ -45,6 +45,11 @@ def _prot_mask(names, where):
     return "|".join(bits) or "0"
 
 
+def _define(text, name):
+    """The integer value of smpvm.h's #define name."""
+    return int(re.search(rf"^#define {name}\s+(\d+)", text, re.M).group(1))
+
+
 def field_table():
     """The table of protection, generated from smpvm.h's @-annotations:
     C source defining smpvm_fields_gen[] and smpvm_nfields_gen."""
@@ -89,6 +94,15 @@ def field_table():
                                  "annotation (@atomic, @immutable, @racy "
                                  "or @W(...))")
             member = prefix + fname
+            # a name cut short would match no Python field: the field would
+            # go unchecked, silently (as 'vm_swapcache_inactive_heuristic'
+            # did in name[24])
+            for what, name in (("SMPVM_FIELD_NAME", member),
+                               ("SMPVM_FIELD_SNAME", sname)):
+                if len(name) >= _define(text, what):
+                    raise SystemExit(f"smpvm.h: {where}: {name!r} does not "
+                                     f"fit in {what} ({_define(text, what)}"
+                                     " with its NUL)")
             rows.append(
                 f'\t{{"{member}", "{sname}", {sk}, '
                 f"offsetof(struct {outer}, {member}), "

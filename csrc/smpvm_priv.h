@@ -74,6 +74,16 @@ HIDDEN void race_trace(int op, int id);
 HIDDEN void race_access_c(int sk, int idx, int off, int write, uint64_t value,
     const char *cfunc, uint32_t *sitecache);
 HIDDEN uint32_t prof_site_for(const char *cfunc);
+HIDDEN int  race_found(void);
+HIDDEN void race_flags_op(volatile uint32_t *p, uint32_t old, uint32_t set,
+    uint32_t clear, const char *cfunc);
+HIDDEN void race_wakeup_ident(uint64_t ident);
+HIDDEN void race_page_mapped(int m, int writable, const char *cfunc);
+HIDDEN void race_thread_end(void);
+
+/* noise (smpvm.c): delays at preemption points of free runs */
+extern HIDDEN int noise_on;
+HIDDEN void noise_point(int op, int id);
 
 /*
  * RACE_CHK(sk, type, idx, field, write): the field discipline and
@@ -93,6 +103,16 @@ HIDDEN uint32_t prof_site_for(const char *cfunc);
 		race_trace((op), (id));                                 \
 	if (__builtin_expect(hook != NULL, 0))                          \
 		hook((op), (id));                                       \
+} while (0)
+
+/*
+ * NOISE_POINT(op, id): a point where only the noise of a free run may
+ * delay the thread (after an atomic published a flag); never a step of a
+ * deterministic schedule.  Off, it is one predictable branch.
+ */
+#define NOISE_POINT(op, id) do {                                        \
+	if (__builtin_expect(noise_on != 0, 0))                         \
+		noise_point((op), (id));                                \
 } while (0)
 
 #endif

@@ -981,6 +981,8 @@ void
 pmap_enter(int m, int writable)
 {
 	CHECK_PAGE("pmap_enter", m, NORV);
+	if (__builtin_expect(race_on != 0, 0))
+		race_page_mapped(m, writable, __func__);
 	page_spin_lock(m, __func__);
 	__atomic_fetch_or(&PG[m].flags,
 	    PG_MAPPED | (writable ? PG_WRITEABLE : 0), __ATOMIC_SEQ_CST);
@@ -2435,6 +2437,13 @@ swap_pager_freespace_all(int o)
 	object_hold(o, __func__);
 	swp_pager_meta_free_all(o);
 	vm_object_drop(o);
+}
+
+/* The block of (o, pindex) for the protocol checks (race.c): no checks. */
+HIDDEN int
+swap_meta_peek(int o, uint64_t pindex)
+{
+	return swp_pager_meta_lookup(o, pindex);
 }
 
 /* swp_pager_meta_lookup for Python: o held. */

@@ -115,7 +115,8 @@ def _stress_options(a, **extra):
         check_sample=a.check_sample, sched=a.sched, steps=a.steps,
         tick_steps=a.tick_steps, pct_depth=a.pct_depth, bound=a.bound,
         gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
-        stop_on_detection=a.stop_on_detection, datadir=a.datadir,
+        stop_on_detection=a.stop_on_detection, noise=a.noise,
+        datadir=a.datadir,
         save_schedule=a.save_schedule or schedule_dir(), **extra)
     if a.mix:
         opts.mix = _mix(a.mix)
@@ -233,6 +234,29 @@ def cmd_race(a):
     else:
         print(format_race(f), flush=True)
     return f.exit
+
+
+def cmd_hunt(a):
+    """A portfolio of checked runs until --minutes or the first finding;
+    the finding, or what nothing was found in."""
+    from smpvm.stress.hunt import HuntOptions, format_hunt, hunt
+    from smpvm.stress.outputs import check_dir, check_file, schedule_dir
+    if a.json:
+        check_file(a.json, "--json")
+    save = a.save_schedule or schedule_dir()
+    check_dir(save, "--save-schedule")
+    h = HuntOptions(minutes=a.minutes, kernel=a.kernel, bug=a.bug,
+                    seed=a.seed, workers=a.n, tx=tuple(a.tx),
+                    noise=a.noise, arms=tuple(x for x in a.arms.split(",")
+                                              if x),
+                    shrink=not a.no_shrink, json_path=a.json,
+                    save_schedule=save.rstrip(os.sep) + os.sep,
+                    quiet=a.quiet).validate()
+    res = hunt(h)
+    print(format_hunt(res), flush=True)
+    if a.json:
+        print(f"wrote {a.json}")
+    return res.exit
 
 
 def cmd_replay(a):
@@ -501,8 +525,14 @@ def _stress_args(sx, d, check_default):
     sx.add_argument("--bug", default="", choices=sorted(BUGS),
                     help="run a kernel broken on purpose")
     sx.add_argument("--stop-on-detection", action="store_true",
-                    help="end a free-running run at its first finding (a "
-                         "deterministic run ends at --steps anyway)")
+                    help="end the run at its first finding: a free run when "
+                         "the host sees it, a deterministic one at the step "
+                         "of its first race report or wrong byte (its "
+                         "replay stops there too)")
+    sx.add_argument("--noise", type=int, default=d.noise, metavar="LEVEL",
+                    help="free runs: delay threads at preemption points "
+                         "chosen from the seed (host yields, short spins, "
+                         f"rare sleeps), 0 off (default) .. {lib.NOISE_MAX}")
     _check_args(sx, check_default)
     g = sx.add_argument_group("deterministic schedules")
     g.add_argument("--sched", default="off",
@@ -511,8 +541,10 @@ def _stress_args(sx, d, check_default):
                         "chosen from --seed by this strategy (default off: "
                         "free-running)")
     g.add_argument("--steps", type=int, default=d.steps,
-                   help="preemption points before the schedule shuts the "
-                        f"machine down (default {d.steps})")
+                   help="the workload's budget: preemption points after "
+                        "a CPU created its files (the set-up is not "
+                        "counted), then the schedule shuts the machine "
+                        f"down (default {d.steps})")
     g.add_argument("--tick-steps", type=int, default=d.tick_steps,
                    help="a virtual clock tick every N steps")
     g.add_argument("--pct-depth", type=int, default=d.pct_depth,
@@ -559,6 +591,44 @@ def build_parser():
     rc.add_argument("--json", action="store_true",
                     help="print the reports as JSON")
     rc.set_defaults(fn=cmd_race)
+
+    from smpvm.stress.swarm import ARMS
+    hu = sub.add_parser("hunt", help="is this kernel right? a portfolio of "
+                        "checked runs (free with noise, deterministic under "
+                        "each strategy, over swarm profiles) until --minutes "
+                        "or the first finding")
+    hu.add_argument("--minutes", type=float, default=2.0,
+                    help="the budget (default 2)")
+    hu.add_argument("--kernel", type=_kernel, default="fixed",
+                    metavar="seed|HASH|fixed")
+    hu.add_argument("--bug", default="", choices=sorted(BUGS),
+                    help="hunt a kernel broken on purpose")
+    hu.add_argument("--seed", type=int, default=1,
+                    help="draws every run's profile and seeds (default 1)")
+    hu.add_argument("-n", default="auto", metavar="N",
+                    help="pytest-xdist workers on this host: a number, auto "
+                         "(the default: one per core) or 0 (the runs go in "
+                         "this process)")
+    hu.add_argument("--tx", action="append", default=[], metavar="SPEC",
+                    help="pytest-xdist gateways, e.g. 4*ssh=host//python="
+                         "/path/venv/bin/python (repeatable; each host needs "
+                         "the same smpvm installed)")
+    hu.add_argument("--noise", type=int, default=-1, metavar="LEVEL",
+                    help="free runs' noise, 0..3 (default: each profile "
+                         "draws 1..3)")
+    hu.add_argument("--arms", default=",".join(ARMS),
+                    help="the portfolio's arms (default all: "
+                         + ",".join(ARMS) + ")")
+    hu.add_argument("--no-shrink", action="store_true",
+                    help="do not shrink a deterministic finding's schedule")
+    hu.add_argument("--save-schedule", default="", metavar="DIR",
+                    help="where a failing schedule goes (default "
+                         "$XDG_STATE_HOME/smpvm/schedules/)")
+    hu.add_argument("--json", default="",
+                    help="write the runs, the finding and the coverage here")
+    hu.add_argument("--quiet", action="store_true",
+                    help="no progress line")
+    hu.set_defaults(fn=cmd_hunt)
 
     rp = sub.add_parser("replay", help="replay a failing schedule file "
                         "exactly; --shrink reduces it to a short scenario")

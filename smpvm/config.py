@@ -16,7 +16,7 @@ def default_ncpus():
 
 
 CHECKERS = {"fields": lib.RACE_FIELDS, "witness": lib.RACE_WITNESS,
-            "hb": lib.RACE_HB}
+            "hb": lib.RACE_HB, "protocol": lib.RACE_PROTOCOL}
 
 
 def parse_check(spec):
@@ -47,14 +47,23 @@ class SchedConfig:
     depth      pct: bug depth d (d-1 priority change points)
     k          pct, bounded: estimated steps of the run (plans fall in [1, k])
     bound      bounded: at most this many preemptions of a runnable thread
-    schedule   forced: ((step, tid), ...) choices, ascending steps; every
-               other step follows the default policy
+    schedule   forced: choices as recorded, ((step, tid, kind, at, tstep),
+               ...), each applied at thread at's tstep-th decision (so one
+               dropped choice moves no other), or ((step, tid[, kind]), ...)
+               at global steps, ascending; every other decision follows the
+               default policy
     max_steps  at this step the scheduler asks for shutdown (0: never); a
-               thread still running max_steps steps later is a hang (panic)
+               thread still running max_steps steps later (phased: at least
+               SCHED_EXIT_STEPS) is a hang (panic)
     tick_steps one virtual tick every this many steps (0: the clock moves
                only when every thread sleeps); daemons polling with tsleep
                timeouts need it while CPUs are busy
     trace      events of the full trace kept in the segment (0: ring only)
+    phased     max_steps and the pct/bounded plans count the steps after
+               the first CPU finished its set-up (sched_setup_done), not from
+               the start: the budget is the workload's
+    stop       ask for shutdown at the first race report or wrong byte
+               (the step it happens at replays like any other)
     """
     strategy: str = "off"
     seed: int = 0
@@ -65,6 +74,14 @@ class SchedConfig:
     max_steps: int = 0
     tick_steps: int = 0
     trace: int = 0
+    phased: bool = False
+    stop: bool = False
+
+    @property
+    def flags(self):
+        """sched_configure's SCHED_F_* flags."""
+        return ((lib.SCHED_F_PHASED if self.phased else 0)
+                | (lib.SCHED_F_STOP if self.stop else 0))
 
     @property
     def on(self):
@@ -87,9 +104,20 @@ class SchedConfig:
              f"must be 0..{lib.SCHED_MAXPLAN}")
         need(len(self.schedule) <= lib.SCHED_MAXCHOICES, "schedule",
              f"at most {lib.SCHED_MAXCHOICES} choices")
-        steps = [c[0] for c in self.schedule]
-        need(steps == sorted(set(steps)), "schedule",
-             "steps must be strictly ascending")
+        shapes = {len(c) for c in self.schedule}
+        need(shapes <= {2, 3} or shapes == {5}, "schedule",
+             "choices are all (step, tid[, kind]) or all (step, tid, kind, "
+             "at, tstep)")
+        if shapes == {5}:
+            anchors = [(c[3], c[4]) for c in self.schedule]
+            need(len(set(anchors)) == len(anchors) and
+                 all(-1 <= a < lib.SMPVM_MAXTHREADS and t >= 1
+                     for a, t in anchors), "schedule",
+                 "each (at, tstep) anchor once, at -1..threads, tstep >= 1")
+        else:
+            steps = [c[0] for c in self.schedule]
+            need(steps == sorted(set(steps)), "schedule",
+                 "steps must be strictly ascending")
         need(0 <= self.max_steps < 1 << 62, "max_steps", "must be >= 0")
         need(0 <= self.tick_steps < 1 << 62, "tick_steps", "must be >= 0")
         need(0 <= self.trace <= 1 << 24, "trace", "must be 0..2^24 events")
@@ -115,6 +143,9 @@ class MachineConfig:
     check: str = ""             # race checkers: "", "all" or fields,witness,hb
     check_sample: int = 1       # happens-before: check 1 access in N
     sched: SchedConfig = dataclasses.field(default_factory=SchedConfig)
+    noise: int = 0              # free runs: delays at preemption points,
+    #                             0 off .. NOISE_MAX (csrc/smpvm.c)
+    noise_seed: int = 0         # which points, which delays
 
     def check_flags(self):
         """The RACE_* mask of self.check."""
@@ -166,6 +197,12 @@ class MachineConfig:
         need(isinstance(self.check_sample, int)
              and 1 <= self.check_sample <= 1 << 20, "check_sample",
              "must be 1..1048576")
+        need(isinstance(self.noise, int) and
+             0 <= self.noise <= lib.NOISE_MAX, "noise",
+             f"must be 0..{lib.NOISE_MAX}")
+        need(isinstance(self.noise_seed, int) and
+             0 <= self.noise_seed < 1 << 64, "noise_seed",
+             "must be 0..2^64-1")
         need(isinstance(self.sched, SchedConfig), "sched",
              "must be a SchedConfig")
         self.sched.validate()

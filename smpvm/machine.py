@@ -404,7 +404,9 @@ def _layout(cfg):
         "spin_pool": cfg.spin_pool, "token_pool": cfg.token_pool,
         "nsleepq": cfg.nsleepq, "hz": cfg.hz,
         "check": cfg.check_flags(), "check_sample": cfg.check_sample,
-        "sched": int(cfg.sched.on), "sched_trace": cfg.sched.trace})
+        "sched": int(cfg.sched.on), "sched_trace": cfg.sched.trace,
+        "noise": 0 if cfg.sched.on else cfg.noise,
+        "noise_seed": cfg.noise_seed})
     proto = ffi.new("struct smpvm_header *")
     if lib.smpvm_layout(ccfg, proto) != 0:
         raise AttachError(f"smpvm_layout refused the config {cfg}")
@@ -478,12 +480,17 @@ def _sched_configure(machine, sc):
     REG_SCHED (csrc/sched.c), before any thread exists."""
     if lib.sched_configure(machine.base, SCHED_STRATEGIES[sc.strategy],
                            sc.seed, sc.depth, sc.k, sc.bound, sc.max_steps,
-                           sc.tick_steps) != 0:
+                           sc.tick_steps, sc.flags) != 0:
         raise AttachError(f"sched_configure refused {sc}")
-    for c in sc.schedule:
+    # (step, tid[, kind]) is anchored at the global step; (step, tid, kind,
+    # at, tstep), as recorded, at thread at's tstep-th decision, which the
+    # C side takes in (at, tstep) order
+    for c in sorted(sc.schedule, key=lambda c: (c[3], c[4]) if len(c) == 5
+                    else (lib.SCHED_AT_STEP, c[0])):
         step, tid = c[0], c[1]
         kind = c[2] if len(c) > 2 else lib.SCHED_CH_SWITCH
-        if lib.sched_force(machine.base, step, tid, kind) != 0:
+        at, tstep = (c[3], c[4]) if len(c) == 5 else (lib.SCHED_AT_STEP, 0)
+        if lib.sched_force(machine.base, step, tid, kind, at, tstep) != 0:
             raise AttachError(f"sched_force refused choice {c}")
 
 

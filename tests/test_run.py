@@ -23,7 +23,7 @@ from smpvm.stress import session, stamps
 from smpvm.stress.findings import (EXIT_CODES, EXIT_FOUND, EXIT_HOST,
                                    EXIT_INTERRUPTED, EXIT_OK, EXIT_PANIC,
                                    Findings, format_summary)
-from smpvm.stress.options import StressOptions, hunt_profile
+from smpvm.stress.options import StressOptions
 from smpvm.stress.status import StatusLine, fit, stress_fields
 from smpvm.vm.bugs import wrong_bytes_cause
 from smpvm.vm.vm_init import KERNELS

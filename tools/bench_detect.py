@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Detection benchmark: every registered bug on purpose (smpvm/vm/vm_init.py
+"""Detection benchmark: every registered bug on purpose (smpvm/vm/bugs.py
 BUGS), run checked over K seeds with each strategy until the first
 finding, and the fixed kernel the same way (it must give none).  Prints,
 per bug and strategy: which detector caught it (race report type, assertion
@@ -8,9 +8,11 @@ seeds that found it, the first seed that did (a deterministic schedule
 replays from it), and the median steps and seconds to detection.
 
 Strategies: free (real parallel CPUs, the stress defaults, --seconds per
-run) and the deterministic random, pct and bounded (the hunting profile
-below: a small machine where the cache fills and cleans within a few
-hundred thousand steps, destructive ops not rate-limited).  Goals (issue 7):
+run) and the deterministic random, pct and bounded (the registry's profile
+over the hunting profile: a small machine where the cache fills and cleans
+within a few hundred thousand steps, destructive ops not rate-limited;
+--steps counts the workload's steps, after the set-up).  `smpvm hunt` is
+the tool for bugs nobody registered; this table measures the checkers.  Goals (issue 7):
 every bug detected; each of the seed's bugs in < 60 s; median <= 10 s.
 Not an assertion: the figures go in the notes.
 

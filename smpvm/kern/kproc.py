@@ -49,6 +49,7 @@ def _thread_main(machine, tid, parent_pid, fn, args):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         thread_attach(machine, tid)
+        lib.smpvm_noise_attach()        # a noisy free run: its delays
         try:
             fn(machine, *args)
             thread_exit()

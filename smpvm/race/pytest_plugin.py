@@ -12,8 +12,19 @@ Fixtures
                 in parallel by `pytest -n auto` (and across hosts with
                 `--tx ssh=host//python=...`).
 
-Options: --smpvm-seeds N, --smpvm-seconds S (per run of a sweep).
+  smpvm_hunt_slot, smpvm_hunt
+                `smpvm hunt` runs its portfolio as a parametrised test
+                (smpvm.stress.hunt_items), one item a run, so that pytest
+                -x stops it at the first finding and pytest-xdist spreads it
+                over cores (-n) and hosts (--tx): --smpvm-hunt JSON gives
+                the hunt's settings (smpvm_hunt, a dict) and how many slots
+                to make (smpvm_hunt_slot is parametrised over them).
+
+Options: --smpvm-seeds N, --smpvm-seconds S (per run of a sweep),
+--smpvm-hunt JSON (set by `smpvm hunt`).
 """
+import json
+
 import pytest
 
 from smpvm.config import MachineConfig
@@ -26,6 +37,8 @@ def pytest_addoption(parser):
                 help="seeds for smpvm_seed sweeps (default 2)")
     g.addoption("--smpvm-seconds", type=float, default=4.0,
                 help="seconds per stress run of a sweep (default 4)")
+    g.addoption("--smpvm-hunt", default="", metavar="JSON",
+                help="a hunt's settings (written by `smpvm hunt`)")
 
 
 def pytest_configure(config):
@@ -34,10 +47,28 @@ def pytest_configure(config):
                    "machine of the checked_vm fixture")
 
 
+def hunt_settings(config):
+    """The --smpvm-hunt settings as a dict ({} when not hunting)."""
+    text = config.getoption("--smpvm-hunt")
+    return json.loads(text) if text else {}
+
+
 def pytest_generate_tests(metafunc):
     if "smpvm_seed" in metafunc.fixturenames:
         n = metafunc.config.getoption("--smpvm-seeds")
         metafunc.parametrize("smpvm_seed", range(1, n + 1))
+    if "smpvm_hunt_slot" in metafunc.fixturenames:
+        n = hunt_settings(metafunc.config).get("slots", 0)
+        metafunc.parametrize("smpvm_hunt_slot", range(n))
+
+
+@pytest.fixture(scope="session")
+def smpvm_hunt(pytestconfig):
+    """The settings of the hunt this session runs (a dict)."""
+    h = hunt_settings(pytestconfig)
+    if not h:
+        pytest.skip("not a hunt: smpvm hunt sets --smpvm-hunt")
+    return h
 
 
 class RaceFailure(AssertionError):

@@ -15,7 +15,15 @@ TYPES = {lib.RR_UNPROTECTED: "unprotected access",
          lib.RR_SLEEP_SPIN: "blocking with a spinlock held",
          lib.RR_RACE: "data race",
          lib.RR_INFLIGHT: "write during I/O",
-         lib.RR_USE_AFTER_FREE: "use after free"}
+         lib.RR_USE_AFTER_FREE: "use after free",
+         lib.RR_SWAPIO_UNBUSY: "protocol: swap I/O without soft busy",
+         lib.RR_SWAPIO_WRITABLE: "protocol: swap I/O on a writable page",
+         lib.RR_SWAPPED_NOSWAP: "protocol: PG_SWAPPED without swap",
+         lib.RR_LOST_WAKEUP: "protocol: lost wakeup"}
+# the protocol checks: a page's flag published against the primitives' rules
+PROTOCOL = (lib.RR_SWAPIO_UNBUSY, lib.RR_SWAPIO_WRITABLE,
+            lib.RR_SWAPPED_NOSWAP, lib.RR_LOST_WAKEUP)
+ALIAS_KINDS = {lib.ALIAS_WR: "w>r", lib.ALIAS_WW: "w>w", lib.ALIAS_RW: "r>w"}
 PROTECTORS = {getattr(lib, n): n[5:].lower() for n in dir(lib)
               if n.startswith("PROT_")}
 ENTITY = {lib.SK_PAGE: "page", lib.SK_PQ: "queue", lib.SK_OBJECT: "object",
@@ -79,7 +87,7 @@ def reports(machine):
         d = {"seq": int(r.seq), "type": TYPES.get(r.type, str(r.type)),
              "type_id": int(r.type), "count": int(r.count),
              "message": cstr(r.msg), "a": _side(machine, sites, r.a)}
-        if r.type == lib.RR_INFLIGHT:
+        if r.type == lib.RR_INFLIGHT or r.type in PROTOCOL:
             d["index"] = int(r.index)
         if r.field >= 0:
             f = lib.smpvm_field(r.field)
@@ -115,6 +123,36 @@ def summary(machine):
             "sample": int(rg.sample),
             "order_edges": int(rg.edges), "reports": int(rg.nreports),
             "dropped": int(rg.dropped)}
+
+
+def coverage(machine):
+    """What the run exercised, from the checkers' shadow state: the alias
+    pairs (field, kind, earlier site, later site by another thread) with
+    their counts -- KRACE's alias coverage -- and the checked accesses (each
+    a preemption point) per site.  Sites are texts, so runs of different
+    machines compare.  None on an unchecked machine."""
+    rg = race_globals(machine)
+    if rg is None:
+        return None
+    sites = prof_sites(machine)
+    pairs = {}
+    for i in range(lib.RACE_NALIAS):
+        a = rg.alias[i]
+        if a.state != 2:
+            continue
+        f = lib.smpvm_field(a.field)
+        key = (f"{cstr(f.sname)}.{cstr(f.name)}",
+               ALIAS_KINDS.get(a.kind, str(a.kind)),
+               site_text(sites, a.site_a), site_text(sites, a.site_b))
+        pairs[key] = pairs.get(key, 0) + int(a.count)
+    points = {}
+    for sid in range(lib.RACE_NPOINTS):
+        n = int(rg.points[sid])
+        if n:
+            t = site_text(sites, sid)
+            points[t] = points.get(t, 0) + n
+    return {"alias_pairs": pairs, "points": points,
+            "alias_dropped": int(rg.alias_dropped)}
 
 
 def _who(s):
@@ -154,7 +192,7 @@ def format_report(d, replay=None):
                        + (f"; value {s['value']:#x}" if s["write"] else ""))
         out.append("  the two accesses are not ordered by any lock release/"
                    "acquire, busy hand-off or wakeup")
-    elif d["type_id"] == lib.RR_INFLIGHT:
+    elif d["type_id"] == lib.RR_INFLIGHT or d["type_id"] in PROTOCOL:
         out.append(f"  page       {d['index']} (flags {a['value']:#x})")
         out.append(f"  write by   {_who(a)}")
         out.append(f"  at         {a['site']}")

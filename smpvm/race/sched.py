@@ -127,6 +127,8 @@ class Schedule:
     trace_hash: int = 0
     preemptions: int = 0
     complete: bool = True       # False: more choices than SCHED_MAXCHOICES
+    phased: bool = False        # max_steps counted after the set-up
+    stop: bool = False          # shut down at the first finding
 
     def replay_config(self, trace=0):
         """A SchedConfig that replays these choices exactly (forced)."""
@@ -134,7 +136,8 @@ class Schedule:
                            depth=self.depth, k=self.k, bound=self.bound,
                            schedule=tuple(tuple(c) for c in self.choices),
                            max_steps=self.max_steps,
-                           tick_steps=self.tick_steps, trace=trace)
+                           tick_steps=self.tick_steps, trace=trace,
+                           phased=self.phased, stop=self.stop)
 
     def preemption_list(self):
         return [c for c in self.choices if c[2] == lib.SCHED_CH_PREEMPT]
@@ -158,18 +161,26 @@ def recorded_schedule(machine):
     return Schedule(strategy=strategy, seed=s.seed, depth=s.depth, k=s.k,
                     bound=s.bound, max_steps=s.max_steps,
                     tick_steps=s.tick_steps,
-                    choices=[(c.step, c.tid, c.kind)
+                    choices=[(c.step, c.tid, c.kind, c.at, c.tstep)
                              for c in s.choices[0:s.nchoices]],
                     steps=s.step, trace_hash=s.trace_hash,
                     preemptions=s.preemptions,
-                    complete=s.choices_lost == 0)
+                    complete=s.choices_lost == 0,
+                    phased=bool(s.flags & lib.SCHED_F_PHASED),
+                    stop=bool(s.flags & lib.SCHED_F_STOP))
 
 
 def summary(machine):
     """A dict of the run's scheduler figures (for reports and JSON)."""
     s = _state(machine)
+    # the budget's steps: those after the set-up when phased
+    work = (s.step - s.base if s.setup_done else 0) \
+        if s.flags & lib.SCHED_F_PHASED else s.step
     return {"strategy": recorded_schedule(machine).strategy, "seed": s.seed,
-            "steps": s.step, "trace_hash": f"{s.trace_hash:016x}",
+            "steps": s.step, "workload_steps": work,
+            "setup_steps": s.base if s.setup_done else s.step,
+            "stopped_at_finding": bool(s.found),
+            "trace_hash": f"{s.trace_hash:016x}",
             "switches": s.switches, "preemptions": s.preemptions,
             "choices": s.nchoices, "diverged": s.diverged,
             "deadlock": bool(s.deadlock), "hang": bool(s.hang),

@@ -42,8 +42,8 @@ class Findings:
     machine: str = ""
     seconds: float = 0.0
     # why the run ended: time, steps (a deterministic run's end), exited,
-    # detection (--stop-on-detection), interrupted, panic, hang, stall,
-    # host error
+    # detection (--stop-on-detection), interrupted, stopped (the caller's
+    # stop: a hunt's deadline), panic, hang, stall, host error
     ended: str = ""
     races: list = dataclasses.field(default_factory=list)
     race_summary: dict = dataclasses.field(default_factory=dict)
@@ -72,6 +72,8 @@ class Findings:
     sched_ring: list = dataclasses.field(default_factory=list)
     trace: list = dataclasses.field(default_factory=list)
     thread_names: dict = dataclasses.field(default_factory=dict)
+    # what the run exercised (checked machines): race.report.coverage
+    coverage: Optional[dict] = dataclasses.field(default=None, repr=False)
     # where the run's files went
     schedule_file: str = ""
     unreplayable: str = ""              # why no command replays the run
@@ -162,7 +164,9 @@ class Findings:
     def as_dict(self):
         """Every figure, as plain data (the --json document)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in ("options", "first", "lockstat")}
+             if f.name not in ("options", "first", "lockstat", "coverage")}
+        if self.coverage is not None:
+            d["coverage"] = coverage_json(self.coverage)
         d["options"] = dataclasses.asdict(self.options)
         d["seed"] = self.options.seed
         for k, v in self.first.items():
@@ -171,6 +175,13 @@ class Findings:
         d["exit"] = self.exit
         d["exit_meaning"] = EXIT_CODES[self.exit]
         return d
+
+
+def coverage_json(cov):
+    """race.report.coverage as plain JSON: the alias pairs as a list."""
+    return {"alias_pairs": [list(k) + [n] for k, n in
+                            sorted(cov["alias_pairs"].items())],
+            "points": cov["points"], "alias_dropped": cov["alias_dropped"]}
 
 
 # ---- printing ---------------------------------------------------------------
@@ -205,6 +216,16 @@ def _findings_text(f, replay):
     for r in f.races:
         text += "\n" + report.format_report(r, replay)
     return text
+
+
+def findings_text(f, max_lines=60):
+    """What f found, in detail (at most max_lines lines), with its replay
+    command in each race report."""
+    lines = _findings_text(f, f.replay).strip("\n").splitlines()
+    if len(lines) > max_lines:
+        lines = lines[:max_lines] + [f"... ({len(lines) - max_lines} more "
+                                     "lines)"]
+    return "\n".join(lines)
 
 
 def _ending(f):

@@ -16,6 +16,7 @@ from smpvm.config import (SCHED_STRATEGIES, MachineConfig, SchedConfig,
                           parse_check)
 from smpvm.errors import ConfigError
 from smpvm.kern import sysctl
+from smpvm.layout import lib
 from smpvm.stress.workloads import OPS, STRESS_MIX
 from smpvm.vm.bugs import BUGS
 from smpvm.vm.vm_init import kernel_name
@@ -29,7 +30,7 @@ OPTION_OF = {"ncpus": "--cpus", "npages": "--npages", "nobjects": "--nobjects",
              "sched.max_steps": "--steps", "sched.depth": "--pct-depth",
              "sched.bound": "--bound", "sched.tick_steps": "--tick-steps",
              "sched.trace": "--trace", "sched.strategy": "--sched",
-             "sched.schedule": "the schedule"}
+             "sched.schedule": "the schedule", "noise": "--noise"}
 # StressOptions fields whose option is not --field-with-dashes
 _SPELLED = {"json_path": "--json", "lockstat_dir": "--lockstat",
             "sysctls": "--sysctl", "sched": "--sched"}
@@ -98,17 +99,23 @@ class StressOptions:
     kill_cpu_at: float = 0.0
     swarm: bool = False
     bug: str = ""
-    stop_on_detection: bool = False     # end the run at the first finding
+    # end the run at the first finding: a free run when the host sees it, a
+    # deterministic one at the step it happens (so that it replays)
+    stop_on_detection: bool = False
+    noise: int = 0              # free runs: delays at preemption points
+    #                             (0 off .. NOISE_MAX), drawn from the seed
     gap_scale: float = 1.0      # x MIN_OP_GAP (0: no rate limit)
     sysctls: tuple = ()         # at boot: (("vm.swapcache.maxlaunder", "8"),)
     # deterministic schedule (race/sched.py): off, random, pct, bounded,
-    # forced (a recorded choice list: `schedule`)
+    # forced (a recorded choice list: `schedule`).  The budget is the
+    # workload's: `steps` preemption points after a CPU created its
+    # files (the set-up is not counted), then the schedule asks for shutdown
     sched: str = "off"
-    steps: int = 20000          # the schedule asks for shutdown here
+    steps: int = 200000
     tick_steps: int = 200       # one virtual tick every N steps
     pct_depth: int = 3
     bound: int = 2
-    schedule: tuple = ()        # forced: ((step, tid, kind), ...)
+    schedule: tuple = ()        # forced: ((step, tid, kind, at, tstep), ...)
     trace: int = 0              # full-trace events kept (for scenarios)
     check: str = ""             # race checkers (config.CHECKERS, or all)
     check_sample: int = 1
@@ -173,10 +180,17 @@ class StressOptions:
               "must be >= 0")
         _need(self.sched == "off" or not self.kill_cpu_at, "--kill-cpu-at",
               self.kill_cpu_at, "needs a free-running run (no --sched)")
+        _need(isinstance(self.noise, int) and
+              0 <= self.noise <= lib.NOISE_MAX, "--noise", self.noise,
+              f"must be 0..{lib.NOISE_MAX}")
+        _need(self.sched == "off" or not self.noise, "--noise", self.noise,
+              "needs a free-running run (a schedule decides every "
+              "interleaving itself)")
         for c in self.schedule:
-            _need(isinstance(c, (tuple, list)) and len(c) == 3 and
+            _need(isinstance(c, (tuple, list)) and len(c) in (3, 5) and
                   all(isinstance(x, int) for x in c), "the schedule", c,
-                  "each choice must be [step, tid, kind]")
+                  "each choice must be [step, tid, kind, at, tstep] (or "
+                  "[step, tid, kind])")
         try:
             parse_check(self.check)
             cfg = self.machine_config().validate()
@@ -215,7 +229,8 @@ class StressOptions:
                            bound=self.bound,
                            schedule=tuple(tuple(c) for c in self.schedule),
                            max_steps=self.steps, tick_steps=self.tick_steps,
-                           trace=self.trace)
+                           trace=self.trace, phased=True,
+                           stop=self.stop_on_detection)
 
     def machine_config(self):
         det = self.sched != "off"
@@ -225,7 +240,9 @@ class StressOptions:
                              check_sample=self.check_sample,
                              clock="virtual" if det else "wall",
                              datadir_base=self.datadir,
-                             sched=self.sched_config())
+                             sched=self.sched_config(),
+                             noise=0 if det else self.noise,
+                             noise_seed=self.seed)
 
     def faults(self):
         """The SSD fault parameters (vm_boot's faults): one seed drives the
@@ -255,6 +272,10 @@ class StressOptions:
             args.append("--swarm")
         if self.bug:
             args += ["--bug", self.bug]
+        if self.noise:
+            args += ["--noise", str(self.noise)]
+        if self.stop_on_detection:
+            args.append("--stop-on-detection")
         for name, value in self.sysctls:
             args += ["--sysctl", f"{name}={value}"]
         if self.check and not (self.command == "race" and

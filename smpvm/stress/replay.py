@@ -11,6 +11,9 @@ that remains as a CPU0/CPU1 scenario.
 
 A schedule file is read with a bound (MAX_FILE bytes, regular files only)
 and its shape checked before anything runs: any other file is one line.
+Format 2 anchors each choice at its thread's decision count (at, tstep);
+format 1 files (choices at global steps) are still read and replay as
+recorded.
 """
 import dataclasses
 import json
@@ -24,7 +27,9 @@ from smpvm.stress import outputs
 from smpvm.stress.options import StressOptions
 from smpvm.stress.session import run
 
-FORMAT = "smpvm-schedule/1"
+FORMAT = "smpvm-schedule/2"
+# choices (step, tid, kind) anchored at global steps: still replayed
+FORMATS = (FORMAT, "smpvm-schedule/1")
 # a full schedule (SCHED_MAXCHOICES choices) is about 2.5 MB
 MAX_FILE = 64 << 20
 
@@ -82,8 +87,9 @@ def load(path):
     doc = _read(path)
     if not isinstance(doc, dict):
         _not_schedule(path, f"a JSON {type(doc).__name__}, not an object")
-    if doc.get("format") != FORMAT:
-        _not_schedule(path, f"format {doc.get('format')!r}, not {FORMAT!r}")
+    if doc.get("format") not in FORMATS:
+        _not_schedule(path, f"format {doc.get('format')!r}, not "
+                            f"{' or '.join(map(repr, FORMATS))}")
     o = doc.get("options")
     if not isinstance(o, dict):
         _not_schedule(path, "no options")
@@ -92,13 +98,27 @@ def load(path):
             _not_schedule(path, f"no {key}")
     if not isinstance(o.get("schedule"), list):
         _not_schedule(path, "no schedule in its options")
+    width = 5 if doc["format"] == FORMAT else 3
+    if any(not isinstance(c, list) or len(c) != width
+           for c in o["schedule"]):
+        _not_schedule(path, f"{doc['format']} has choices of {width} "
+                            "numbers")
     o = dict(o)
     o["schedule"] = tuple(tuple(c) if isinstance(c, list) else c
                           for c in o["schedule"])
     o["sysctls"] = tuple(tuple(c) if isinstance(c, list) else c
                          for c in o.get("sysctls", ()))
-    o.update(sched="forced", quiet=True, json_path="", lockstat_dir="",
-             save_schedule="", datadir="", stop_on_detection=False)
+    # stop_on_detection stays: a deterministic run that stopped at its
+    # finding ends at that step, and so must its replay.  A schedule whose
+    # choices overflowed the record (SCHED_MAXCHOICES: a long random run)
+    # replays from its strategy and seed, which give the same interleaving
+    strategy = "forced"
+    if doc.get("complete") is False:
+        strategy = doc.get("strategy")
+        if strategy not in ("random", "pct", "bounded"):
+            _not_schedule(path, "incomplete, and no strategy to replay")
+    o.update(sched=strategy, quiet=True, json_path="", lockstat_dir="",
+             save_schedule="", datadir="")
     known = {f.name for f in dataclasses.fields(StressOptions)}
     opts = StressOptions(**{k: v for k, v in o.items() if k in known})
     opts.validate()
@@ -138,6 +158,10 @@ def shrink(path, max_runs=80, max_seconds=600.0, log=None):
     if not want:
         raise ConfigError(f"{path}: the recorded run found nothing to "
                           "shrink")
+    if opts.sched != "forced":
+        raise ConfigError(f"{path}: more scheduling choices than the record "
+                          f"holds ({lib.SCHED_MAXCHOICES}): it replays from "
+                          f"its seed ({opts.sched}) but cannot be shrunk")
     if max_runs < 1:
         raise ConfigError(f"--max-runs {max_runs}: must be >= 1")
     t0, runs = time.monotonic(), 0
@@ -156,43 +180,52 @@ def shrink(path, max_runs=80, max_seconds=600.0, log=None):
         ok, res = _fails_like(trial, want)
         runs += 1
         if ok:
-            opts, best = trial, res
+            # keep the choices that took (a forced pick of a thread that
+            # was not runnable, or of the default's own pick, is no choice)
+            opts, best = dataclasses.replace(trial, schedule=tuple(
+                tuple(c) for c in res.schedule["choices"])), res
             if log:
                 log(f"  shrink: {len(opts.schedule)} choices, "
                     f"{opts.steps} steps: still fails")
         return ok
 
-    # steps: the run need not go past the step where it failed
-    last = best.sched["steps"]
+    # the recorded choices of that run: the same interleaving, anchored at
+    # each thread's decision count (a format 1 file's global steps become
+    # these), without the forced picks that did not take
+    opts = dataclasses.replace(opts, schedule=tuple(
+        tuple(c) for c in best.schedule["choices"]))
+    # steps: the run need not go past the step where it failed (the
+    # budget counts the workload's steps, after the set-up)
+    last = best.sched["workload_steps"]
     if last < opts.steps and budget():
         attempt(steps=max(1, last + 1))
-    # preemptions first (the current thread was runnable): when there are
-    # few, each one the failure does not need goes, latest first
-    pre = [c for c in opts.schedule if c[2] == lib.SCHED_CH_PREEMPT]
-    if len(pre) <= 32:
-        for c in reversed(pre):
-            if not budget():
-                break
-            attempt(schedule=tuple(x for x in opts.schedule if x != c))
-    # then every choice: ddmin -- drop chunks, halving the chunk size
-    n = 2
-    while len(opts.schedule) and budget():
-        ch = list(opts.schedule)
-        size = max(1, len(ch) // n)
-        removed = False
-        for i in range(0, len(ch), size):
-            if not budget():
-                break
-            keep = tuple(ch[:i] + ch[i + size:])
-            if attempt(schedule=keep):
-                removed = True
-                break
-        if removed:
-            n = max(2, n - 1)
-        elif size == 1:
+    # a run fails near its end, so the choices it needs are most likely its
+    # last ones: keep only the last 0, 1, 2, 4, ... (the decisions before
+    # them fall back on the default policy) until such a suffix still fails
+    n = 0
+    while n < len(opts.schedule) // 2 and budget():
+        if attempt(schedule=opts.schedule[len(opts.schedule) - n:]):
             break
-        else:
-            n = min(len(ch), n * 2)
+        n = 2 * n or 1
+    # then the choices, by delta debugging: drop chunks of them, from half
+    # the list down to one choice at a time.  A dropped choice's decision
+    # falls back on the default policy (keep the running thread); every
+    # other choice stays anchored at its own thread's decision count, so a
+    # dropped chunk moves only the threads it touched, where a global step
+    # anchor moved every later choice
+    size = len(opts.schedule)
+    while opts.schedule and budget():
+        size = max(1, min(size, len(opts.schedule)) // 2) \
+            if size > 1 else 1
+        removed, i = False, 0
+        while i < len(opts.schedule) and budget():
+            ch = opts.schedule
+            if attempt(schedule=ch[:i] + ch[i + size:]):
+                removed = True          # the next chunk is now at i
+            else:
+                i += size
+        if size == 1 and not removed:
+            break       # no single choice can go (at size 1: again until)
     # steps again: binary search down to the shortest failing prefix
     lo, hi = 1, opts.steps
     while lo < hi and budget():
@@ -204,15 +237,17 @@ def shrink(path, max_runs=80, max_seconds=600.0, log=None):
     return opts, best, runs
 
 
-def shrink_file(path, max_runs=60, log=None):
+def shrink_file(path, max_runs=60, log=None, max_seconds=600.0):
     """`smpvm replay FILE --shrink`: shrink, run the result once more with
     the whole trace, save it beside FILE (a new name, never over an earlier
     one).  Returns (report text, exit code)."""
     recorded, _ = load(path)
-    small, _, runs = shrink(path, max_runs=max_runs, log=log)
-    # the run goes on past `steps` while its threads shut down (at most as
-    # long again): trace all of it
-    f = run(dataclasses.replace(small, trace=2 * small.steps + 64))
+    small, best, runs = shrink(path, max_runs=max_runs, log=log,
+                               max_seconds=max_seconds)
+    # trace all of the run: its set-up, its budget and its shutdown (the
+    # last failing run's steps, and as many again)
+    f = run(dataclasses.replace(small, trace=min(
+        1 << 24, 2 * max(best.sched["steps"], small.steps) + 64)))
     stem = os.path.basename(path)
     stem = (stem[:-5] if stem.endswith(".json") else stem) + ".min"
     out = save(small, f, outputs.new_file(
@@ -285,7 +320,7 @@ def decisions(f):
     lines = [f"{len(f.schedule['choices'])} scheduling decisions; "
              "every other step follows the default policy (the running "
              "thread goes on until it blocks, then the lowest runnable one)"]
-    for step, tid, kind in f.schedule["choices"]:
+    for step, tid, kind, *_ in f.schedule["choices"]:
         was, text = at.get(step, (-1, "?"))
         lines.append(f"  step {step:>7}: {names.get(was, f'tid {was}')} at "
                      f"{text}; {names.get(tid, f'tid {tid}')} "

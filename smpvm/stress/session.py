@@ -48,24 +48,30 @@ from smpvm.vm.vm_meter import cleaning_findings, swapcache_status
 from smpvm.vm.vmview import vmview
 
 HANG_SECONDS = 30       # no operation completed for this long: a hang
+STUCK_SECONDS = 10      # a schedule took no step for this long: a thread
+#                         loops (or waits on the host) without a preemption
+#                         point -- a hang, named at the step it stopped at
 STOP_SECONDS = 10.0     # not at a safe point by then: a stall
 CHECK_SHARE = 10        # invariant checks stop the world <= 1/10 of a run
 WAKE = (lib.IDENT_SWAPCACHE, lib.IDENT_PAGEDAEMON)
 
 
-def run(opts, out=None, probe=None):
+def run(opts, out=None, probe=None, stop=None):
     """Run one stress or race run of opts (StressOptions); return its
     Findings (findings.exit is the exit code).  ConfigError before
     anything starts for bad options or an output path that cannot be
     written; the host failing the run is the findings' host_error.
     probe(machine), if given, is called once every thread is gone, before
     the machine is destroyed; what it returns is findings.probe (smpvm
-    history measures the kernel's state with it)."""
+    history measures the kernel's state with it).
+    stop: a callable polled while the run goes on (every 50 ms); when it
+    returns true the run ends as if its time were up (ended "stopped"):
+    a hunt's deadline, or another run's finding."""
     opts.validate()
     if opts.swarm:
         opts = swarm(opts)
     outputs.check(opts)
-    s = Session(opts, out or sys.stdout)
+    s = Session(opts, out or sys.stdout, stop)
     s.probe = probe
     with interruptible(s):
         try:
@@ -117,8 +123,9 @@ class Session:
     """The phases of one run: boot, start, drive_free or drive_scheduled,
     finish, collect, teardown.  self.findings fills as it goes."""
 
-    def __init__(self, opts, out):
+    def __init__(self, opts, out, stop=None):
         self.opts = opts
+        self.stop = stop or (lambda: False)
         self.status = None if opts.quiet else StatusLine(out)
         self.findings = Findings(options=opts)
         self.interrupted = ""           # the signal's name, once one came
@@ -133,7 +140,12 @@ class Session:
             self.status.message(text)
 
     def _interrupted(self):
-        return bool(self.interrupted)
+        return bool(self.interrupted) or bool(self.stop())
+
+    def _ended_early(self):
+        """How a run that _interrupted() ended: the user's signal, or the
+        caller's stop."""
+        return "interrupted" if self.interrupted else "stopped"
 
     # ---- phases -----------------------------------------------------------
     def boot(self):
@@ -179,8 +191,9 @@ class Session:
         self.last_progress = self.t0
         while True:
             now = time.monotonic()
-            if self.interrupted or now >= end:
-                f.ended = "interrupted" if self.interrupted else "time"
+            if self._interrupted() or now >= end:
+                f.ended = self._ended_early() if self._interrupted() \
+                    else "time"
                 return
             horizon = min(end, next_tick, now + 0.05 if self.check.active
                           else next_check)
@@ -219,9 +232,23 @@ class Session:
         schedule is killed: its machine is not checked."""
         o, f, machine, sup = self.opts, self.findings, self.machine, self.sup
         limit = max(o.seconds, 1.0) * 10
-        outcome = sup.wait(limit, until=self._interrupted)
-        if outcome == "interrupted":
-            f.ended = "interrupted"
+        progress = {"step": -1, "since": time.monotonic()}
+
+        def stuck():
+            now, step = time.monotonic(), sched.steps(machine)
+            if step != progress["step"]:
+                progress.update(step=step, since=now)
+            return now - progress["since"] > STUCK_SECONDS
+
+        outcome = sup.wait(limit, until=lambda: self._interrupted() or
+                           stuck())
+        if outcome == "interrupted" and not self._interrupted():
+            self._hang(f"the schedule took no step for {STUCK_SECONDS} s "
+                       f"of wall time (at step {progress['step']}): a "
+                       "thread runs without reaching a preemption point")
+            sup.kill_all()
+        elif outcome == "interrupted":
+            f.ended = self._ended_early()
             sup.kill_all()
         elif outcome == "timeout":
             self._hang(f"the schedule did not finish within {limit:g} s of "
@@ -230,7 +257,8 @@ class Session:
         elif outcome == "panic":
             self._panicked()
         else:
-            f.ended = "steps"
+            st = sched.sched_state(machine)
+            f.ended = "detection" if st.found else "steps"
             self.detected(time.monotonic())
             bad = check_all(machine, None)            # every thread has exited
             f.invariant_checks += 1
@@ -271,6 +299,10 @@ class Session:
         f.locks = ddb.lock_summary(machine)
         f.races = report.reports(machine)
         f.race_summary = report.summary(machine)
+        f.coverage = report.coverage(machine)
+        td = threads(machine.base)
+        f.metrics["noise_delays"] = sum(
+            int(td[i].n_noise) for i in range(machine.config.maxthreads))
         if o.sched != "off":
             self._collect_schedule()
         if o.lockstat_dir:

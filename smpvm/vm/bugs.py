@@ -54,7 +54,7 @@ _CLEANING = (("files", 4), ("file_pages", 8), ("nswap", 64),
 
 # H2 needs reads of non-resident swapcached pages while cleaning and
 # truncation free their swblocks, with vm_token contended
-_H2 = (("files", 2), ("file_pages", 32), ("npages", 64), ("nswap", 96),
+_H2 = (("files", 2), ("file_pages", 32), ("npages", 64), ("nswap", 128),
        ("tick_steps", 20),
        ("mix", (("read", 10), ("xread", 30), ("write", 10),
                 ("truncate", 20))))
