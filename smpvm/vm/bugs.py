@@ -66,7 +66,11 @@ _STALE_COPY = ("stale", "zeros")
 _TABLE = (
     Bug("yield-before-hold", lib.BUG_YIELD_BEFORE_HOLD,
         "cleaning: lwkt_yield before vm_object_hold (the object may be "
-        "freed)", "seed (a)", "739be60bf6", "assertion panic", _CLEANING),
+        "freed)", "seed (a)", "739be60bf6", "assertion panic",
+        # swap 10 % full starts cleaning at once and keeps it going: on the
+        # 256-queue versions the writing heuristic leaves a 64-page machine
+        # too little swap in use for the 75 % mark (README, Bisect)
+        _CLEANING + (("sysctls", (("vm.swapcache.maxswappct", "10"),)),)),
     # (b)-(d) need (a)'s yield: it is the blocking point that lets the
     # object the marker goes back in front of be unlinked
     Bug("clean-markers", lib.BUG_CLEAN_MARKERS | lib.BUG_YIELD_BEFORE_HOLD,
