@@ -348,18 +348,23 @@ def test_write_count_and_curburst_charged_even_when_allocation_fails(vm):
 
 # ---- cleaning -----------------------------------------------------------------------
 
+def _recycle(vp):
+    """Free vp's resident pages: its swap outlives them."""
+    obj = vmview().vnodes[vp].v_object
+    vm_object_hold(obj)
+    for m in resident_pages(obj):
+        P.vm_page_busy_wait(m, True, "t")
+        P.vm_page_protect(m, lib.VM_PROT_NONE)
+        P.vm_page_free(m)
+    vm_object_drop(obj)
+
+
 def _cleaning_setup(nfiles=3, npages=32):
     vps = [make_file(f"cl{i}", npages) for i in range(nfiles)]
     open_gate()
     write_inactive()
-    for vp in vps:                            # recycle: swap outlives pages
-        obj = vmview().vnodes[vp].v_object
-        vm_object_hold(obj)
-        for m in resident_pages(obj):
-            P.vm_page_busy_wait(m, True, "t")
-            P.vm_page_protect(m, lib.VM_PROT_NONE)
-            P.vm_page_free(m)
-        vm_object_drop(obj)
+    for vp in vps:
+        _recycle(vp)
     return vps
 
 
