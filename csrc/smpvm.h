@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    10
+#define SMPVM_LAYOUT_VERSION    11
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -672,9 +672,9 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	/*
 	 * The cleaning meter (what a cleaning pass cost, smpvm/vm/vm_meter.py
 	 * turns it into findings).  pass_*: the pass in progress (budget and
-	 * objects set by vm_swapcache_cleaning, swblocks, freed and overran by
-	 * swap_pager_condfree); last_*: the last finished pass; the rest are
-	 * totals and extremes, kept by swapcached after each pass.
+	 * objects set by vm_swapcache_cleaning, swblocks, freed, condfrees and
+	 * overran by swap_pager_condfree); last_*: the last finished pass; the
+	 * rest are totals and extremes, kept by swapcached around each pass.
 	 */
 	uint64_t clean_pass_budget;     /* maxlaunder at the pass's start   */
 	uint64_t clean_pass_objects;    /* objects the walk reached         */
@@ -687,6 +687,13 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t clean_pass_overran;    /* condfree entered with the charge
 	                                 * past the budget: a pass the fix
 	                                 * would have ended                */
+	uint64_t clean_pass_condfrees;  /* swap_pager_condfree calls: the
+	                                 * objects with swap the walk reached
+	                                 * (a call visits no swblock when the
+	                                 * marker's iterator is past the
+	                                 * object's last one)               */
+	uint64_t clean_pass_use;        /* vm_swap_cache_use at its start   */
+	uint64_t clean_pass_mark;       /* the writing mark then            */
 	uint64_t clean_last_objects;
 	uint64_t clean_last_swblocks;
 	uint64_t clean_last_budget;
@@ -699,12 +706,15 @@ struct vm_counters {    /* @all(racy) smpvm statistics */
 	uint64_t clean_worst_swblocks; /* the overrun with the most swblocks */
 	uint64_t clean_worst_objects;   /* ... its objects                  */
 	uint64_t clean_worst_budget;    /* ... and its budget               */
-	uint64_t clean_idle_streak;     /* passes in a row that visited no
-	                                 * swblock and freed nothing        */
+	uint64_t clean_idle_streak;     /* passes in a row that started at or
+	                                 * over the writing mark and reached
+	                                 * no object with swap (no condfree
+	                                 * call, so nothing freed)         */
 	uint64_t clean_idle_max;
-	uint64_t clean_idle_use;        /* vm_swap_cache_use at the end of the
-	                                 * longest idle streak so far      */
-	uint64_t clean_idle_mark;       /* SWAPMAX(0) then                  */
+	uint64_t clean_idle_start_use;  /* pass_use and pass_mark of the     */
+	uint64_t clean_idle_start_mark; /* current streak's first pass      */
+	uint64_t clean_idle_use;        /* ... and of the longest streak's  */
+	uint64_t clean_idle_mark;
 	/*
 	 * The writing meter: what a writing pass (one turn of swapcached's
 	 * loop that writes, over every queue it scans) cost.  pass_*: the pass

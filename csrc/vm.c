@@ -2496,8 +2496,8 @@ swap_pager_unswapped(int m)
  * an unsigned endi).  Fixed (08fb7a9da0): the larger of the pages freed
  * and the swblocks visited, at least 1.
  *
- * smpvm's cleaning meter: the swblocks visited, the pages freed and the
- * fixed variant's charge are added to the pass in progress
+ * smpvm's cleaning meter: the call, the swblocks visited, the pages freed
+ * and the fixed variant's charge are added to the pass in progress
  * (vm_counters.clean_pass_*).  A call that starts when the objects the pass
  * reached plus the fixed charges so far have used up its budget marks the
  * pass as overrun: under the fix its count would have run out first.
@@ -2521,6 +2521,7 @@ swap_pager_condfree(int o, uint64_t *basei, int count)
 	if (c->clean_pass_charge + (VMG->version >= KV_0BF8126181 ? 0 : 1) >
 	    c->clean_pass_budget)
 		c->clean_pass_overran = 1;
+	c->clean_pass_condfrees++;
 	for (;;) {
 		int s = -1, b, x, i, resident = 0;
 		uint64_t best = ~0ull, base;

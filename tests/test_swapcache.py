@@ -15,7 +15,10 @@ from smpvm.vfs import syscalls as sc
 from smpvm.vm import vm_page as P
 from smpvm.vm import vm_swapcache as S
 from smpvm.vm.versions import inactive_queues, since
-from smpvm.vm.vm_meter import cleaning_cost_finding
+from smpvm.vm.vm_meter import (LIVENESS_MIN_PASSES,
+                                LIVENESS_PASSES_PER_OBJECT,
+                                cleaning_cost_finding, cleaning_findings,
+                                swapcache_status)
 from smpvm.vm.vm_object import (resident_pages, vm_object_drop,
                                 vm_object_hold)
 from smpvm.vm.vmview import vmview
@@ -348,18 +351,23 @@ def test_write_count_and_curburst_charged_even_when_allocation_fails(vm):
 
 # ---- cleaning -----------------------------------------------------------------------
 
+def _recycle(vp):
+    """Free vp's resident pages: its swap outlives them."""
+    obj = vmview().vnodes[vp].v_object
+    vm_object_hold(obj)
+    for m in resident_pages(obj):
+        P.vm_page_busy_wait(m, True, "t")
+        P.vm_page_protect(m, lib.VM_PROT_NONE)
+        P.vm_page_free(m)
+    vm_object_drop(obj)
+
+
 def _cleaning_setup(nfiles=3, npages=32):
     vps = [make_file(f"cl{i}", npages) for i in range(nfiles)]
     open_gate()
     write_inactive()
-    for vp in vps:                            # recycle: swap outlives pages
-        obj = vmview().vnodes[vp].v_object
-        vm_object_hold(obj)
-        for m in resident_pages(obj):
-            P.vm_page_busy_wait(m, True, "t")
-            P.vm_page_protect(m, lib.VM_PROT_NONE)
-            P.vm_page_free(m)
-        vm_object_drop(obj)
+    for vp in vps:
+        _recycle(vp)
     return vps
 
 
@@ -419,6 +427,16 @@ def _cache_use_of(vp):
         vm_object_drop(obj)
 
 
+def _cleaning_due():
+    """vm.swapcache.maxswappct at its smallest with a writing mark above
+    zero, which the swap cache use is at or over: the daemon would be
+    CLEANING, and the meter counts an idle pass."""
+    swc().maxswappct = 0
+    while S.SWAPMAX_WRITING() <= 0:
+        swc().maxswappct += 1
+    assert S.SWAPMAX_WRITING() <= vmview().vmg.vm_swap_cache_use
+
+
 def _metered_pass(om):
     """One cleaning pass, metered as swapcached meters it."""
     v = vmview()
@@ -456,6 +474,50 @@ def test_fixed_cleaning_charges_each_swblock_and_stops_at_its_budget(vm):
     assert _cache_use_of(small[0]) == 32        # charged 9: out of budget
     assert c.clean_last_swblocks == 9 and c.clean_overruns == 0
     assert cleaning_cost_finding(c) is None
+
+
+def test_a_lone_object_passed_over_below_the_iterator_is_no_liveness_failure(
+        vm):
+    """Upstream keeps an object's iterator (marker->size) until the walk
+    works on another object.  With one object holding swap -- its one
+    swblock kept by resident pages -- every later pass goes round the list
+    and resumes that object past its last swblock: condfree visits
+    nothing, frees nothing, and the per-object offset grows past
+    cleanperobj.  The walk is not cut off from the objects (each pass
+    reaches the lone one), so it is no liveness finding (it was one, on
+    the fixed kernel, when idle meant "visited no swblock").  The swap is
+    passed over until the walk works on another object."""
+    v = vmview()
+    lone = make_file("lone", 32)
+    open_gate()
+    write_inactive()
+    obj = _object_of(lone)
+    assert v.vmg.vm_swap_cache_use == 32
+    _cleaning_due()
+    om = _object_marker_on_list()
+    c = _metered_pass(om)               # the swblock, its pages resident
+    assert c.clean_last_swblocks == 1 and c.clean_last_freed == 0
+    limit = max(LIVENESS_MIN_PASSES,
+                LIVENESS_PASSES_PER_OBJECT * (v.vmg.vm_object_count + 1))
+    for _ in range(limit):
+        c = _metered_pass(om)
+        assert (c.clean_last_swblocks, c.clean_last_freed,
+                c.clean_pass_condfrees) == (0, 0, 1)
+        assert _object_list()[0] == om          # round the list: the head
+        assert (v.objects[om].backing_object, v.objects[om].size) == \
+            (obj, lib.SWAP_META_PAGES)
+    assert v.objects[om].backing_object_offset > swc().cleanperobj
+    assert c.clean_idle_streak == 0 and c.clean_idle_max == 0
+    assert cleaning_findings(swapcache_status(vm)) == []
+    _recycle(lone)                      # freeable now, yet passed over
+    _metered_pass(om)
+    assert v.vmg.vm_swap_cache_use == 32
+    other = make_file("other", 32)      # another object with swap
+    write_inactive()
+    _recycle(other)
+    _metered_pass(om)                   # works on other: lone's iterator
+    _metered_pass(om)                   # is reset, and lone is cleaned
+    assert v.vmg.vm_swap_cache_use == 0
 
 
 @pytest.mark.parametrize("kernel", ["seed", "fixed"])
@@ -759,10 +821,14 @@ def test_seed_reinserts_the_marker_before_an_unlinked_object(vm):
     assert v.objects[om].list_next == om == v.objects[om].list_prev
     assert any("linked to itself" in b for b in check_object_list(v))
     swc().maxlaunder = 1000
+    _cleaning_due()
     for _ in range(3):
         c = _metered_pass(om)
         assert c.clean_last_swblocks == 0 and c.clean_last_freed == 0
     assert v.vmg.vm_swap_cache_use == 32 and c.clean_idle_streak == 3
+    # the use the streak began with, as the liveness finding reports it
+    assert c.clean_idle_start_use == 32 == c.clean_idle_use
+    assert c.clean_idle_start_mark == S.SWAPMAX_WRITING()
 
 
 @pytest.mark.vmconfig(kernel="seed", check="all")

@@ -10,8 +10,17 @@ what went wrong, each named by the defect it comes from:
   cleaning cost  a pass went on after visiting its budget's worth of
                  swblocks ("cleaning pass visited N swblocks on a budget of
                  M"): condfree charged nothing for them, the seed's (e)
-  liveness       cleaning passes in a row that visited no swblock and freed
-                 nothing while swap use stayed over the writing mark
+  liveness       cleaning passes in a row, each started at or over the
+                 writing mark (as the daemon's, in its CLEANING state),
+                 that reached no object with swap (no
+                 swap_pager_condfree call): the walk is cut off from the
+                 objects for good (the seed's orphan marker (b),
+                 f5f6d24720's marker stuck at the end of the list).  A
+                 pass that reached one is not idle even if condfree
+                 visited no swblock there: upstream resumes an object
+                 from the marker's iterator until the walk works on
+                 another object, so a lone object with swap is passed
+                 over while the walk goes round the list (7a175765de on)
 """
 from smpvm.layout import lib
 from smpvm.vm.bugs import BUGS, version_bits
@@ -201,10 +210,12 @@ def cleaning_findings(status):
             why = (f": the object marker {c['marker_orphans'][0]} is linked "
                    f"to itself, off vm_object_list ({_defect('clean-markers')}"
                    ")")
-        out.append(f"liveness: {c['idle_max']} cleaning passes in a row "
-                   f"visited no swblock and freed nothing while swap cache "
-                   f"use stayed at {c['idle_use']} pages, over the writing "
-                   f"mark {c['idle_mark']}{why}")
+        out.append(f"liveness: {c['idle_max']} cleaning passes in a row, "
+                   f"each started at or over the writing mark, reached no "
+                   f"object with swap (no swap_pager_condfree call) and "
+                   f"freed nothing (the first started with swap cache use "
+                   f"{c['idle_use']} pages, writing mark {c['idle_mark']})"
+                   f"{why}")
     return out
 
 

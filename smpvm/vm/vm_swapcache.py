@@ -1035,7 +1035,8 @@ def vm_swapcache_movemarker(marker, object):
 
 
 def clean_meter_begin(v):
-    """smpvm's cleaning meter: a pass starts (swapcached)."""
+    """smpvm's cleaning meter: a pass starts (swapcached), with the swap
+    cache use and the writing mark now."""
     c = v.cnt
     c.clean_pass_budget = 0
     c.clean_pass_objects = 0
@@ -1043,13 +1044,25 @@ def clean_meter_begin(v):
     c.clean_pass_freed = 0
     c.clean_pass_charge = 0
     c.clean_pass_overran = 0
+    c.clean_pass_condfrees = 0
+    # read racily, as statistics are: no field check, so no preemption
+    # point in the daemon's path
+    c.clean_pass_use = max(0, v.raw.vmg.vm_swap_cache_use)
+    c.clean_pass_mark = max(0, SWAPMAX_WRITING())
 
 
 def clean_meter_end(v, cpu_ns):
     """smpvm's cleaning meter: the pass that just ended, against its
     budget; the overruns (swblocks visited past the budget) and the idle
-    streak (passes that visited no swblock and freed nothing) that
-    vm_meter.cleaning_findings reports."""
+    streak that vm_meter.cleaning_findings reports.  A pass is idle when
+    it had swap to clean -- it started at or over the writing mark, as the
+    daemon's passes do (the CLEANING state) -- and reached no object with
+    swap (called swap_pager_condfree on none).  A pass that reached one is
+    not, even if the call visited no swblock: the marker's iterator was
+    past the object's last one, which upstream keeps until the walk works
+    on another object (a lone object with swap is passed over that way
+    pass after pass, the walk going round the list), a policy of the
+    walk, not a walk cut off from the objects."""
     c = v.cnt
     swb = c.clean_pass_swblocks
     c.clean_last_objects = c.clean_pass_objects
@@ -1067,11 +1080,14 @@ def clean_meter_end(v, cpu_ns):
             c.clean_worst_swblocks = swb
             c.clean_worst_objects = c.clean_pass_objects
             c.clean_worst_budget = c.clean_pass_budget
-    if swb == 0 and c.clean_pass_freed == 0:
+    if c.clean_pass_condfrees == 0 and c.clean_pass_use >= c.clean_pass_mark:
         c.clean_idle_streak += 1
+        if c.clean_idle_streak == 1:
+            c.clean_idle_start_use = c.clean_pass_use
+            c.clean_idle_start_mark = c.clean_pass_mark
         if c.clean_idle_streak > c.clean_idle_max:
             c.clean_idle_max = c.clean_idle_streak
-            c.clean_idle_use = max(0, v.vmg.vm_swap_cache_use)
-            c.clean_idle_mark = max(0, SWAPMAX_WRITING())
+            c.clean_idle_use = c.clean_idle_start_use
+            c.clean_idle_mark = c.clean_idle_start_mark
     else:
         c.clean_idle_streak = 0
