@@ -50,7 +50,7 @@ PROFILE_SPACE = {
     "tick_steps": (10, 20, 20, 50, 100),
     "steps": (50000, 100000, 200000, 300000),
     "maxlaunder": (2, 4, 16, 64, 256),
-    "maxswappct": (20, 40, 40, 60, 75),
+    "maxswappct": (10, 20, 40, 40, 60, 75),
     "op_weights": (1, 2, 3, 5, 10, 20, 30),
     "free_seconds": (3.0, 5.0, 8.0),
     "free_check": ("all", "all", ""),
