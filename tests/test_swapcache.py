@@ -520,6 +520,25 @@ def test_a_lone_object_passed_over_below_the_iterator_is_no_liveness_failure(
     assert v.vmg.vm_swap_cache_use == 0
 
 
+def test_cleaning_with_no_swap_in_use_is_no_liveness_failure(vm):
+    """maxswappct 10 puts the writing mark (SWAPMAX(-10)) at 0: the daemon
+    stays CLEANING with no swap cache in use, and its passes reach no
+    object with swap because there is none -- no walk cut off from the
+    objects (a hunt reported it as liveness on the fixed kernel)."""
+    v = vmview()
+    make_file("plain", 32)              # an object, no swap
+    swc().maxswappct = 10
+    assert S.SWAPMAX_WRITING() == 0 and v.vmg.vm_swap_cache_use == 0
+    om = _object_marker_on_list()
+    limit = max(LIVENESS_MIN_PASSES,
+                LIVENESS_PASSES_PER_OBJECT * (v.vmg.vm_object_count + 1))
+    for _ in range(limit + 1):
+        c = _metered_pass(om)
+        assert c.clean_pass_condfrees == 0
+    assert c.clean_idle_streak == 0 and c.clean_idle_max == 0
+    assert cleaning_findings(swapcache_status(vm)) == []
+
+
 @pytest.mark.parametrize("kernel", ["seed", "fixed"])
 def test_a_small_budget_behaves_alike_on_both(kernel, request):
     """With a budget of 3 the big object's scan alone ends the pass: the

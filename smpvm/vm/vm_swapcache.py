@@ -1080,7 +1080,11 @@ def clean_meter_end(v, cpu_ns):
             c.clean_worst_swblocks = swb
             c.clean_worst_objects = c.clean_pass_objects
             c.clean_worst_budget = c.clean_pass_budget
-    if c.clean_pass_condfrees == 0 and c.clean_pass_use >= c.clean_pass_mark:
+    # idle: no object with swap reached while there was swap to clean (a
+    # writing mark of 0, maxswappct <= 10, keeps the daemon CLEANING with
+    # no swap at all: no walk is cut off then)
+    if c.clean_pass_condfrees == 0 and \
+            c.clean_pass_use >= max(c.clean_pass_mark, 1):
         c.clean_idle_streak += 1
         if c.clean_idle_streak == 1:
             c.clean_idle_start_use = c.clean_pass_use
