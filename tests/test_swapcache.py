@@ -539,6 +539,21 @@ def test_cleaning_with_no_swap_in_use_is_no_liveness_failure(vm):
     assert cleaning_findings(swapcache_status(vm)) == []
 
 
+def test_liveness_needs_swap_kept_over_the_cleaning_mark(vm):
+    """A streak of idle passes is stuck for good only with swap over the
+    mark where cleaning starts (SWAPMAX(0)); a remainder under it (with
+    maxswappct 10 the writing mark is 0, so one page in use keeps the
+    daemon CLEANING) is nothing cleaning could be blamed for."""
+    st = swapcache_status(vm)
+    st["cleaning"].update(idle_max=1000, idle_use=1, idle_mark=0)
+    st["swap"]["to_cleaning_above"] = 6
+    assert cleaning_findings(st) == []
+    st["cleaning"]["idle_use"] = 7
+    (f,) = cleaning_findings(st)
+    assert f.startswith("liveness: 1000 cleaning passes") and \
+        "use 7 pages, writing mark 0, over the cleaning mark 6" in f
+
+
 @pytest.mark.parametrize("kernel", ["seed", "fixed"])
 def test_a_small_budget_behaves_alike_on_both(kernel, request):
     """With a budget of 3 the big object's scan alone ends the pass: the

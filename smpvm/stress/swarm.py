@@ -41,17 +41,17 @@ ARMS = {
 # maxswappct and clean all the time, others only write.
 PROFILE_SPACE = {
     "cpus": (2, 2, 2, 3, 3, 4),
-    "files": (2, 3, 4, 4, 6, 8),
+    "files": (1, 2, 3, 4, 4, 6, 8),
     "file_pages": (4, 8, 8, 16, 16, 32),
     "memory": (0.25, 0.5, 0.67, 1.0),       # x the working set
-    "swap": (0.5, 1.0, 1.0, 2.0, 4.0),      # x the working set
+    "swap": (0.5, 1.0, 1.0, 2.0, 3.0, 4.0),     # x the working set
     "nmeta": (32, 64, 128, 256),
     "gap_scale": (0.0, 0.0, 0.0, 0.0, 0.1, 1.0),
     "tick_steps": (10, 20, 20, 50, 100),
     "steps": (50000, 100000, 200000, 300000),
     "maxlaunder": (2, 4, 16, 64, 256),
     "maxswappct": (10, 20, 40, 40, 60, 75),
-    "op_weights": (1, 2, 3, 5, 10, 20, 30),
+    "op_weights": (1, 2, 3, 5, 10, 20, 30, 40),
     "free_seconds": (3.0, 5.0, 8.0),
     "free_check": ("all", "all", ""),
     "noise": (1, 2, 2, 3),

@@ -52,12 +52,20 @@ _CLEANING = (("files", 4), ("file_pages", 8), ("nswap", 64),
              ("tick_steps", 20),
              ("mix", (("read", 5), ("write", 10), ("unlink", 20))))
 
-# H2 needs reads of non-resident swapcached pages while cleaning and
-# truncation free their swblocks, with vm_token contended
-_H2 = (("files", 2), ("file_pages", 32), ("npages", 64), ("nswap", 128),
-       ("tick_steps", 20),
-       ("mix", (("read", 10), ("xread", 30), ("write", 10),
-                ("truncate", 20))))
+# H2 on fixed (64949baad7): a CPU truncates its one file while the other
+# CPU's cross read, which sized its read before the truncation, waits for
+# the object; when the range free blocks on vm_token the reader inserts
+# pages past the new EOF that get PG_SWAPPED from entries about to vanish
+# and are read from the SSD; once the file grows again the owner finds the
+# old unit in the hole.  That needs swap copies of the truncated pages: one
+# small file each (16 pages, so a written file is soon cached whole) and
+# many truncations and cross reads.  Cleaning's condfree is not the window
+# here: it runs rarely and almost never frees a swblock (one of its pages
+# is resident).
+_H2 = (("files", 1), ("file_pages", 16), ("npages", 64), ("nswap", 96),
+       ("tick_steps", 10),
+       ("mix", (("read", 20), ("seqread", 2), ("xread", 40), ("write", 10),
+                ("truncate", 40))))
 
 # a swap copy older than the page: the unit as an earlier write left it, or
 # zeros where the file had a hole then (a truncated or extended range)

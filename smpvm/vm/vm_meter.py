@@ -204,7 +204,12 @@ def cleaning_findings(status):
         out.append(cost)
     limit = max(LIVENESS_MIN_PASSES,
                 LIVENESS_PASSES_PER_OBJECT * (c["objects"] + 1))
-    if c["idle_max"] >= limit:
+    # stuck for good means swap kept over the mark where cleaning starts
+    # (SWAPMAX(0)), not a remainder cleaning may leave: with maxswappct 10
+    # the writing mark is 0 and a page or two in use keeps the daemon
+    # CLEANING with nothing it could free
+    cleaning_mark = status["swap"]["to_cleaning_above"]
+    if c["idle_max"] >= limit and c["idle_use"] > cleaning_mark:
         why = ""
         if c["marker_orphans"]:
             why = (f": the object marker {c['marker_orphans'][0]} is linked "
@@ -214,7 +219,8 @@ def cleaning_findings(status):
                    f"each started at or over the writing mark, reached no "
                    f"object with swap (no swap_pager_condfree call) and "
                    f"freed nothing (the first started with swap cache use "
-                   f"{c['idle_use']} pages, writing mark {c['idle_mark']})"
+                   f"{c['idle_use']} pages, writing mark {c['idle_mark']}, "
+                   f"over the cleaning mark {cleaning_mark})"
                    f"{why}")
     return out
 
