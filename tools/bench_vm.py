@@ -6,8 +6,11 @@ process tree) per emulated operation, so that a loaded host changes the
 figures less than it changes wall time; every floor is measured in the same
 run and every ratio is floor / emulated (1.0 would be the floor itself):
 
-  micro   (one machine, this process its only thread, fixed kernel, the
-          demo sysctls, no kernel threads: the passes are called directly)
+  micro   (one machine, this process its only thread, the seed kernel, the
+          demo sysctls, no kernel threads: the passes are called directly;
+          the seed's single INACTIVE queue is the one the writing pass is
+          called on, as on 95cd202 -- the 256-queue versions spread the
+          pages over a queue per page colour)
           sys_read of a resident page (4 KiB reads), of pages from the
           file and of pages diverted to the SSD (16 KiB, buffer-sized
           reads), sys_write of a page; a writing pass per page written and
@@ -114,7 +117,7 @@ def micro(a):
         reps.setdefault(k, []).append(v)
 
     with Machine.create(cfg) as m, bound_thread(m, "bench"):
-        vm_boot(m, "fixed")
+        vm_boot(m, "seed")      # one INACTIVE queue: see the docstring
         v = vmview()
         ssd = os.open(swapdev_path(m), os.O_RDWR | os.O_CLOEXEC)
         try:
