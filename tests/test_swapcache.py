@@ -11,6 +11,7 @@ from smpvm.errors import Panic
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern import sysctl
 from smpvm.layout import ffi, lib, threads
+from smpvm.stress.history import KillAtFirstYield
 from smpvm.vfs import syscalls as sc
 from smpvm.vm import vm_page as P
 from smpvm.vm import vm_swapcache as S
@@ -762,31 +763,6 @@ def _marker_after_meta():
     vm_object_list_insert_after(_object_of(vn_meta()), om)
     lib.lwkt_reltoken(lib.TOK_VMOBJ)
     return om
-
-
-class KillAtFirstYield:
-    """A preemption hook: at the pass's first lwkt_yield -- a point where
-    the kernel may switch -- another thread unlinks file `name`, whose
-    object is then terminated (and freed at its last drop)."""
-
-    def __init__(self, name):
-        self.name = name
-        self.fired = False
-        self.cb = ffi.callback("void(int, int)", self.hook)
-
-    def hook(self, op, lid):
-        if op != lib.HOOK_YIELD or self.fired:
-            return
-        self.fired = True
-        lib.smpvm_set_hook(ffi.NULL)            # no nested hooks
-        sc.sys_unlink(self.name)
-
-    def __enter__(self):
-        lib.smpvm_set_hook(self.cb)
-        return self
-
-    def __exit__(self, *exc):
-        lib.smpvm_set_hook(ffi.NULL)
 
 
 def _object_list():

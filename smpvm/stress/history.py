@@ -465,7 +465,7 @@ class TokenSwap(Claim):
 
 # 739be60bf6 ----------------------------------------------------------------------
 
-class _KillAtFirstYield:
+class KillAtFirstYield:
     """A preemption hook: at the cleaning pass's first lwkt_yield another
     thread unlinks file `name` (its object is terminated, and freed at its
     last drop)."""
@@ -520,7 +520,7 @@ def _directed_unlink(kernel, maxlaunder=None, check=""):
         if maxlaunder is not None:
             _sc().maxlaunder = maxlaunder
         panic = ""
-        with _KillAtFirstYield("cl0"):
+        with KillAtFirstYield("cl0"):
             try:
                 S.vm_swapcache_cleaning(om)
             except Panic as e:
