@@ -11,7 +11,7 @@ from smpvm.errors import Panic
 from smpvm.kern.kproc import Supervisor
 from smpvm.kern import sysctl
 from smpvm.layout import ffi, lib, threads
-from smpvm.stress.history import KillAtFirstYield
+from smpvm.stress.history import KillAtFirstYield, open_gate
 from smpvm.vfs import syscalls as sc
 from smpvm.vm import vm_page as P
 from smpvm.vm import vm_swapcache as S
@@ -32,13 +32,6 @@ SEED = pytest.mark.vmconfig(kernel="seed")
 def swc():
     return vmview().vmg.swapcache
 
-
-def open_gate():
-    """Heuristic gate open, hysteresis 0, plenty of burst."""
-    v = vmview()
-    swc().hysteresis = 0
-    v.vmg.vm_swapcache_inactive_heuristic = 0
-    swc().curburst = 1 << 40
 
 
 def make_file(name, npages, cache_flag=False):

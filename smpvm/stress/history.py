@@ -71,7 +71,9 @@ def _sc():
     return vmview().vmg.swapcache
 
 
-def _open_gate():
+def open_gate():
+    """The writing pass's gate open: heuristic and hysteresis 0, plenty of
+    burst (history's scenes and the tests call the pass directly)."""
     v = vmview()
     _sc().hysteresis = 0
     v.vmg.vm_swapcache_inactive_heuristic = 0
@@ -113,7 +115,7 @@ def _write_inactive(budget=1 << 20):
             P.vm_page_marker_remove(qq, mk)
         P.vm_page_marker_insert_head(qq, mk)
         P.vm_page_queues_spin_unlock(qq)
-        _open_gate()
+        open_gate()
         if since("64949baad7"):
             S.vm_swapcache_writing(mk, budget, budget)
         else:
@@ -813,7 +815,7 @@ class MaxScan(Claim):
             c = v.cnt
             c.writing_max_held = 0
             for _ in range(passes):
-                _open_gate()
+                open_gate()
                 for q, mk in enumerate(markers):    # back to the head
                     P.vm_page_queues_spin_lock(lib.PQ_INACTIVE + q)
                     P.vm_page_marker_remove(lib.PQ_INACTIVE + q, mk)
@@ -931,7 +933,7 @@ class QueueEnd(Claim):
                     P.vm_page_queues_spin_lock(lib.PQ_INACTIVE + q)
                     P.vm_page_marker_insert_head(lib.PQ_INACTIVE + q, mk)
                     P.vm_page_queues_spin_unlock(lib.PQ_INACTIVE + q)
-                _open_gate()
+                open_gate()
                 # (1): a reset at a queue's end closes the gate, as it
                 # does in a kernel; (2): it leaves it open (hysteresis 0),
                 # so that the budget alone ends each queue's scan
