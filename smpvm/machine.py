@@ -413,6 +413,15 @@ def _layout(cfg):
     return proto
 
 
+def scratch_dir(what):
+    """A private (0700) directory in $TMPDIR for a tool's own files
+    (`what` names the tool), named as machines' data directories are, so
+    that `smpvm clean` (sweep) removes it once this process is dead -- the
+    one case its owner cannot: SIGKILL."""
+    return tempfile.mkdtemp(
+        prefix=f"{NAME_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{what}-")
+
+
 def _make_datadir(name, base):
     """The machine's private data directory (mode 0700) in base or $TMPDIR;
     ConfigError if it cannot be made there."""

@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from smpvm import cli
 from smpvm.config import MachineConfig
 from smpvm.errors import AttachError
 from smpvm.layout import lib, threads
-from smpvm.machine import Machine
+from smpvm.machine import Machine, sweep
 from smpvm.stress.options import StressOptions, hunt_profile
 from smpvm.stress.session import run
 
@@ -529,3 +530,52 @@ def test_ps_shows_a_leftover_machine_and_clean_removes_it(capsys):
         assert _gone(name, pids)
         return
     pytest.fail("the leftover was swept by other tests five times")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_hunt_says_what_ran_and_leaves_nothing(tmp_path, sig):
+    """SIGTERM to the hunt (not its group) ends it as Ctrl-C does: the
+    verdict with what ran, exit 130, no temp directory, worker or machine
+    left (SIGTERM used to kill it where it stood, leaving its directory)."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    p = subprocess.Popen(SMPVM + ["hunt", "--minutes", "2", "-n", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd="/", env=env)
+
+    def descendants(pid):
+        out = _children(pid)
+        return out + [d for c in out for d in descendants(c)]
+
+    def machines():
+        return [n for n in os.listdir("/dev/shm")
+                if any(n.startswith(f"smpvm-{d}-") for d in descendants(p.pid))]
+    wait_for(lambda: machines(), what="a hunt run's machine")
+    seen = machines()
+    pids = descendants(p.pid)
+    assert [e for e in os.listdir(tmp_path) if "-hunt-" in e]
+    p.send_signal(sig)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stdout + stderr
+    assert "smpvm hunt: interrupted after" in stdout, stdout
+    assert "Traceback" not in stderr and "Warning" not in stderr, stderr
+    assert not [e for e in os.listdir(tmp_path) if "-hunt-" in e]
+    wait_for(lambda: all(_gone(n, pids) for n in seen),
+             what="the hunt's machines and processes gone")
+
+
+def test_clean_removes_a_dead_hunts_directory(tmp_path):
+    """A hunt killed by SIGKILL cannot remove its directory; `smpvm clean`
+    does, once its creator is dead (and not while it lives)."""
+    from smpvm.machine import scratch_dir
+    mine = scratch_dir("hunt")
+    dead = os.path.join(tempfile.gettempdir(),
+                        "smpvm-999999999-0badc0de-hunt-x")
+    os.mkdir(dead)
+    try:
+        removed = sweep()
+        assert dead in removed or not os.path.exists(dead)
+        assert not os.path.exists(dead)
+        assert os.path.isdir(mine) and mine not in removed
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        shutil.rmtree(dead, ignore_errors=True)

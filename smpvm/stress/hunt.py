@@ -28,11 +28,13 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
-import tempfile
+import threading
 import time
 
 from smpvm.errors import ConfigError
+from smpvm.machine import scratch_dir
 from smpvm.stress.findings import (EXIT_FOUND, EXIT_INTERRUPTED, EXIT_OK,
                                    EXIT_PANIC, findings_text)
 from smpvm.stress.swarm import ARMS, RunSpec
@@ -335,7 +337,7 @@ def hunt(h, out=None):
     import pytest
     h.validate()
     out = out or sys.stdout
-    tmp = tempfile.mkdtemp(prefix=f"smpvm-hunt-{os.getpid()}-")
+    tmp = scratch_dir("hunt")
     try:
         ini = os.path.join(tmp, "pytest.ini")
         with open(ini, "w") as fp:
@@ -369,7 +371,7 @@ def hunt(h, out=None):
                 + (f" + {len(h.tx)} --tx" if h.tx else ""))
         collector = _Collector(result, status, h.minutes * 60)
         try:
-            with _quiet_stdout():
+            with _quiet_stdout(), _sigterm_as_interrupt():
                 result.pytest_exit = int(pytest.main(args,
                                                      plugins=[collector]))
         except KeyboardInterrupt:
@@ -391,6 +393,27 @@ def hunt(h, out=None):
         return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM ends a hunt as Ctrl-C does: pytest stops its workers, the
+    verdict says "interrupted" with what ran, and the temp directory goes.
+    (By default SIGTERM killed the hunt where it stood: no verdict, the
+    workers' teardown warnings on stderr and the temp directory left.)
+    Main thread only: signals go nowhere else."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @contextlib.contextmanager
