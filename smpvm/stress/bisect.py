@@ -94,16 +94,17 @@ def test_version(opts, version, seeds, finding, run):
 
 def choose_finding(opts, version, seeds, run, wanted=""):
     """The finding the old version's runs show most often (or the first
-    signature line containing `wanted`); '' if none."""
+    signature line containing `wanted`) and on how many of the seeds it
+    showed; ('', 0) if none."""
     counts = collections.Counter()
     for seed in seeds:
         f = run(dataclasses.replace(opts, kernel=version, seed=seed))
         if wanted:
-            counts[wanted] += _matches(f, wanted)
+            counts[wanted] += bool(_matches(f, wanted))
         else:
-            counts.update(f.signature())
+            counts.update(set(f.signature()))
     counts = +counts                    # drop the zero counts
-    return counts.most_common(1)[0][0] if counts else ""
+    return counts.most_common(1)[0] if counts else ("", 0)
 
 
 def bisect(opts, old, new, k=3, finding="", run=None, say=print):
@@ -122,20 +123,24 @@ def bisect(opts, old, new, k=3, finding="", run=None, say=print):
         raise ValueError(f"{old} is not older than {new}")
     seeds = tuple(range(opts.seed, opts.seed + k))
     mode = "disappears"
-    tracked = choose_finding(opts, VERSIONS[lo].name, seeds, run, finding)
+    span = f"seeds {seeds[0]}..{seeds[-1]}"
+    tracked, shown = choose_finding(opts, VERSIONS[lo].name, seeds, run,
+                                    finding)
     if tracked:
-        say(f"{VERSIONS[lo].name}: finds {tracked!r}")
+        say(f"{VERSIONS[lo].name}: finds {tracked!r} on {shown}/{k} "
+            f"{span}")
     else:
-        tracked = choose_finding(opts, VERSIONS[hi].name, seeds, run,
-                                 finding)
+        tracked, shown = choose_finding(opts, VERSIONS[hi].name, seeds,
+                                        run, finding)
         if not tracked:
             return Result(finding or "", "", [], verdict=(
                 f"neither {old} nor {new} finds anything"
                 + (f" matching {finding!r}" if finding else "")
-                + f" on seeds {seeds[0]}..{seeds[-1]}"))
+                + f" on {span}"))
         mode = "appears"
-        say(f"{VERSIONS[lo].name}: finds nothing; {VERSIONS[hi].name} finds "
-            f"{tracked!r}: where does it appear?")
+        say(f"{VERSIONS[lo].name}: finds nothing on {span}; "
+            f"{VERSIONS[hi].name} finds {tracked!r} on {shown}/{k}: where "
+            f"does it appear?")
     res = Result(tracked, mode, [])
     want_lo = PRESENT if mode == "disappears" else ABSENT
     want_hi = ABSENT if mode == "disappears" else PRESENT
