@@ -67,6 +67,9 @@ def test_cli_boot_runs_and_leaves_nothing():
     (["boot", "--seconds", "-1"], "--seconds"),
     (["sysctl", "-m", "smpvm-1-1", "kern.hz"], "no machine named"),
     (["frobnicate"], "invalid choice"),
+    # refused by the booted version: the machine goes with no janitor line
+    (["stress", "--kernel", "64949baad7", "--seconds", "1", "--sysctl",
+      "vm.swapcache.hysteresis=100"], "read only (since 64949baad7"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, msg):
     r = _run(args)

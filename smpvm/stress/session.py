@@ -160,8 +160,15 @@ class Session:
             raise option_error(e) from None
         self.machine = machine
         self.findings.machine = machine.name
-        for name, value in o.sysctls:
-            sysctl.sysctl_set(machine, name, str(value))
+        try:
+            for name, value in o.sysctls:
+                sysctl.sysctl_set(machine, name, str(value))
+        except BaseException:
+            # a setting this version refuses: the machine goes now (the
+            # janitor would say its creator died, a second line)
+            self.machine = None
+            machine.destroy()
+            raise
         if o.lockstat_dir:
             machine.hdr.prof_enabled = 1
 
