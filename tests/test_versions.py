@@ -137,6 +137,38 @@ def test_maxscan_bounds_a_queue_scan_since_0bf8126181(vm):
 
 
 @pytest.mark.vmconfig(npages=1024, nswap=2048)
+@pytest.mark.parametrize("vm", ["seed"], indirect=True)
+def test_writing_pass_meters_count_every_visit(vm):
+    """smpvm's meters of a writing pass (kept in locals, stored once when
+    its loop ends) count every page it visits: 64 pages in four aligned
+    clusters of 16 -- the head of each flushed, the other 15 found
+    PG_SWAPPED (skip_free), at most 16 visited under one queue hold; a
+    second pass skips all 64 under one hold."""
+    v = vmview()
+    c = v.cnt
+    _files_on_inactive(1, 64)
+    (mk,) = _static_markers_at_head()
+    v.vmg.swapcache.hysteresis = 0
+    v.vmg.vm_swapcache_inactive_heuristic = 0
+    v.vmg.swapcache.curburst = 1 << 40
+    v.vmg.swapcache.maxlaunder = 1 << 20
+    c.writing_max_held = 0
+    for skipped, held, written in ((60, 16, 64), (64, 64, 0)):
+        s0, w0 = int(c.pages_scanned), int(c.writing_pass_scanned)
+        f0, p0 = int(c.skip_free), int(c.swap_write_pages)
+        S.vm_swapcache_writing(mk)
+        assert int(c.pages_scanned) - s0 == 64
+        assert int(c.writing_pass_scanned) - w0 == 64
+        assert int(c.skip_free) - f0 == skipped
+        assert int(c.swap_write_pages) - p0 == written
+        assert c.writing_max_held == held
+        P.vm_page_queues_spin_lock(lib.PQ_INACTIVE)
+        P.vm_page_marker_remove(lib.PQ_INACTIVE, mk)
+        P.vm_page_marker_insert_head(lib.PQ_INACTIVE, mk)
+        P.vm_page_queues_spin_unlock(lib.PQ_INACTIVE)
+
+
+@pytest.mark.vmconfig(npages=1024, nswap=2048)
 @pytest.mark.parametrize("vm", ["0301c40799", "64949baad7"], indirect=True)
 def test_the_end_of_one_queue_stops_the_others_until_64949baad7(vm):
     """64949baad7: the heuristic is reset only when every queue reached its

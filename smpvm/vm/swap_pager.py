@@ -176,6 +176,5 @@ def swap_pager_putpages(obj, marray, sync, rtvals):
     n = len(marray)
     rt = ffi.new("int[]", n)               # C sets every entry
     lib.swap_pager_putpages(obj, marray, n, swapdev_fd(vmview().machine), rt)
-    for k in range(n):
-        rtvals[k] = rt[k]
+    rtvals[0:n] = ffi.unpack(rt, n)
     raise_host_error()

@@ -17,7 +17,7 @@ To add the eleventh: its KV_* in smpvm.h, a Version row here, its gates.
 """
 import dataclasses
 
-from smpvm.kern.thread import curmachine
+from smpvm.kern.thread import _bound, curmachine
 from smpvm.layout import lib
 
 
@@ -73,6 +73,7 @@ assert [v.ordinal for v in VERSIONS] == list(range(len(VERSIONS)))
 assert VERSIONS[-1].ordinal == lib.KV_NEWEST
 
 BY_NAME = {v.name: v for v in VERSIONS}
+_ORDINAL = {v.name: v.ordinal for v in VERSIONS}
 NEWEST = VERSIONS[-1]
 # "fixed": the newest version plus smpvm's own fixes of H1 and H2
 FIXED = "fixed"
@@ -105,17 +106,27 @@ def ordinal(name):
 def since(commit, machine=None):
     """Is the running kernel this commit or later?  commit: a version
     name ("739be60bf6").  No locks needed (the version is immutable)."""
-    return _version(machine) >= BY_NAME[commit].ordinal
+    m = machine if machine is not None else _bound["machine"]
+    k = m.__dict__.get("_kernel_version")
+    if k is None:
+        k = _kernel(m)
+    return k[0] >= _ORDINAL[commit]
+
+
+def _kernel(m):
+    """(version, PQ_L2_SIZE) of machine m's kernel, read from vm_globals
+    once per machine and process (both immutable once the VM booted;
+    vm_init.vm_boot forgets them when it sets the version)."""
+    k = m.__dict__.get("_kernel_version")
+    if k is None:
+        from smpvm.layout import vm_globals
+        g = vm_globals(m.base)
+        k = m._kernel_version = (int(g.version), int(g.pq_l2_size))
+    return k
 
 
 def _version(machine=None):
-    m = machine if machine is not None else curmachine()
-    v = m.__dict__.get("_kernel_version")
-    if v is None:
-        from smpvm.layout import vm_globals
-        v = int(vm_globals(m.base).version)
-        m._kernel_version = v
-    return v
+    return _kernel(machine if machine is not None else curmachine())[0]
 
 
 def running(machine=None):
@@ -126,9 +137,11 @@ def running(machine=None):
 def pq_l2_size(machine=None):
     """PQ_L2_SIZE of the running kernel: 64 colours before 51c99c6153, 256
     from it on (vm_globals.pq_l2_size)."""
-    m = machine if machine is not None else curmachine()
-    from smpvm.layout import vm_globals
-    return int(vm_globals(m.base).pq_l2_size)
+    m = machine if machine is not None else _bound["machine"]
+    k = m.__dict__.get("_kernel_version")
+    if k is None:
+        k = _kernel(m)
+    return k[1]
 
 
 def inactive_queues(machine=None):

@@ -27,7 +27,12 @@ Markers:    vm_page_marker(k) is this thread's k-th marker,
 """
 import time
 
+from smpvm.errors import Shutdown
+from smpvm.kern.kern_synch import tsleep
+from smpvm.kern.safepoint import safepoint
+from smpvm.kern.thread import curmachine
 from smpvm.layout import ffi, lib
+from smpvm.vm.vmview import counter_add
 
 vm_page_busy_try = lib.vm_page_busy_try
 vm_page_io_start = lib.vm_page_io_start
@@ -130,11 +135,6 @@ def vm_wait():
     wake the pagedaemon and sleep on the free count for at most hz ticks.
     Every token is lost while asleep; callers look again.  No
     requirements; the caller holds no busied page."""
-    from smpvm.errors import Shutdown
-    from smpvm.kern.kern_synch import tsleep
-    from smpvm.kern.safepoint import safepoint
-    from smpvm.kern.thread import curmachine
-    from smpvm.vm.vmview import counter_add
     machine = curmachine()
     if machine.shutting_down():
         # the pagedaemon has stopped: no page will be freed for us

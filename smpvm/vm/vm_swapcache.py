@@ -460,6 +460,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
     cnt = v.cnt                 # smpvm's counters (`smpvm stat`), not the seed's
     scan_limited = since("0bf8126181")
     q = v.pages[marker].queue   # 027193eb61: marker->queue
+    bugs = _bugs()              # the bugs on purpose (immutable)
 
     if not since("64949baad7"):
         # Deal with an overflow of the heuristic counter or if the user
@@ -483,7 +484,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
     #       with a very high datarate of VM pages cycling from it.
     # BUG_NO_OBJECT_HOLD (broken on purpose): the pass's object hold and
     # drop do nothing, so the object is used without its token
-    if _bugs() & lib.BUG_NO_OBJECT_HOLD:
+    if bugs & lib.BUG_NO_OBJECT_HOLD:
         vm_object_hold = vm_object_drop = _no_hold
     else:
         vm_object_hold = _vm_object.vm_object_hold
@@ -494,6 +495,11 @@ def vm_swapcache_writing(marker, count=None, scount=None):
 
     vm_page_queues_spin_lock(q)
     held = 0                    # smpvm's meter: pages under this hold
+    # smpvm's meters of every visit (pages scanned, skipped as swapped or
+    # marker, the most held), kept here and added to cnt when the loop
+    # ends: statistics, not kernel state, and three stores per page cost
+    # more than the rest of a skip (a pass that raises loses its share)
+    scanned = skipped = max_held = 0
     while True:
         # while ((m = TAILQ_NEXT(marker, pageq)) != NULL && count-- > 0)
         # 0bf8126181: ... && count > 0 && scount-- > 0)
@@ -516,18 +522,17 @@ def vm_swapcache_writing(marker, count=None, scount=None):
 
         if sc.curburst < 0:
             break
-        if _bugs() & lib.BUG_MARKER_UNLOCKED:      # broken on purpose
+        if bugs & lib.BUG_MARKER_UNLOCKED:      # broken on purpose
             vm_page_queues_spin_unlock(q)
             vm_page_marker_move_after(q, marker, m)
             vm_page_queues_spin_lock(q)
         else:
             vm_page_marker_move_after(q, marker, m)
-        cnt.pages_scanned += 1
-        cnt.writing_pass_scanned += 1
+        scanned += 1
         held += 1
-        if held > cnt.writing_max_held:
-            cnt.writing_max_held = held
-        if _bugs() & lib.BUG_INVERTED_LOCKS:       # broken on purpose
+        if held > max_held:
+            max_held = held
+        if bugs & lib.BUG_INVERTED_LOCKS:       # broken on purpose
             lib.vm_page_spin_lock(m)
             lib.vm_page_spin_unlock(m)
 
@@ -536,10 +541,10 @@ def vm_swapcache_writing(marker, count=None, scount=None):
         if pg.flags & (PG_MARKER | PG_SWAPPED):
             if not scan_limited:
                 count += 1
-            cnt.skip_free += 1
+            skipped += 1
             continue
         early = None
-        if _bugs() & lib.BUG_NO_OBJECT_RECHECK:     # broken on purpose:
+        if bugs & lib.BUG_NO_OBJECT_RECHECK:     # broken on purpose:
             early = pg.object                       # read before the busy
         if vm_page_busy_try(m, True):
             cnt.skip_busy += 1
@@ -554,7 +559,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             vm_page_queues_spin_lock(q)
             continue
         vm_object_hold(object)
-        if pg.object != object and not (_bugs() & lib.BUG_NO_OBJECT_RECHECK):
+        if pg.object != object and not (bugs & lib.BUG_NO_OBJECT_RECHECK):
             cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
@@ -633,6 +638,11 @@ def vm_swapcache_writing(marker, count=None, scount=None):
         # Setup for next loop using marker.
         vm_object_drop(object)
         vm_page_queues_spin_lock(q)
+    cnt.pages_scanned += scanned
+    cnt.writing_pass_scanned += scanned
+    cnt.skip_free += skipped
+    if max_held > cnt.writing_max_held:
+        cnt.writing_max_held = max_held
 
     # The marker could wind up at the end, which is ok.  If we hit the end
     # of the list adjust the heuristic (64949baad7: the caller does, once
@@ -742,7 +752,10 @@ class _RtvalsView:
         self.a, self.i = a, i
 
     def __setitem__(self, k, val):
-        self.a[self.i + k] = val
+        if type(k) is slice:            # rtvals[0:n] = ... (swap_pager.py)
+            self.a[self.i + k.start:self.i + k.stop] = val
+        else:
+            self.a[self.i + k] = val
 
 
 def vm_swapcache_test(m):

@@ -35,6 +35,7 @@ class VMView:
         self.phys = machine.view(lib.REG_PHYS)
         self.npages = machine.config.npages
         self.raw = self
+        self.cnt_addr = {}      # counter_add's addresses, by field name
         self.checked = False
         if checked is None:     # the witness alone needs no field checks
             checked = bool(machine.hdr.cfg.check
@@ -84,9 +85,17 @@ def _forget(machine):
         _last[0] = _last[1] = None
 
 
+_fetchadd = lib.atomic_fetchadd_long
+
+
 def counter_add(field, n=1, machine=None):
-    """vm_counters.<field> += n, atomically (smpvm's statistics)."""
-    lib.atomic_fetchadd_long(ffi.addressof(vmview(machine).raw.cnt, field), n)
+    """vm_counters.<field> += n, atomically (smpvm's statistics).  The
+    field's address is made once per machine and process."""
+    v = vmview(machine)
+    p = v.cnt_addr.get(field)
+    if p is None:
+        p = v.cnt_addr[field] = ffi.addressof(v.raw.cnt, field)
+    _fetchadd(p, n)
 
 
 def addressof(struct, field):
