@@ -47,6 +47,7 @@
 #define SINCE(kv)       (VMG->version >= (kv))
 
 /* ---- the Python views' field accesses, from C ------------------------------ */
+/* (the page fields' names are their members', for PAGE_READ) */
 enum { F_PG_flags, F_PG_hold_count, F_PG_wire_count, F_PG_object, F_PG_queue,
 	F_PG_pc, F_PG_md_referenced, F_PG_act_count, F_PG_dirty, F_PG_valid,
 	F_PQ_LCNT, F_OBJ_HANDLE, F_OBJ_TYPE, F_OBJ_FLAGS, F_VMG_HEURISTIC,
@@ -71,28 +72,6 @@ static const char *const pyf_name[F_NPYF][2] = {
 static int pyf_id[F_NPYF];
 static int pyf_rd[F_NPYF];              /* the view checks its reads     */
 static int pyf_resolved;
-
-/* The field ids of the generated table (the same for every machine). */
-static void
-pyf_resolve(void)
-{
-	int i, k, n = smpvm_nfields();
-
-	for (k = 0; k < F_NPYF; k++) {
-		pyf_id[k] = -1;
-		for (i = 0; i < n; i++) {
-			const struct smpvm_field *f = smpvm_field(i);
-
-			if (strcmp(f->sname, pyf_name[k][0]) == 0 &&
-			    strcmp(f->name, pyf_name[k][1]) == 0) {
-				pyf_id[k] = i;
-				pyf_rd[k] = f->kind == 0 && f->rd_any != 0;
-				break;
-			}
-		}
-	}
-	pyf_resolved = 1;
-}
 
 /*
  * The site of an access, "pageout.c:<line>:<function>" as the views name
@@ -121,16 +100,14 @@ py_site(struct pysite *s, const char *func, int line)
 	return s->id;
 }
 
-/* Python's checked views exist on machines checked for fields or hb. */
-#define PY_VIEWS_CHECKED()  (__builtin_expect(race_on != 0, 0) &&        \
-	    (race_on & (RACE_FIELDS | RACE_HB)))
-
 static void
 py_access(int k, int idx, int write, uint64_t value, struct pysite *site,
     const char *func, int line)
 {
-	if (!pyf_resolved)
-		pyf_resolve();
+	if (!pyf_resolved) {        /* the generated table's: any machine's */
+		py_view_fields(pyf_name, F_NPYF, pyf_id, pyf_rd);
+		pyf_resolved = 1;
+	}
 	if (pyf_id[k] >= 0 && (write || pyf_rd[k]))
 		race_access(pyf_id[k], idx, write, value,
 		    py_site(site, func, line));
