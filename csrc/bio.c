@@ -49,28 +49,10 @@ static uint32_t pyf_site;
 static void
 pyf_resolve(void)
 {
-	int i, k, n = smpvm_nfields();
-
-	for (k = 0; k < F_NPYF; k++) {
-		pyf_id[k] = -1;
-		for (i = 0; i < n; i++) {
-			const struct smpvm_field *f = smpvm_field(i);
-
-			if (strcmp(f->sname, pyf_name[k][0]) == 0 &&
-			    strcmp(f->name, pyf_name[k][1]) == 0) {
-				pyf_id[k] = i;
-				pyf_rd[k] = f->kind == 0 && f->rd_any != 0;
-				break;
-			}
-		}
-	}
+	py_view_fields(pyf_name, F_NPYF, pyf_id, pyf_rd);
 	pyf_site = (uint32_t)prof_site_intern("bio.c (the buffer path)");
 	pyf_h = H;
 }
-
-/* Python's checked views exist on machines checked for fields or hb. */
-#define PY_VIEWS_CHECKED()  (__builtin_expect(race_on != 0, 0) &&        \
-	    (race_on & (RACE_FIELDS | RACE_HB)))
 
 static void
 py_access(int k, int idx, int write, uint64_t value)

@@ -816,6 +816,33 @@ access_check(int fid, int idx, int write, uint64_t value, uint32_t site,
 		    cfunc);
 }
 
+/*
+ * The fields a Python view accesses, for C that replaced Python and makes
+ * the views' accesses again (bio.c, pageout.c): names[k] = {struct, field}
+ * -> id[k] (an smpvm_fields index, -1 if none) and rd[k] (the view checks
+ * its reads: a field with a read protector; every store is checked).
+ */
+HIDDEN void
+py_view_fields(const char *const (*names)[2], int n, int *id, int *rd)
+{
+	int i, k;
+
+	for (k = 0; k < n; k++) {
+		id[k] = -1;
+		rd[k] = 0;
+		for (i = 0; i < smpvm_nfields_gen; i++) {
+			const struct smpvm_field *f = &smpvm_fields_gen[i];
+
+			if (strcmp(f->sname, names[k][0]) == 0 &&
+			    strcmp(f->name, names[k][1]) == 0) {
+				id[k] = i;
+				rd[k] = f->kind == 0 && f->rd_any != 0;
+				break;
+			}
+		}
+	}
+}
+
 /* Python's entry: field is an smpvm_fields index. */
 void
 race_access(int field, int idx, int write, uint64_t value, uint32_t site)

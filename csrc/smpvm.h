@@ -1428,6 +1428,19 @@ void     vm_page_flag_set(int m, uint32_t bits);
 void     vm_page_flag_clear(int m, uint32_t bits);
 int      vn_lookup_locked(const char *name);
 
+/* the pageout daemon's scans (sys/vm/vm_pageout.c; csrc/pageout.c).  The
+ * descriptor of a vnode's backing file is this process's (Python's cache):
+ * -1 when it could not be had (the callback keeps its exception). */
+typedef int (*pageout_fd_fn)(int vp);
+void     vm_pageout_set_fd_fn(pageout_fd_fn fn);
+int      vm_pageout_take_error(void);
+int      vm_paging_target(void);
+int      vm_pageout_scan_inactive(int pass, int q, int avail_shortage);
+int      vm_pageout_scan_active(int pass, int q, int avail_shortage,
+	    int inactive_shortage, int *recycle_count);
+int      vm_pageout_scan(int pass);
+int      vm_pageout_scan_queues(int pass);
+
 /* the swap pager's I/O (sys/vm/swap_pager.c) */
 int      swap_pager_strategy_read(int o, const int *pages, int n, int swapfd,
 	    struct bio_stats *st);

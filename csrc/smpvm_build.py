@@ -11,7 +11,8 @@ import cffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = os.path.join(HERE, "smpvm.h")
-SOURCES = ["smpvm.c", "vm.c", "race.c", "sched.c", "bio.c", "stamp.c"]
+SOURCES = ["smpvm.c", "vm.c", "race.c", "sched.c", "bio.c", "stamp.c",
+           "pageout.c"]
 
 
 def cdef_text():

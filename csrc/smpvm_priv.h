@@ -80,6 +80,14 @@ HIDDEN void race_flags_op(volatile uint32_t *p, uint32_t old, uint32_t set,
 HIDDEN void race_wakeup_ident(uint64_t ident);
 HIDDEN void race_page_mapped(int m, int writable, const char *cfunc);
 HIDDEN void race_thread_end(void);
+HIDDEN void py_view_fields(const char *const (*names)[2], int n, int *id,
+    int *rd);
+
+/* Python's checked views (smpvm/vm/vmview.py) exist on machines checked
+ * for fields or happens-before: C that replaced Python makes their
+ * accesses (race_access: a preemption point, then the check) only there. */
+#define PY_VIEWS_CHECKED()  (__builtin_expect(race_on != 0, 0) &&        \
+	    (race_on & (RACE_FIELDS | RACE_HB)))
 
 /* noise (smpvm.c): delays at preemption points of free runs */
 extern HIDDEN int noise_on;
