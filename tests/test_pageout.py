@@ -13,6 +13,7 @@ from smpvm.vfs.vnode import backing_path
 from smpvm.vm import vm_page as P
 from smpvm.vm import vm_pageout as PO
 from smpvm.vm.versions import since
+from smpvm.vm.vm_meter import swapcache_status
 from smpvm.vm.vm_object import vm_object_drop, vm_object_hold
 from smpvm.vm.vmview import vmview
 
@@ -182,6 +183,7 @@ def test_active_scan_deactivates_and_caches_as_each_version_counts(vm):
 @pytest.mark.parametrize("vm", VERSIONS, indirect=True)
 def test_a_pass_under_memory_pressure_reaches_the_free_target(vm):
     v = vmview()
+    p0 = swapcache_status(vm)["paging"]
     _file("f", 236)
     short = PO.vm_paging_target()
     assert short > 0
@@ -192,6 +194,10 @@ def test_a_pass_under_memory_pressure_reaches_the_free_target(vm):
         left = PO.vm_pageout_scan(0)
     assert left <= 0 and PO.vm_paging_target() <= 0
     assert int(v.cnt.pageout_cached) - c0 >= short
+    # the status (smpvm stat --json, a run's --json) shows the paging
+    p1 = swapcache_status(vm)["paging"]
+    assert p1["page_allocs"] - p0["page_allocs"] >= 236
+    assert p1["page_caches"] - p0["page_caches"] >= short
 
 
 @pytest.mark.parametrize("vm", ["seed", "fixed"], indirect=True)

@@ -26,7 +26,9 @@ run and every ratio is floor / emulated (1.0 would be the floor itself):
   scaling the same per-CPU workload (8 files x 64 pages, --npages 224N,
           --nswap 512N, --nmeta 128N) on N = 1, 2, 4 CPU processes.
   sizes   --npages 448 .. 262144 (a 1 GiB machine), the stress defaults
-          otherwise: CPU per verified page, and what the largest machine
+          otherwise: CPU per verified page, pages brought into memory per
+          verified page (the small machine pages, the large ones do not),
+          CPU per page verified or brought in, and what the largest machine
           costs to create and boot (wall, CPU, segment size, this process's
           resident memory).
 
@@ -345,7 +347,10 @@ def stress(a, extra=(), seconds=None):
             "pages_per_s": w["pages_read"] / run_s,
             "ops_per_cpu_s": w["ops"] / cpu,
             "pages_per_cpu_s": w["pages_read"] / cpu,
-            "cpu_us_per_page": cpu / max(1, w["pages_read"]) * 1e6}
+            "cpu_us_per_page": cpu / max(1, w["pages_read"]) * 1e6,
+            # pages brought into memory (older trees do not report it)
+            "page_allocs": d.get("swapcache", {}).get("paging", {}).get(
+                "page_allocs")}
 
 
 def raw_pread_floor(a):
@@ -417,14 +422,24 @@ def print_scaling(sc_, w):
 
 
 def print_sizes(sz, w):
-    w("\nsizes (stress defaults, 2 cpus)\n")
+    w("\nsizes (stress defaults, 2 cpus; allocs: pages brought into "
+      "memory per verified page,\nhandled: CPU per page verified or "
+      "allocated)\n")
     w(f"{'npages':>8}{'ops/s':>9}{'pages/s':>10}{'CPU-us/page':>13}"
-      f"{'x 448':>7}\n")
+      f"{'x 448':>7}{'allocs':>8}{'handled':>9}{'x 448':>7}\n")
     base = sz["runs"][0]["cpu_us_per_page"]
+    hbase = None
     for r in sz["runs"]:
-        w(f"{r['npages']:>8}{r['ops_per_s']:>9,.0f}{r['pages_per_s']:>10,.0f}"
-          f"{r['cpu_us_per_page']:>13.1f}"
-          f"{r['cpu_us_per_page'] / base:>7.2f}\n")
+        line = (f"{r['npages']:>8}{r['ops_per_s']:>9,.0f}"
+                f"{r['pages_per_s']:>10,.0f}{r['cpu_us_per_page']:>13.1f}"
+                f"{r['cpu_us_per_page'] / base:>7.2f}")
+        if r.get("page_allocs") is not None:
+            handled = r["cpu_s"] / max(1, r["pages"] + r["page_allocs"]) \
+                * 1e6
+            hbase = hbase or handled
+            line += (f"{r['page_allocs'] / max(1, r['pages']):>8.3f}"
+                     f"{handled:>9.2f}{handled / hbase:>7.2f}")
+        w(line + "\n")
     b = sz["boot"]
     seg = f"{b['segment_mb']:.0f} MiB segment, " if b["segment_mb"] else ""
     w(f"a machine of {b['npages']} pages: created and booted in "

@@ -97,6 +97,11 @@ def swapcache_status(machine):
                   "diverted_pages": int(c.diverted_pages),
                   "zero_fills": int(c.zero_fills),
                   "vnode_reads": int(c.vnode_reads)},
+        "paging": {"page_allocs": int(c.page_allocs),
+                   "page_frees": int(c.page_frees),
+                   "page_caches": int(c.page_caches),
+                   "pageout_scans": int(c.pageout_scans),
+                   "vnode_writes": int(c.vnode_writes)},
         "invalidations": {"unswapped": int(c.unswapped),
                           "range_freed": int(c.range_freed)},
         "cleaning": {
