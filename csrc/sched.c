@@ -898,7 +898,7 @@ sched_expect(void *base, int tid)
  * shared state that blocks between its steps exposes.  Drawn from the seed
  * at SCH->tokloss per mille (and recorded as a SCHED_CH_TOKLOSS choice at
  * this thread's current decision: its token_get point), or replayed from
- * the forced list.  1: the caller switches (lwkt_switch), and with
+ * the forced list (and recorded again, as a forced pick that took is).  1: the caller switches (lwkt_switch), and with
  * SCH->steer the next pick is a thread that waited for one of its tokens.
  */
 HIDDEN int
@@ -916,7 +916,9 @@ sched_token_loss(int id)
 	} else if (SCH->tokloss == 0 ||
 	    sched_below(SCHED_TOKLOSS_SCALE) >= SCH->tokloss) {
 		return 0;
-	} else if (SCH->nchoices < SCHED_MAXCHOICES) {
+	}
+	/* recorded when replayed too: a shrinker keeps the choices that took */
+	if (SCH->nchoices < SCHED_MAXCHOICES) {
 		struct sched_choice *c = &SCH->choices[SCH->nchoices++];
 
 		c->step = SCH->step;

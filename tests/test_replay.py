@@ -285,6 +285,12 @@ def test_injected_token_losses_replay_exactly_from_the_schedule_file(
     assert same and f.sched["diverged"] == 0
     assert f.sched["trace_hash"] == r.sched["trace_hash"]
     assert BUGS["range-free-interleaved"].detector in f.detectors()[0]
+    # a replay records the losses it applied, so a shrinker keeps them
+    assert [c for c in f.schedule["choices"]
+            if c[2] == lib.SCHED_CH_TOKLOSS] == losses
+    small, res, _ = replay.shrink(path, max_runs=4)
+    assert BUGS["range-free-interleaved"].detector in res.detectors()[0]
+    assert any(c[2] == lib.SCHED_CH_TOKLOSS for c in small.schedule)
     # no losses without the injection: the same seed, another interleaving
     plain = run(dataclasses.replace(opts, token_loss=0))
     assert plain.sched["token_losses"] == 0
