@@ -1267,6 +1267,34 @@ race_flags_op(volatile uint32_t *p, uint32_t old, uint32_t set,
 	}
 }
 
+/*
+ * A range free (swp_pager_meta_free) cleared the swap block of (o, pindex),
+ * o held: the other side of "PG_SWAPPED only with a swap block behind it".
+ * Its callers removed the range's resident pages first (or chose swblocks
+ * with none), so a resident page there with PG_SWAPPED was inserted while
+ * the free blocked (H2) and keeps a flag, and data, no block backs.
+ * Reads the page hash directly: no checked access, no preemption point.
+ */
+HIDDEN void
+race_swap_freed(int o, uint64_t pindex, const char *cfunc)
+{
+	int m;
+
+	if (!(race_on & RACE_PROTOCOL) || td == NULL || RG == NULL ||
+	    o < 0 || PG == NULL)
+		return;
+	for (m = OBJ[o].pghash[pindex & (OBJ_PGHASH - 1)]; m >= 0;
+	    m = PG[m].hnext)
+		if (PG[m].pindex == pindex)
+			break;
+	if (m >= 0 && (PG[m].flags & PG_SWAPPED))
+		report_protocol(RR_SWAPPED_NOSWAP, m, PG[m].flags,
+		    site_of(cfunc), "the swap block of page %d (object %d "
+		    "pindex %llu) freed by a range free while the page is "
+		    "resident with PG_SWAPPED (inserted while the free "
+		    "blocked?)", m, o, (unsigned long long)pindex);
+}
+
 /* wakeup(ident): pays the wakeup owed to page m's sleepers, if it is m's */
 HIDDEN void
 race_wakeup_ident(uint64_t ident)

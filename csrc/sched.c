@@ -350,7 +350,8 @@ pick_pct(const int *run, int n, int cur, int why)
  * The forced choice anchored at this decision (global step step; the
  * thread of slot at its tsteps[slot]-th decision): its tid, or -1 when the
  * default policy decides.  Anchors that were passed without matching (the
- * run went another way) are skipped.
+ * run went another way) are skipped.  A token loss (SCHED_CH_TOKLOSS) at
+ * this anchor is not a pick: forced_token_loss takes it.
  */
 static int
 forced_pick(uint64_t step, int slot)
@@ -370,9 +371,61 @@ forced_pick(uint64_t step, int slot)
 	    SCH->forced[SCH->fnext[slot]].tstep < t)
 		SCH->fnext[slot]++;
 	if (SCH->fnext[slot] < SCH->fend[slot] &&
-	    SCH->forced[SCH->fnext[slot]].tstep == t)
+	    SCH->forced[SCH->fnext[slot]].tstep == t &&
+	    SCH->forced[SCH->fnext[slot]].kind != SCHED_CH_TOKLOSS)
 		return SCH->forced[SCH->fnext[slot]++].tid;
 	return -1;
+}
+
+/* Is a forced token loss anchored at slot's current decision?  (Taken.) */
+static int
+forced_token_loss(int slot)
+{
+	uint32_t t = SCH->tsteps[slot];
+
+	if (SCH->forced_mode != 1)
+		return 0;
+	while (SCH->fnext[slot] < SCH->fend[slot] &&
+	    SCH->forced[SCH->fnext[slot]].tstep < t)
+		SCH->fnext[slot]++;
+	if (SCH->fnext[slot] < SCH->fend[slot] &&
+	    SCH->forced[SCH->fnext[slot]].tstep == t &&
+	    SCH->forced[SCH->fnext[slot]].kind == SCHED_CH_TOKLOSS) {
+		SCH->fnext[slot]++;
+		return 1;
+	}
+	return 0;
+}
+
+/* Does waiting thread t need back one of the tokens in lost (id mod 64)? */
+static int
+waits_for_lost(const struct smpvm_thread *t, uint64_t lost)
+{
+	int i;
+
+	if (t->state != TDS_TOKWAIT)
+		return 0;
+	for (i = 0; i < t->td_toks_stop; i++)
+		if (lost & (1ull << (t->td_toks[i] & 63)))
+			return 1;
+	return 0;
+}
+
+/*
+ * After an injected token loss (sched_token_loss, steering on): a runnable
+ * thread other than cur that was waiting for one of the tokens cur let go
+ * -- the thread that touches what cur was in the middle of updating -- or
+ * -1 if none.
+ */
+static int
+pick_lost_waiter(const int *run, int n, int cur, uint64_t lost)
+{
+	int cand[SMPVM_MAXTHREADS], nc = 0, i;
+
+	for (i = 0; i < n; i++)
+		if (run[i] != cur && waits_for_lost(&T[run[i]], lost))
+			cand[nc++] = run[i];
+	return nc ? cand[sched_below((uint64_t)nc)] : -1;
 }
 
 /*
@@ -384,8 +437,9 @@ forced_pick(uint64_t step, int slot)
 static int
 sched_decide(int cur, int why, int op, int id)
 {
-	int run[SMPVM_MAXTHREADS], n, def, pick, cur_ok, want;
+	int run[SMPVM_MAXTHREADS], n, def, pick = -1, cur_ok, want;
 	uint64_t step = SCH->step, bstep = sched_budget_step();
+	uint64_t lost = SCH->lost_mask;
 	int slot = cur + 1;             /* tsteps[0]: the start (cur -1) */
 
 	SCH->tsteps[slot]++;
@@ -409,8 +463,17 @@ sched_decide(int cur, int why, int op, int id)
 	}
 	cur_ok = cur >= 0 && index_of(run, n, cur) >= 0;
 	def = sched_default(run, n, cur, why);
+	SCH->lost_mask = 0;
+	if (lost && SCH->steer && why == AT_YIELD &&
+	    SCH->strategy != SCHED_FORCED) {
+		pick = pick_lost_waiter(run, n, cur, lost);
+		if (pick >= 0)
+			SCH->steered++;
+	}
 
-	switch (SCH->strategy) {
+	if (pick >= 0)
+		;       /* steered */
+	else switch (SCH->strategy) {
 	case SCHED_RANDOM:
 		pick = run[sched_below((uint64_t)n)];
 		break;
@@ -785,7 +848,11 @@ sched_force(void *base, uint64_t step, int tid, int kind, int at,
 		return -1;
 	last = SCH->nforced ? &SCH->forced[SCH->nforced - 1] : NULL;
 	if (last && (mode == 2 ? last->step >= step :
-	    (last->at > at || (last->at == at && last->tstep >= tstep))))
+	    (last->at > at || (last->at == at && (last->tstep > tstep ||
+	    (last->tstep == tstep && (kind != SCHED_CH_TOKLOSS ||
+	    last->kind == SCHED_CH_TOKLOSS)))))))
+		return -1;
+	if (kind == SCHED_CH_TOKLOSS && (mode != 1 || tid != at))
 		return -1;
 	if (mode == 1) {
 		if (!last || last->at != at)
@@ -819,6 +886,74 @@ sched_expect(void *base, int tid)
 	if ((SCH->flags & SCHED_F_PHASED) && T[tid].kind == TDK_CPU)
 		__atomic_fetch_or(&SCH->setup_mask, 1ull << tid,
 		    __ATOMIC_SEQ_CST);
+}
+
+/*
+ * sched_token_loss(id): called by lwkt_gettoken for an acquisition of token
+ * id that is not recursive, by a scheduled thread holding other tokens and
+ * no spinlock: should it block here and lose its tokens, as it would if
+ * another CPU held id?  Any such acquisition may block in the kernel, so
+ * this is a legal interleaving (the worst case, as lwkt_yield's with
+ * debug.lwkt_yield_switch=1), and it is the one a multi-step update of
+ * shared state that blocks between its steps exposes.  Drawn from the seed
+ * at SCH->tokloss per mille (and recorded as a SCHED_CH_TOKLOSS choice at
+ * this thread's current decision: its token_get point), or replayed from
+ * the forced list (and recorded again, as a forced pick that took is).  1: the caller switches (lwkt_switch), and with
+ * SCH->steer the next pick is a thread that waited for one of its tokens.
+ */
+HIDDEN int
+sched_token_loss(int id)
+{
+	int slot = curtid + 1, i;
+	uint64_t mask = 0;
+
+	if (in_sched || !sched_on || H->panicking || !SCH->started ||
+	    SCH->shutdown_step)
+		return 0;
+	if (SCH->strategy == SCHED_FORCED) {
+		if (!forced_token_loss(slot))
+			return 0;
+	} else if (SCH->tokloss == 0 ||
+	    sched_below(SCHED_TOKLOSS_SCALE) >= SCH->tokloss) {
+		return 0;
+	}
+	/* recorded when replayed too: a shrinker keeps the choices that took */
+	if (SCH->nchoices < SCHED_MAXCHOICES) {
+		struct sched_choice *c = &SCH->choices[SCH->nchoices++];
+
+		c->step = SCH->step;
+		c->tid = curtid;
+		c->kind = SCHED_CH_TOKLOSS;
+		c->at = curtid;
+		c->tstep = SCH->tsteps[slot];
+	} else {
+		SCH->choices_lost++;
+	}
+	for (i = 0; i < td->td_toks_stop; i++)
+		mask |= 1ull << (td->td_toks[i] & 63);
+	SCH->lost_mask = mask;
+	SCH->toklosses++;
+	in_sched = 1;
+	sched_event(curtid, SCHED_EV_TOKLOSS, id, curtid);
+	in_sched = 0;
+	return 1;
+}
+
+/*
+ * sched_token_loss_rate(base, per_mille, steer): before the start, make
+ * per_mille of the eligible token acquisitions block (sched_token_loss),
+ * and with steer give the turn after each to a thread that waited for a
+ * token the blocked thread let go.  0, or -1 when out of range.
+ */
+int
+sched_token_loss_rate(void *base, uint32_t per_mille, int steer)
+{
+	if (SCH == NULL || (void *)H != base || SCH->started ||
+	    per_mille > SCHED_TOKLOSS_SCALE)
+		return -1;
+	SCH->tokloss = per_mille;
+	SCH->steer = steer != 0;
+	return 0;
 }
 
 /*

@@ -1493,6 +1493,12 @@ lwkt_gettoken_at(int id, const char *cfunc)
 		race_rule(RR_SLEEP_SPIN, LK_TOKEN, id, cfunc, "token %d taken "
 		    "while holding %d spinlocks (it may block)", id,
 		    td->gd_spinlocks_wr);
+	/* deterministic: this acquisition may be made to block (a token
+	 * loss drawn from the seed), as if another CPU held id */
+	if (__builtin_expect(sched_on, 0) && tok->t_ref != curref &&
+	    td->td_toks_stop > 0 && !td->gd_spinlocks_wr &&
+	    sched_token_loss(id))
+		lwkt_switch();
 	td->td_toks[td->td_toks_stop++] = id;
 	if (tok->t_ref == curref)
 		return;

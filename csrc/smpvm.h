@@ -1104,6 +1104,8 @@ struct race_shadow {
 #define SCHED_EV_HANG           24      /* max_steps after the shutdown: no exit */
 #define SCHED_EV_WORKLOAD       25      /* a first CPU finished its set-up (phased) */
 #define SCHED_EV_FOUND          26      /* a finding: shutdown asked (SCHED_F_STOP) */
+#define SCHED_EV_TOKLOSS        27      /* id: the token whose acquisition was made
+                                         * to block (an injected token loss) */
 
 /* sched_configure flags */
 #define SCHED_F_PHASED          1       /* max_steps and the plans count from the
@@ -1114,6 +1116,10 @@ struct race_shadow {
 /* kinds of recorded choice */
 #define SCHED_CH_PREEMPT        1       /* the current thread was runnable     */
 #define SCHED_CH_SWITCH         2       /* at a block, yield, exit or start    */
+#define SCHED_CH_TOKLOSS        3       /* tid (= at) lost its tokens at the token
+                                         * acquisition of this decision; it may
+                                         * share its anchor with a pick before it */
+#define SCHED_TOKLOSS_SCALE     1000    /* sched_token_loss_rate: per mille */
 
 /* one step of the trace: thread tid at point op(id); next got the turn */
 struct sched_event {
@@ -1194,6 +1200,14 @@ struct sched_state {
 	struct sched_choice forced[SCHED_MAXCHOICES];   /* SCHED_FORCED input */
 	struct sched_event ring[SCHED_RING];
 	char     report[1024];  /* the deadlock or hang, every thread named */
+	uint32_t tokloss;       /* per mille of eligible token acquisitions
+	                         * made to block (sched_token_loss_rate)  */
+	uint32_t steer;         /* after an injected loss, run a thread that
+	                         * waited for a token it released         */
+	uint64_t toklosses;     /* injected token losses                 */
+	uint64_t steered;       /* ... after which a waiter got the turn */
+	uint64_t lost_mask;     /* the tokens of the pending injected loss's
+	                         * thread, by id mod 64 (0: none pending) */
 };
 
 /* ---- the C entry points (one per kernel operation) ---------------------- */
@@ -1361,6 +1375,7 @@ int      sched_configure(void *base, int strategy, uint64_t seed, int depth,
 	    uint64_t k, int bound, uint64_t max_steps, uint64_t tick_steps,
 	    uint32_t flags);
 void     sched_setup_done(void);
+int      sched_token_loss_rate(void *base, uint32_t per_mille, int steer);
 int      sched_force(void *base, uint64_t step, int tid, int kind, int at,
              uint32_t tstep);
 void     sched_expect(void *base, int tid);

@@ -50,6 +50,7 @@ HIDDEN void sched_attach(void);
 HIDDEN void sched_exit(void);
 HIDDEN int  sched_block(void);
 HIDDEN void sched_switch(void);
+HIDDEN int  sched_token_loss(int id);
 HIDDEN void sched_panic(void);
 
 /* the race checkers (race.c); race_on is 0 unless the machine is checked */
@@ -78,6 +79,7 @@ HIDDEN int  race_found(void);
 HIDDEN void race_flags_op(volatile uint32_t *p, uint32_t old, uint32_t set,
     uint32_t clear, const char *cfunc);
 HIDDEN void race_wakeup_ident(uint64_t ident);
+HIDDEN void race_swap_freed(int o, uint64_t pindex, const char *cfunc);
 HIDDEN void race_page_mapped(int m, int writable, const char *cfunc);
 HIDDEN void race_thread_end(void);
 HIDDEN void py_view_fields(const char *const (*names)[2], int n, int *id,

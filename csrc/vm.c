@@ -2326,6 +2326,8 @@ swp_pager_meta_free(int o, uint64_t start, uint64_t count)
 				SWB[s].swb_pages[i] = SWAPBLK_NONE;
 				__atomic_fetch_add(&VMG->cnt.range_freed, 1,
 				    __ATOMIC_RELAXED);
+				if (race_on)
+					race_swap_freed(o, idx, __func__);
 				if (interleaved && !leak) {
 					/* 0301c40799: free, then count */
 					swp_pager_freeswapspace(o, v, 1);

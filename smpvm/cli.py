@@ -114,7 +114,7 @@ def _stress_options(a, **extra):
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, check=a.check,
         check_sample=a.check_sample, sched=a.sched, steps=a.steps,
         tick_steps=a.tick_steps, pct_depth=a.pct_depth, bound=a.bound,
-        gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
+        token_loss=a.token_loss, steer=not a.no_steer, gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
         stop_on_detection=a.stop_on_detection, noise=a.noise,
         datadir=a.datadir,
         save_schedule=a.save_schedule or schedule_dir(), **extra)
@@ -551,6 +551,16 @@ def _stress_args(sx, d, check_default):
                    help="pct: bug depth d")
     g.add_argument("--bound", type=int, default=d.bound,
                    help="bounded: at most this many preemptions")
+    g.add_argument("--token-loss", type=int, default=d.token_loss,
+                   metavar="PERMILLE",
+                   help="make this many per mille of the token acquisitions "
+                        "that could block (the thread holds other tokens) "
+                        "block, losing its tokens as if another CPU held "
+                        "the token; then a thread that waited for one of "
+                        "them runs (default 0: off)")
+    g.add_argument("--no-steer", action="store_true",
+                   help="--token-loss: let the strategy pick the next "
+                        "thread after a loss instead")
     g.add_argument("--save-schedule", default="", metavar="FILE",
                    help="where a failing schedule is written (default: a new "
                         "file in $XDG_STATE_HOME/smpvm/schedules/; FILE "

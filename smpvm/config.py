@@ -64,6 +64,13 @@ class SchedConfig:
                the start: the budget is the workload's
     stop       ask for shutdown at the first race report or wrong byte
                (the step it happens at replays like any other)
+    token_loss per mille of the token acquisitions that could block (not
+               recursive, by a thread holding other tokens and no spinlock)
+               that are made to block, losing the thread's tokens as if
+               another CPU held the token (sched_token_loss; recorded as
+               SCHED_CH_TOKLOSS choices, which a forced schedule replays)
+    steer      after such a loss, give the turn to a thread that waited for
+               one of the tokens let go (one that works on the same object)
     """
     strategy: str = "off"
     seed: int = 0
@@ -76,6 +83,8 @@ class SchedConfig:
     trace: int = 0
     phased: bool = False
     stop: bool = False
+    token_loss: int = 0
+    steer: bool = False
 
     @property
     def flags(self):
@@ -109,10 +118,12 @@ class SchedConfig:
              "choices are all (step, tid[, kind]) or all (step, tid, kind, "
              "at, tstep)")
         if shapes == {5}:
-            anchors = [(c[3], c[4]) for c in self.schedule]
+            # a token loss may share its anchor with the pick before it
+            anchors = [(c[3], c[4], c[2] == lib.SCHED_CH_TOKLOSS)
+                       for c in self.schedule]
             need(len(set(anchors)) == len(anchors) and
                  all(-1 <= a < lib.SMPVM_MAXTHREADS and t >= 1
-                     for a, t in anchors), "schedule",
+                     for a, t, _ in anchors), "schedule",
                  "each (at, tstep) anchor once, at -1..threads, tstep >= 1")
         else:
             steps = [c[0] for c in self.schedule]
@@ -121,6 +132,8 @@ class SchedConfig:
         need(0 <= self.max_steps < 1 << 62, "max_steps", "must be >= 0")
         need(0 <= self.tick_steps < 1 << 62, "tick_steps", "must be >= 0")
         need(0 <= self.trace <= 1 << 24, "trace", "must be 0..2^24 events")
+        need(0 <= self.token_loss <= lib.SCHED_TOKLOSS_SCALE, "token_loss",
+             f"must be 0..{lib.SCHED_TOKLOSS_SCALE} (per mille)")
         return self
 
 

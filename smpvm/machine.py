@@ -491,11 +491,16 @@ def _sched_configure(machine, sc):
                            sc.seed, sc.depth, sc.k, sc.bound, sc.max_steps,
                            sc.tick_steps, sc.flags) != 0:
         raise AttachError(f"sched_configure refused {sc}")
+    if lib.sched_token_loss_rate(machine.base, sc.token_loss,
+                                 int(sc.steer)) != 0:
+        raise AttachError(f"sched_token_loss_rate refused {sc}")
     # (step, tid[, kind]) is anchored at the global step; (step, tid, kind,
     # at, tstep), as recorded, at thread at's tstep-th decision, which the
-    # C side takes in (at, tstep) order
-    for c in sorted(sc.schedule, key=lambda c: (c[3], c[4]) if len(c) == 5
-                    else (lib.SCHED_AT_STEP, c[0])):
+    # C side takes in (at, tstep) order, a token loss after the pick it
+    # shares its anchor with
+    for c in sorted(sc.schedule, key=lambda c: (
+            c[3], c[4], c[2] == lib.SCHED_CH_TOKLOSS) if len(c) == 5
+            else (lib.SCHED_AT_STEP, c[0], False)):
         step, tid = c[0], c[1]
         kind = c[2] if len(c) > 2 else lib.SCHED_CH_SWITCH
         at, tstep = (c[3], c[4]) if len(c) == 5 else (lib.SCHED_AT_STEP, 0)

@@ -10,7 +10,8 @@ import sys
 from smpvm.stress.hunt import HuntOptions, format_hunt, hunt
 from smpvm.stress.options import HUNT, StressOptions, hunt_profile
 from smpvm.stress.session import run
-from smpvm.stress.swarm import ARMS, PROFILE_SPACE, RunSpec, profile
+from smpvm.stress.swarm import (ARMS, PROFILE_SPACE, TOKEN_LOSS_ALL,
+                                RunSpec, profile)
 from smpvm.vm.bugs import BUGS
 
 
@@ -85,6 +86,16 @@ def test_each_run_is_drawn_from_its_seeds():
             o = RunSpec(arm, s, s).options()     # validates
             seen.add((o.npages, o.nswap, o.files))
     assert len(seen) > 50
+
+
+def test_the_loss_arms_inject_token_losses_and_the_others_none():
+    lossy = RunSpec("loss-bounded2", 7, 11).options(steps=20000)
+    assert lossy.sched == "bounded" and lossy.token_loss == TOKEN_LOSS_ALL
+    plain = RunSpec("bounded2", 7, 11).options(steps=20000)
+    assert plain.token_loss == 0
+    r, p = run(lossy), run(plain)
+    assert r.exit == p.exit == 0
+    assert r.sched["token_losses"] > 0 and p.sched["token_losses"] == 0
 
 
 def test_the_old_hunting_profiles_are_points_of_the_space():

@@ -89,6 +89,34 @@ def test_pg_swapped_with_no_swap_block_behind_it(vm):
 
 
 @checked
+def test_a_range_free_takes_the_block_from_under_a_pg_swapped_page(vm):
+    """The other side of the rule: a range free (truncation, condfree)
+    clears the block of a page still resident with PG_SWAPPED (H2: the
+    page was inserted while the free blocked)."""
+    o, m = _page(vm, busy=True)
+    lib.vm_object_hold(o)
+    lib.swp_pager_meta_build(o, 0, lib.swp_pager_getswapspace(o, 1))
+    lib.atomic_set_int(_flags(vm, m), lib.PG_SWAPPED)
+    assert _types(vm) == []
+    lib.swap_pager_freespace(o, 0, 4)
+    lib.vm_object_drop(o)
+    (r,) = report.reports(vm)
+    assert r["type_id"] == lib.RR_SWAPPED_NOSWAP and r["index"] == m
+    assert "range free" in r["message"] and \
+        "swp_pager_meta_free" in r["a"]["site"]
+    # done right: the page unswapped first; a block with no page is freed
+    o2, m2 = _page(vm, busy=True)
+    lib.vm_object_hold(o2)
+    lib.swp_pager_meta_build(o2, 0, lib.swp_pager_getswapspace(o2, 1))
+    lib.swp_pager_meta_build(o2, 1, lib.swp_pager_getswapspace(o2, 1))
+    lib.atomic_set_int(_flags(vm, m2), lib.PG_SWAPPED)
+    lib.swap_pager_unswapped(m2)
+    lib.swap_pager_freespace(o2, 0, 4)
+    lib.vm_object_drop(o2)
+    assert _types(vm) == [lib.RR_SWAPPED_NOSWAP]
+
+
+@checked
 def test_pg_wanted_cleared_and_no_wakeup_before_blocking(vm):
     o, m = _page(vm, busy=True)
     lib.atomic_set_int(_flags(vm, m), lib.PG_WANTED)

@@ -21,6 +21,7 @@ from smpvm.layout import lib
 from smpvm.stress import replay
 from smpvm.stress.options import StressOptions, hunt_profile
 from smpvm.stress.session import run
+from smpvm.stress.swarm import ARMS
 from smpvm.vm.bugs import BUGS
 from smpvm.vm.vm_init import KERNELS
 
@@ -29,12 +30,14 @@ SMALL = dict(cpus=2, files=3, file_pages=8, npages=64, nswap=64, nmeta=32,
              gap_scale=0.0, quiet=True, seconds=60,
              mix={"read": 10, "write": 10, "unlink": 10})
 # the sweep that pins each detection: seeds 1..SWEEP_SEEDS, each under
-# these strategies, until the first hit.  The rarest, clean-markers' object
-# list corruption seen by the invariant checker, hits 10 of 60 runs (1 in
-# 6; 1 in 8 after a change that added a preemption point), so 48 runs miss
-# it with odds of 1 in 1000-10000; the others hit on the first run or two
+# these strategies (a hunt arm's name: its scheduling fields), until the
+# first hit.  The rarest, clean-markers' object list corruption seen by the
+# invariant checker, hits 10 of 60 runs (1 in 6; 1 in 8 after a change that
+# added a preemption point), so 48 runs miss it with odds of 1 in
+# 1000-10000; the others hit on the first run or two.  H2 needs the
+# injected token losses of loss-random: 6 of its seeds 1-8 hit
 SWEEP_SEEDS = 16
-STRATEGIES = ("bounded", "random", "pct")
+STRATEGIES = ("bounded", "random", "pct", "loss-random")
 STEPS = 300000
 # how much the shrinker cuts defect (a)'s schedule: see its test
 SHRUNK_CHOICES = 256
@@ -46,13 +49,20 @@ SHRINK_RATIO = 8
 BOUNDED_SEEDS = 48
 
 
+def schedule_fields(strategy):
+    """The StressOptions fields of a strategy: a scheduler's name, or a
+    hunt arm's (smpvm.stress.swarm.ARMS: loss-random is random with
+    injected token losses)."""
+    return dict(ARMS.get(strategy, {"sched": strategy}))
+
+
 def bug_options(bug, strategy, seed, **more):
     """A checked deterministic run of bug under its registry profile (more
     over it)."""
     return StressOptions(**dict(dict(hunt_profile(bug), cpus=2, quiet=True,
-                                     seconds=60, sched=strategy, seed=seed,
-                                     steps=STEPS, bug=bug, check="all"),
-                                **more))
+                                     seconds=60, seed=seed, steps=STEPS,
+                                     bug=bug, check="all",
+                                     **schedule_fields(strategy)), **more))
 
 
 def first_detection(bug, want=None, strategies=STRATEGIES,
@@ -242,37 +252,56 @@ def test_the_bug_registry():
     assert seed_bits == KERNELS["seed"] == lib.BUGS_SEED
 
 
-# The exception, pinned to one run: H2's wrong byte needs a cross read to
-# insert pages past a truncation's new end while its range free blocks on
-# a contended vm_token, and the file to grow again over them.  On the
-# fixed kernel of 64949baad7 (fewer swap copies of truncated pages) its
-# profile's deterministic runs show it about once in a hundred: after the
-# merges of issues 14-16, random seeds 1-160 with two CPUs none, 1-80 with
-# three one (6), 1-64 with four none; pct and bounded none of 16.  So no
-# short sweep finds it, and a change that moves a preemption point loses
-# this pin (re-pin with a seed sweep: tools/bench_detect.py).
-EXACT_PINS = {"range-free-interleaved": ("random", 6, {"cpus": 3})}
-
-
 @pytest.mark.parametrize("bug", sorted(BUGS))
 def test_each_registered_bug_is_found_by_its_detector_within_a_sweep(bug):
     """Keyed by the registry: its detector, its profile; found within
     SWEEP_SEEDS seeds x STRATEGIES (deterministic, so it cannot flake)."""
-    if bug in EXACT_PINS:
-        strategy, seed, more = EXACT_PINS[bug]
-        r = run(bug_options(bug, strategy, seed, **more))
-        assert BUGS[bug].detector in r.detectors()[0], (r.detectors(),
-                                                        r.panic)
-        return
     opts, r, runs = first_detection(bug)
     assert opts is not None, (
         f"{bug}: {BUGS[bug].detector} found in none of {runs} runs")
 
 
+def test_injected_token_losses_replay_exactly_from_the_schedule_file(
+        tmp_path):
+    """H2 under the loss-random arm: its range free loses its tokens at
+    vm_token (injected), a reader that waited for the object runs (steered)
+    and inserts a page of the range; the losses are recorded as choices
+    anchored at the thread's token acquisition, and the saved schedule
+    replays the same interleaving and finding; the replay command says
+    --token-loss."""
+    opts, r, _ = first_detection("range-free-interleaved",
+                                 strategies=("loss-random",),
+                                 stop_on_detection=True)
+    assert opts is not None and opts.token_loss > 0
+    assert r.sched["token_losses"] > 0 and r.sched["steered"] > 0
+    losses = [c for c in r.schedule["choices"]
+              if c[2] == lib.SCHED_CH_TOKLOSS]
+    assert len(losses) == r.sched["token_losses"]
+    assert all(c[1] == c[3] for c in losses)        # the thread itself
+    assert f"--token-loss {opts.token_loss}" in opts.replay_command()
+    path = str(tmp_path / "h2.json")
+    replay.save(opts, r, path)
+    f, same = replay.replay(path)
+    assert same and f.sched["diverged"] == 0
+    assert f.sched["trace_hash"] == r.sched["trace_hash"]
+    assert BUGS["range-free-interleaved"].detector in f.detectors()[0]
+    # a replay records the losses it applied, so a shrinker keeps them
+    assert [c for c in f.schedule["choices"]
+            if c[2] == lib.SCHED_CH_TOKLOSS] == losses
+    small, res, _ = replay.shrink(path, max_runs=4)
+    assert BUGS["range-free-interleaved"].detector in res.detectors()[0]
+    assert any(c[2] == lib.SCHED_CH_TOKLOSS for c in small.schedule)
+    # no losses without the injection: the same seed, another interleaving
+    plain = run(dataclasses.replace(opts, token_loss=0))
+    assert plain.sched["token_losses"] == 0
+    assert plain.sched["trace_hash"] != r.sched["trace_hash"]
+
+
 def test_the_fixed_kernel_is_clean_under_each_strategy():
     for strategy in STRATEGIES:
-        r = run(StressOptions(**dict(SMALL, sched=strategy, seed=2,
-                                     steps=100000, check="all")))
+        r = run(StressOptions(**dict(SMALL, seed=2, steps=100000,
+                                     check="all",
+                                     **schedule_fields(strategy))))
         assert r.exit == 0 and r.detectors()[0] == [], strategy
 
 

@@ -184,6 +184,7 @@ def summary(machine):
             "switches": s.switches, "preemptions": s.preemptions,
             "choices": s.nchoices, "diverged": s.diverged,
             "deadlock": bool(s.deadlock), "hang": bool(s.hang),
+            "token_losses": s.toklosses, "steered": s.steered,
             "ticks": machine.hdr.ticks}
 
 

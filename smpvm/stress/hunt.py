@@ -2,7 +2,9 @@
 budget runs out or the first finding.
 
 The portfolio: free runs with noise, deterministic runs under random, PCT
-(d = 1..3) and bounded (b = 1..3) schedules, each over a swarm profile
+(d = 1..3) and bounded (b = 1..3) schedules, and random and bounded ones
+with injected token losses (a thread blocks at a token acquisition, losing
+its tokens, and one that waited for them runs), each over a swarm profile
 (smpvm.stress.swarm: a run is (arm, profile seed, run seed)).  The arms
 that recently added coverage -- alias pairs nobody had seen -- get more of
 the deterministic runs, and a profile that added coverage is run again
@@ -218,6 +220,7 @@ def run_slot(settings, slot):
            "invariant_checks": f.invariant_checks,
            "noise_delays": f.metrics.get("noise_delays", 0),
            "steps": (f.sched or {}).get("steps", 0),
+           "token_losses": (f.sched or {}).get("token_losses", 0),
            "host_error": f.host_error or "; ".join(f.stalls),
            "new_pairs": [list(p) for p in new], "functions": functions}
     if not found:
@@ -472,7 +475,8 @@ def exercised(res, top=12):
              f"{sum(r['cleaning_passes'] for r in runs)} cleaning passes, "
              f"{sum(r['invariant_checks'] for r in runs)} invariant checks, "
              f"{sum(r['steps'] for r in det)} scheduled steps, "
-             f"{sum(r['noise_delays'] for r in runs)} noise delays"]
+             f"{sum(r.get('token_losses', 0) for r in det)} injected token "
+             f"losses, {sum(r['noise_delays'] for r in runs)} noise delays"]
     fields = {p[0] for p in res.pairs}
     lines.append(f"coverage: {len(res.pairs)} alias pairs (two threads' "
                  f"conflicting accesses to one field instance) on "

@@ -30,7 +30,8 @@ OPTION_OF = {"ncpus": "--cpus", "npages": "--npages", "nobjects": "--nobjects",
              "sched.max_steps": "--steps", "sched.depth": "--pct-depth",
              "sched.bound": "--bound", "sched.tick_steps": "--tick-steps",
              "sched.trace": "--trace", "sched.strategy": "--sched",
-             "sched.schedule": "the schedule", "noise": "--noise"}
+             "sched.schedule": "the schedule", "noise": "--noise",
+             "sched.token_loss": "--token-loss"}
 # StressOptions fields whose option is not --field-with-dashes
 _SPELLED = {"json_path": "--json", "lockstat_dir": "--lockstat",
             "sysctls": "--sysctl", "sched": "--sched"}
@@ -116,6 +117,11 @@ class StressOptions:
     pct_depth: int = 3
     bound: int = 2
     schedule: tuple = ()        # forced: ((step, tid, kind, at, tstep), ...)
+    # per mille of the token acquisitions that could block made to block
+    # (the thread loses its tokens), then, with steer, a waiter for one of
+    # them runs (SchedConfig.token_loss, steer)
+    token_loss: int = 0
+    steer: bool = True
     trace: int = 0              # full-trace events kept (for scenarios)
     check: str = ""             # race checkers (config.CHECKERS, or all)
     check_sample: int = 1
@@ -230,7 +236,8 @@ class StressOptions:
                            schedule=tuple(tuple(c) for c in self.schedule),
                            max_steps=self.steps, tick_steps=self.tick_steps,
                            trace=self.trace, phased=True,
-                           stop=self.stop_on_detection)
+                           stop=self.stop_on_detection,
+                           token_loss=self.token_loss, steer=self.steer)
 
     def machine_config(self):
         det = self.sched != "off"
@@ -285,9 +292,11 @@ class StressOptions:
             args += ["--check-sample", str(self.check_sample)]
         if self.sched not in ("off", "forced"):
             args += ["--sched", self.sched, "--steps", str(self.steps)]
-            for f in ("tick_steps", "pct_depth", "bound"):
+            for f in ("tick_steps", "pct_depth", "bound", "token_loss"):
                 if getattr(self, f) != getattr(d, f):
                     args += [option_name(f), str(getattr(self, f))]
+            if self.token_loss and not self.steer:
+                args.append("--no-steer")
         return " ".join(args)
 
 

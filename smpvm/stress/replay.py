@@ -316,7 +316,7 @@ def decisions(f):
     for step, tid, text in f.trace or []:
         at.setdefault(step, (tid, text))
     kinds = {lib.SCHED_CH_PREEMPT: "preempts", lib.SCHED_CH_SWITCH:
-             "runs next"}
+             "runs next", lib.SCHED_CH_TOKLOSS: "loses its tokens"}
     lines = [f"{len(f.schedule['choices'])} scheduling decisions; "
              "every other step follows the default policy (the running "
              "thread goes on until it blocks, then the lowest runnable one)"]

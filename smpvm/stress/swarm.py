@@ -2,7 +2,7 @@
 
 A run is (arm, profile seed, run seed): the arm says how it is scheduled
 (free-running with noise, or deterministic under random, PCT of depth d or
-bounded with b preemptions), the profile seed draws the machine and the
+bounded with b preemptions, the loss arms with injected token losses), the profile seed draws the machine and the
 workload from PROFILE_SPACE (swarm testing: every run leaves some ops out
 and sizes the machine its own way), and the run seed drives the workload,
 the faults, the noise and the schedule.  Each part is drawn from its seed
@@ -22,6 +22,17 @@ import random
 from smpvm.stress.options import StressOptions
 from smpvm.stress.workloads import OPS
 
+# injected token losses (SchedConfig.token_loss, per mille of the token
+# acquisitions that could block): a thread blocks there and loses its
+# tokens, then one that waited for them runs -- the interleaving that
+# breaks a multi-step update of shared state which blocks between its
+# steps (a range free that frees entry by entry, H2).  The random arm loses
+# at some (300: about 400 losses in a 100 000-step run of 2 CPUs), the
+# bounded one at every such acquisition: with H2 on swarm profiles, 1000
+# hit 5 of 120 bounded runs, 600 2 of 60, 300 2 of 120, 100 0 of 60
+TOKEN_LOSS = 300
+TOKEN_LOSS_ALL = 1000
+
 # how each run is scheduled: (name, StressOptions fields)
 ARMS = {
     "free": {"sched": "off"},
@@ -32,6 +43,9 @@ ARMS = {
     "bounded1": {"sched": "bounded", "bound": 1},
     "bounded2": {"sched": "bounded", "bound": 2},
     "bounded3": {"sched": "bounded", "bound": 3},
+    "loss-random": {"sched": "random", "token_loss": TOKEN_LOSS},
+    "loss-bounded2": {"sched": "bounded", "bound": 2,
+                      "token_loss": TOKEN_LOSS_ALL},
 }
 
 # the profile space: each field's values, drawn uniformly (repeats weigh).

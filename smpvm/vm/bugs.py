@@ -61,7 +61,9 @@ _CLEANING = (("files", 4), ("file_pages", 8), ("nswap", 64),
 # small file each (16 pages, so a written file is soon cached whole) and
 # many truncations and cross reads.  Cleaning's condfree is not the window
 # here: it runs rarely and almost never frees a swblock (one of its pages
-# is resident).
+# is resident).  The range free blocks on vm_token only when another thread
+# holds it at that moment; the hunt's loss arms make such acquisitions
+# block (injected token losses) and run the waiting reader next.
 _H2 = (("files", 1), ("file_pages", 16), ("npages", 64), ("nswap", 96),
        ("tick_steps", 10),
        ("mix", (("read", 20), ("seqread", 2), ("xread", 40), ("write", 10),
@@ -103,10 +105,16 @@ _TABLE = (
         "frees: truncate, condfree, partial page removes); meta_build "
         "frees the old block (which may block) while it is still recorded "
         "and counted", "seed (g)", "0301c40799", "invariant checker"),
+    # found when its range free blocks on vm_token (an injected token loss:
+    # the loss arms) and a reader waiting for the object inserts a page of
+    # the range; the protocol check sees the block freed from under the
+    # page at once, the stress verifier only if the file grows over the
+    # page and it is read before it is evicted
     Bug("range-free-interleaved", lib.BUG_RANGE_FREE_INTERLEAVED,
         "a range free clears entries one by one, blocking on vm_token "
         "between them: a page inserted meanwhile gets PG_SWAPPED from an "
-        "entry about to vanish", "hazard H2", "smpvm", "stress verifier",
+        "entry about to vanish", "hazard H2", "smpvm",
+        "race: protocol: PG_SWAPPED without swap",
         _H2, wrong_bytes=("misplaced", "zeros", "garbage")),
     Bug("write-ignores-swapinprog", lib.BUG_WRITE_IGNORES_SWAPINPROG,
         "a buffer write does not wait for an in-flight swap write",
