@@ -99,7 +99,12 @@ for strategy, seed in %r:
              "xread": 3, "seqread": 1, "chflags": 1, "sysctl": 1,
              "meta": 2},
         sysctls=(("vm.swapcache.maxlaunder", "16"),)))
-    sc = dict(f.swapcache)
+    def timeless(d):
+        # the meters' host times (cpu_ns, ns, max_ns...) differ from run
+        # to run of the same schedule: not observables
+        return {k: timeless(v) if isinstance(v, dict) else v
+                for k, v in d.items() if k != "ns" and not k.endswith("_ns")}
+    sc = timeless(f.swapcache)
     sc.pop("machine", None)
     out.append({"exit": f.exit, "found": sorted(f.signature()),
                 "workload": f.workload, "swapcache": sc,
@@ -356,13 +361,22 @@ def hunt(pkgdir, state, a):
     os.makedirs(state, exist_ok=True)
     out = os.path.join(state, "hunt.json")
     t0 = time.monotonic()
-    r = subprocess.run(
+    p = subprocess.Popen(
         [sys.executable, "-m", "smpvm.cli", "hunt", "--minutes",
          str(a.minutes), "--kernel", "fixed", "--seed", str(a.hunt_seed),
          "-n", str(a.n), "--quiet", "--no-shrink", "--json", out,
          "--save-schedule", os.path.join(state, "schedules") + os.sep],
-        capture_output=True, text=True, cwd=pkgdir, env=_env(pkgdir, state),
-        timeout=a.minutes * 60 + 300)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=pkgdir, env=_env(pkgdir, state))
+    try:
+        _, err = p.communicate(timeout=a.minutes * 60 + 300)
+    except BaseException:
+        # Ctrl-C or the timeout: the hunt ends as on SIGTERM (its verdict,
+        # its workers and directory gone), not SIGKILLed with them left
+        p.terminate()
+        p.communicate()
+        raise
+    r = subprocess.CompletedProcess(p.args, p.returncode, "", err)
     wall = time.monotonic() - t0
     if not os.path.exists(out) or not os.path.getsize(out):
         # the mutated package could not even run a hunt (an import-time
@@ -507,4 +521,8 @@ def report(results, ops, a):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.stderr.write("bench_mutants: interrupted\n")
+        sys.exit(130)
