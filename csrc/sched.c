@@ -898,8 +898,9 @@ sched_expect(void *base, int tid)
  * shared state that blocks between its steps exposes.  Drawn from the seed
  * at SCH->tokloss per mille (and recorded as a SCHED_CH_TOKLOSS choice at
  * this thread's current decision: its token_get point), or replayed from
- * the forced list (and recorded again, as a forced pick that took is).  1: the caller switches (lwkt_switch), and with
- * SCH->steer the next pick is a thread that waited for one of its tokens.
+ * the forced list (and recorded again, as a forced pick that took is).
+ * Returns 1 when the caller must switch (lwkt_switch); with SCH->steer the
+ * next pick is then a thread that waited for one of its tokens.
  */
 HIDDEN int
 sched_token_loss(int id)
