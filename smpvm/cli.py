@@ -114,7 +114,8 @@ def _stress_options(a, **extra):
         kill_cpu_at=a.kill_cpu_at, swarm=a.swarm, bug=a.bug, check=a.check,
         check_sample=a.check_sample, sched=a.sched, steps=a.steps,
         tick_steps=a.tick_steps, pct_depth=a.pct_depth, bound=a.bound,
-        token_loss=a.token_loss, steer=not a.no_steer, gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
+        token_loss=a.token_loss, steer=not a.no_steer,
+        gap_scale=a.gap_scale, sysctls=_sysctls(a.sysctls),
         stop_on_detection=a.stop_on_detection, noise=a.noise,
         datadir=a.datadir,
         save_schedule=a.save_schedule or schedule_dir(), **extra)

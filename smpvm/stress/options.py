@@ -189,6 +189,9 @@ class StressOptions:
         _need(isinstance(self.noise, int) and
               0 <= self.noise <= lib.NOISE_MAX, "--noise", self.noise,
               f"must be 0..{lib.NOISE_MAX}")
+        _need(self.sched != "off" or not self.token_loss, "--token-loss",
+              self.token_loss, "needs a deterministic run (--sched): a "
+              "free run's token waits are the host's")
         _need(self.sched == "off" or not self.noise, "--noise", self.noise,
               "needs a free-running run (a schedule decides every "
               "interleaving itself)")

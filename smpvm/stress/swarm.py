@@ -2,9 +2,10 @@
 
 A run is (arm, profile seed, run seed): the arm says how it is scheduled
 (free-running with noise, or deterministic under random, PCT of depth d or
-bounded with b preemptions, the loss arms with injected token losses), the profile seed draws the machine and the
-workload from PROFILE_SPACE (swarm testing: every run leaves some ops out
-and sizes the machine its own way), and the run seed drives the workload,
+bounded with b preemptions, the loss arms with injected token losses), the
+profile seed draws the machine and the workload from PROFILE_SPACE (swarm
+testing: every run leaves some ops out and sizes the machine its own way),
+and the run seed drives the workload,
 the faults, the noise and the schedule.  Each part is drawn from its seed
 alone, so a run is reproducible from those three numbers (and the kernel
 and bug), and a profile that added coverage can be run again with another
