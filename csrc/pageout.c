@@ -178,6 +178,20 @@ vm_paging_target(void)
 	    (int)s->v_cache_count;
 }
 
+/*
+ * vm_pageout_thread_init(): the calling thread is the pagedaemon
+ * (pagethread), whose own page operations do not wake it.
+ */
+void
+vm_pageout_thread_init(void)
+{
+	if (td == NULL) {
+		panic("vm_pageout_thread_init: not a thread");
+		return;
+	}
+	__atomic_store_n(&VMG->pagethread, curtid, __ATOMIC_RELAXED);
+}
+
 /* 51c99c6153: n spread over the PQ_L2_SIZE queues, rounded away from zero,
  * plus one. */
 static int

@@ -34,7 +34,6 @@ static int nslots_of[8];
 
 #define NPAGES_ALL      (H->cfg.npages + H->cfg.maxthreads * VM_MARKERS_PER_THREAD \
 			 + VM_STATIC_MARKERS)
-#define QSPIN(q)        ((int)H->cfg.spin_pool + SPIN_NAMED_QUEUE0 + (q))
 
 static inline uint64_t
 r64(uint64_t v)

@@ -24,7 +24,7 @@
 
 /* ---- segment identity ------------------------------------------------- */
 #define SMPVM_MAGIC             0x314d56504d53     /* "SMPVM1" little end. */
-#define SMPVM_LAYOUT_VERSION    11
+#define SMPVM_LAYOUT_VERSION    12
 #define SMPVM_CACHELINE         64
 
 /* ---- fixed limits ------------------------------------------------------ */
@@ -814,7 +814,7 @@ struct vm_globals {
 	uint64_t off_swblocks;          /* @immutable                     */
 	uint64_t off_blist;             /* @immutable                     */
 	uint32_t nobjslots;             /* @immutable nobjects + one marker per thread */
-	uint32_t pad1;
+	int32_t  pagethread;            /* @racy the pagedaemon's tid, -1 before it runs */
 	uint64_t pad0[2];
 	struct vpgqueues vm_page_queues[PQ_COUNT];
 };
@@ -1319,6 +1319,9 @@ void     vm_page_cache(int m);
 int      vm_page_alloc(int o, uint64_t pindex, int req);
 int      vm_page_count_severe(void);
 int      vm_page_count_target(void);
+int      vm_page_count_min(int donotcount);
+int      vm_paging_needed(void);
+void     pagedaemon_wakeup(void);
 int      vm_page_marker(int k);
 int      vm_page_static_marker(int q);
 int      vm_set_version(int version);
@@ -1450,6 +1453,7 @@ typedef int (*pageout_fd_fn)(int vp);
 void     vm_pageout_set_fd_fn(pageout_fd_fn fn);
 int      vm_pageout_take_error(void);
 int      vm_paging_target(void);
+void     vm_pageout_thread_init(void);
 int      vm_pageout_scan_inactive(int pass, int q, int avail_shortage);
 int      vm_pageout_scan_active(int pass, int q, int avail_shortage,
 	    int inactive_shortage, int *recycle_count);

@@ -28,6 +28,10 @@ extern HIDDEN struct vnode *VN;
 extern HIDDEN struct swblock *SWB;
 extern HIDDEN uint32_t *BL;
 
+/* the spinlock id of page queue q (the named queue spinlocks follow the
+ * pool) */
+#define QSPIN(q)        ((int)H->cfg.spin_pool + SPIN_NAMED_QUEUE0 + (q))
+
 HIDDEN void panicf(const char *fmt, ...);
 HIDDEN void spin_lock_at(int id, const char *cfunc);
 HIDDEN void spin_unlock_at(int id, const char *cfunc);

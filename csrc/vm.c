@@ -28,7 +28,6 @@ HIDDEN uint32_t *BL;
 #define NPAGES          (H->cfg.npages)
 #define NPAGES_ALL      (H->cfg.npages + VMG->nmarkers)
 #define NOBJSLOTS       (VMG->nobjslots)
-#define QSPIN(q)        ((int)H->cfg.spin_pool + SPIN_NAMED_QUEUE0 + (q))
 #define PQS             (VMG->vm_page_queues)
 /* the colours in use: 64 @seed, 256 since 51c99c6153 (vm_set_version) */
 #define PQ_L2_SIZE      ((int)VMG->pq_l2_size)
@@ -241,6 +240,8 @@ vm_init(void)
 			o->swbhash[k] = -1;
 	}
 	VMG->vm_object_list_head = VMG->vm_object_list_tail = -1;
+	VMG->pagethread = -1;
+	VMG->vm_pages_needed = 0;
 	for (i = 0; i < cfg->nvnodes; i++) {
 		memset(&VN[i], 0, sizeof(VN[i]));
 		VN[i].v_object = -1;
@@ -824,7 +825,7 @@ vm_page_activate(int m)
 	}
 	page_spin_unlock(m, __func__);
 	if (oq == PQ_CACHE || oq == PQ_FREE)
-		wakeup(IDENT_PAGEDAEMON);
+		pagedaemon_wakeup();
 }
 
 /*
@@ -875,7 +876,7 @@ vm_page_unqueue(int m)
 	q = rem_queue_spinlocked(m);
 	page_spin_unlock(m, __func__);
 	if (q - PG[m].pc == PQ_FREE || q - PG[m].pc == PQ_CACHE)
-		wakeup(IDENT_PAGEDAEMON);
+		pagedaemon_wakeup();
 }
 
 /* ---- the emulated pmap --------------------------------------------------------- */
@@ -1800,11 +1801,15 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 			vm_page_wakeup(m);
 			continue;
 		}
-		if (!(req & VM_ALLOC_NORMAL))
+		if (!(req & VM_ALLOC_NORMAL)) {
+			pagedaemon_wakeup();    /* no pages: give up */
 			return -1;
+		}
 		m = select_from(PQ_CACHE, pc);
-		if (m < 0)
+		if (m < 0) {
+			pagedaemon_wakeup();
 			return -1;
+		}
 		if (PG[m].queue - PG[m].pc != PQ_CACHE ||
 		    (PG[m].flags & PG_UNMANAGED) || PG[m].hold_count ||
 		    PG[m].wire_count || PG[m].busy) {
@@ -1813,6 +1818,7 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 			vm_page_wakeup(m);
 			continue;
 		}
+		pagedaemon_wakeup();            /* vm_page_select_cache's */
 		if (PG[m].dirty) {
 			panicf("vm_page_alloc: found dirty cache page %d", m);
 			return -1;
@@ -1837,8 +1843,7 @@ vm_page_alloc(int o, uint64_t pindex, int req)
 	    PG_ZERO | PG_BUSY | PG_SBUSY | PG_WANTED, __ATOMIC_SEQ_CST);
 	page_spin_unlock(m, __func__);
 	__atomic_fetch_add(&VMG->cnt.page_allocs, 1, __ATOMIC_RELAXED);
-	if ((v->v_free_count + v->v_cache_count) < v->v_free_min)
-		wakeup(IDENT_PAGEDAEMON);
+	pagedaemon_wakeup();            /* it tests whether memory is short */
 	if (o >= 0 && !vm_page_insert(m, o, pindex)) {
 		vm_page_free(m);
 		if (!(req & VM_ALLOC_NULL_OK))
@@ -1869,6 +1874,64 @@ vm_page_count_target(void)
 	struct vmstats *v = &VMG->vmstats;
 
 	return v->v_free_target > v->v_free_count + v->v_cache_count;
+}
+
+/*
+ * vm_page_count_min(donotcount): free+cache below v_free_min + donotcount,
+ * or free below v_free_reserved (vm_page2.h @seed, the form of
+ * vm_page_count_severe).  The pagedaemon's "memory at its minimum".
+ */
+int
+vm_page_count_min(int donotcount)
+{
+	struct vmstats *v = &VMG->vmstats;
+
+	return (int)v->v_free_min + donotcount >
+	    (int)(v->v_free_count + v->v_cache_count) ||
+	    v->v_free_reserved > v->v_free_count;
+}
+
+/*
+ * vm_paging_needed(): the pagedaemon should be woken: free+cache below
+ * v_free_reserved + v_cache_min (vm_page2.h).
+ */
+int
+vm_paging_needed(void)
+{
+	struct vmstats *v = &VMG->vmstats;
+
+	return v->v_free_reserved + v->v_cache_min >
+	    v->v_free_count + v->v_cache_count;
+}
+
+/*
+ * pagedaemon_wakeup() (vm_pageout.c @seed): when paging is needed and the
+ * caller is not the pagedaemon, wake it -- only if nobody has asked yet
+ * (vm_pages_needed 0 -> 1); if somebody has and memory is at its minimum,
+ * bump vm_pages_needed, the hint that more requests are pending (the
+ * daemon then scans again without sleeping).  So a burst of allocations
+ * costs one wakeup, not one each.  Racy on purpose, as the kernel's ("SMP
+ * race ok"): a request lost to the daemon clearing vm_pages_needed is made
+ * again by the next allocation, and the daemon's sleeps time out.  No
+ * requirements; never blocks.
+ */
+void
+pagedaemon_wakeup(void)
+{
+	uint32_t needed;
+
+	if (!vm_paging_needed() ||
+	    (td != NULL && curtid == __atomic_load_n(&VMG->pagethread,
+	    __ATOMIC_RELAXED)))
+		return;
+	needed = __atomic_load_n(&VMG->vm_pages_needed, __ATOMIC_RELAXED);
+	if (needed == 0) {
+		__atomic_store_n(&VMG->vm_pages_needed, 1, __ATOMIC_RELAXED);
+		wakeup(IDENT_PAGEDAEMON);
+	} else if (vm_page_count_min(0)) {
+		__atomic_store_n(&VMG->vm_pages_needed, needed + 1,
+		    __ATOMIC_RELAXED);
+	}
 }
 
 /* ---- queue walking for markers (caller holds the queue spinlock) -------- */

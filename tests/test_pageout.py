@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from smpvm.layout import lib
+from smpvm.layout import lib, threads
 from smpvm.vfs import syscalls as sc
 from smpvm.vfs.vnode import backing_path
 from smpvm.vm import vm_page as P
@@ -219,3 +219,41 @@ def test_a_launder_without_its_file_raises_with_the_object_dropped(vm,
     assert int(v.objects[obj].hold_count) == holds
     assert v.pages[m].flags & lib.PG_BUSY and v.pages[m].dirty
     assert lib.vm_pageout_take_error() == 0     # taken by the raise
+
+
+@pytest.mark.vmconfig(npages=256)
+def test_pagedaemon_wakeup_asks_once_and_only_when_paging_is_needed(vm):
+    """pagedaemon_wakeup (the seed's, csrc/vm.c): nothing while free+cache
+    is above v_free_reserved + v_cache_min; below it one request
+    (vm_pages_needed 0 -> 1) with one wakeup of the daemon; later calls
+    wake nobody and bump vm_pages_needed only while memory is at its
+    minimum; the pagedaemon's own calls ask nothing.  (This thread is
+    queued on the daemon's ident, so a wakeup shows as its woken flag.)"""
+    v = vmview()
+    g, s = v.vmg, v.vmstats
+    me = threads(vm.base)[lib.smpvm_curtid()]
+
+    def ask():
+        lib.tsleep_interlock(lib.IDENT_PAGEDAEMON)
+        lib.pagedaemon_wakeup()
+        return int(g.vm_pages_needed), int(me.woken)
+
+    g.vm_pages_needed = 0
+    assert not lib.vm_paging_needed() and ask() == (0, 0)
+    _file("f", 240)                 # free+cache falls below the low water
+    assert s.v_free_count + s.v_cache_count < \
+        s.v_free_reserved + s.v_cache_min and lib.vm_paging_needed()
+    g.vm_pages_needed = 0
+    assert ask() == (1, 1)          # asked, and woken
+    assert not lib.vm_page_count_min(0) and ask() == (1, 0)
+    free_min = int(s.v_free_min)
+    s.v_free_min = s.v_free_count + s.v_cache_count + 1
+    try:
+        assert lib.vm_page_count_min(0)
+        assert ask() == (2, 0) and ask() == (3, 0)  # more requests pending
+        g.vm_pages_needed = 0
+        lib.vm_pageout_thread_init()                # we are the pagedaemon
+        assert ask() == (0, 0)
+    finally:
+        s.v_free_min = free_min
+        g.pagethread = -1

@@ -28,11 +28,11 @@ Markers:    vm_page_marker(k) is this thread's k-th marker,
 import time
 
 from smpvm.errors import Shutdown
-from smpvm.kern.kern_synch import tsleep
+from smpvm.kern.kern_synch import PINTERLOCKED, tsleep, tsleep_interlock
 from smpvm.kern.safepoint import safepoint
 from smpvm.kern.thread import curmachine
 from smpvm.layout import ffi, lib
-from smpvm.vm.vmview import counter_add
+from smpvm.vm.vmview import counter_add, vmview
 
 vm_page_busy_try = lib.vm_page_busy_try
 vm_page_io_start = lib.vm_page_io_start
@@ -132,7 +132,8 @@ def pmap_load(m, obj, pindex, off, n):
 def vm_wait():
     """Block until free memory may be available (vm_page.c @seed,
     vm_wait(0)): under vm_token, if free+cache is below v_free_target,
-    wake the pagedaemon and sleep on the free count for at most hz ticks.
+    wake the pagedaemon unless it was asked already (vm_pages_needed) and
+    sleep on the free count for at most hz ticks.
     Every token is lost while asleep; callers look again.  No
     requirements; the caller holds no busied page."""
     machine = curmachine()
@@ -140,10 +141,18 @@ def vm_wait():
         # the pagedaemon has stopped: no page will be freed for us
         raise Shutdown("vm_wait at shutdown")
     lib.lwkt_gettoken(lib.TOK_VM)
+    # smpvm: queued on the free count before the test, so the pagedaemon's
+    # wakeup after a scan that ends between the test and the sleep is not
+    # lost (the seed's window is nanoseconds and its frees wake waiters
+    # too; a lost wakeup here would cost the full hz ticks)
+    tsleep_interlock(lib.IDENT_VM_FREE)
     if lib.vm_page_count_target():
-        lib.wakeup(lib.IDENT_PAGEDAEMON)
+        g = vmview().vmg
+        if g.vm_pages_needed == 0:
+            g.vm_pages_needed = 1
+            lib.wakeup(lib.IDENT_PAGEDAEMON)
         t0 = time.monotonic_ns()
-        tsleep(lib.IDENT_VM_FREE, 0, "vmwait", machine.config.hz)
+        tsleep(lib.IDENT_VM_FREE, PINTERLOCKED, "vmwait", machine.config.hz)
         # smpvm's counters: how long allocations stalled for memory
         counter_add("vm_waits")
         counter_add("vm_wait_ns", time.monotonic_ns() - t0)

@@ -33,13 +33,18 @@ and pip), no vget (so no vnodes_skipped), the pages' object ref_count not
 consulted (a referenced page is reactivated; smpvm's pageout does not hold
 the object there), no vm_pageout_scan_cache (vm_page_alloc reclaims CACHE
 pages itself), no vm_pageout_page_stats, no process killing, no
-swap-backed objects to page out, no vm_pageout_deficit; the daemon polls
-at 10 Hz instead of sleeping on vm_pages_needed; other threads' markers
-cost a scan no maxscan (next_busied in csrc/pageout.c says why).
+swap-backed objects to page out, no vm_pageout_deficit; the daemon's
+idle sleep on vm_pages_needed times out at 10 Hz (the seed's stats
+interval), and where the seed would run vm_pageout_page_stats it scans if
+INACTIVE is below half its target; other threads' markers cost a scan no
+maxscan (next_busied in csrc/pageout.c says why).  The wakeup protocol is
+the seed's: pagedaemon_wakeup (csrc/vm.c) wakes the daemon only when
+paging is needed and nobody has asked yet, so a burst of allocations costs
+one host wakeup, not one each.
 """
 import time
 
-from smpvm.kern.kern_synch import tsleep
+from smpvm.kern.kern_synch import PINTERLOCKED, tsleep, tsleep_interlock
 from smpvm.kern.safepoint import safepoint
 from smpvm.layout import ffi, lib
 from smpvm.vfs.vnode import backing_fd
@@ -124,23 +129,48 @@ def vm_pageout_scan_queues(pass_):
 
 
 def vm_pageout_thread(machine):
-    """The pagedaemon: sleep until woken (or a tenth of a second), scan when
-    free+cache is below target or INACTIVE below half its target; `pass`
-    counts the scans in a row that fell short.  Returns on shutdown."""
+    """The pagedaemon (vm_pageout.c @seed, vm_pageout_thread's loop): sleep
+    on vm_pages_needed until pagedaemon_wakeup() asks for a scan (csrc/vm.c:
+    an allocation, or a page taken off FREE/CACHE, with free+cache short),
+    or a tenth of a second passes; scan; after a scan that fell short
+    (`pass` counts them) scan again at once while more requests are
+    pending (vm_pages_needed > 1), else after a tenth of a second; after
+    one that met its target stop asking (vm_pages_needed = 0) unless memory
+    is at its minimum.  Waiters in vm_wait are woken after every scan.
+    Returns on shutdown."""
     hz = machine.config.hz
     v = vmview()
     c = v.cnt
+    g = v.vmg
+    pdelay = max(1, hz // 10)
+    lib.vm_pageout_thread_init()
     pass_ = 0
-    while not machine.shutting_down():
-        tsleep(lib.IDENT_PAGEDAEMON, 0, "psleep", max(1, hz // 10))
+    while True:
         safepoint(machine)
         if machine.shutting_down():
             break
-        if not (vm_paging_target() > 0 or
-                v.vmstats.v_inactive_count <
-                v.vmstats.v_inactive_target // 2):
-            pass_ = 0
-            continue
+        # Wait for an action request.  If we time out check to see if
+        # paging is needed (in case the normal wakeup code raced us).
+        # smpvm: the interlock comes before the test, so a request made
+        # between the test and the sleep is not lost (a Python test and
+        # sleep leave a window of microseconds, not the kernel's
+        # nanoseconds); the seed's stats interval is smpvm's 10 Hz poll,
+        # and vm_pageout_page_stats (absent) is replaced by a scan when
+        # INACTIVE is below half its target.
+        tsleep_interlock(lib.IDENT_PAGEDAEMON)
+        if g.vm_pages_needed == 0:
+            error = tsleep(lib.IDENT_PAGEDAEMON, PINTERLOCKED, "psleep",
+                           pdelay)
+            if machine.shutting_down():
+                break
+            if error and not lib.vm_paging_needed() and \
+                    g.vm_pages_needed == 0 and not \
+                    v.vmstats.v_inactive_count < \
+                    v.vmstats.v_inactive_target // 2:
+                continue
+            g.vm_pages_needed = 1
+
+        # Scan for pageout.
         counter_add("pageout_scans")
         c.pageout_pass_pdpages = 0
         t0 = time.monotonic_ns()
@@ -155,5 +185,30 @@ def vm_pageout_thread(machine):
                                     c.pageout_pass_pdpages)
         c.pageout_ns += t
         c.pageout_max_ns = max(c.pageout_max_ns, t)
-        pass_ = pass_ + 1 if shortage > 0 else 0
-        lib.wakeup(lib.IDENT_VM_FREE)
+        lib.wakeup(lib.IDENT_VM_FREE)       # smpvm: vm_wait's sleepers
+
+        # Try to avoid thrashing the system with activity.
+        if shortage > 0:
+            pass_ += 1
+            if v.raw.vmg.swap_pager_full:
+                # Running out of memory, catastrophic back-off to
+                # one-second intervals.
+                tsleep(lib.IDENT_PAGEDAEMON, 0, "pdelay", hz)
+            elif pass_ < 10 and g.vm_pages_needed > 1:
+                # Normal operation, additional processes have already
+                # kicked us.  Retry immediately.
+                pass
+            elif pass_ < 10:
+                # Normal operation, fewer processes.  Delay a bit but
+                # allow wakeups.
+                g.vm_pages_needed = 0
+                tsleep(lib.IDENT_PAGEDAEMON, 0, "pdelay", pdelay)
+                g.vm_pages_needed = 1
+            else:
+                # We've taken too many passes, forced delay.
+                tsleep(lib.IDENT_PAGEDAEMON, 0, "pdelay", pdelay)
+        else:
+            # Interlocked wakeup of waiters (non-optional)
+            pass_ = 0
+            if g.vm_pages_needed and not lib.vm_page_count_min(0):
+                g.vm_pages_needed = 0
