@@ -1365,18 +1365,41 @@ lwkt_getalltokens(int *failed)
 	return 1;
 }
 
+/*
+ * How long a thread that lost its tokens watches a busy one before it
+ * sleeps on it (free-running): tokens are held for microseconds (a pool
+ * token ~4 us on average in stress), and a futex sleep costs the waiter a
+ * host context switch each way and the holder a wake-up system call at its
+ * release -- more than the hold.  The kernel's CPU does not sleep either:
+ * its scheduler retries the tokens as it goes round.
+ */
+#define TOK_WAIT_SPIN_NS        20000
+
 /* Sleep until token id looks free (or 10 ms pass). */
 static void
 tok_wait(int id)
 {
 	struct lwkt_token *tok = &TK[id];
+	uint64_t t0;
 	uint32_t v;
+	int i;
 
 	td->wait_kind = LK_TOKEN;
 	td->wait_id = id;
 	if (sched_on) {                 /* deterministic: run when it is free */
 		sched_block();
 		return;
+	}
+	/* watch it a while first (reads only: the line stays shared) */
+	t0 = rdtsc();
+	for (i = 0;; i++) {
+		v = __atomic_load_n(&tok->t_ref, __ATOMIC_RELAXED);
+		if (v == 0 || v == curref)
+			return;
+		cpu_pause();
+		if ((i & 15) == 15 &&
+		    tsc2ns(rdtsc() - t0) >= TOK_WAIT_SPIN_NS)
+			break;
 	}
 	__atomic_fetch_add(&tok->t_waiters, 1, __ATOMIC_SEQ_CST);
 	v = __atomic_load_n(&tok->t_ref, __ATOMIC_SEQ_CST);
