@@ -24,7 +24,11 @@ run and every ratio is floor / emulated (1.0 would be the floor itself):
           verified pages/s, and per CPU-second of the run's processes
           (CPUs, kernel threads, supervisor); floor: raw 4 KiB pread.
   scaling the same per-CPU workload (8 files x 64 pages, --npages 224N,
-          --nswap 512N, --nmeta 128N) on N = 1, 2, 4 CPU processes.
+          --nswap 512N, --nmeta 128N) on N = 1, 2, 4 CPU processes: the
+          default mix with its cross reads done as own reads (a one-CPU
+          run does that with them, so only this mix gives every CPU the
+          same work at any N), medians of --scaling-reps alternating
+          rounds; then one round of the default mix itself.
   sizes   --npages 448 .. 262144 (a 1 GiB machine), the stress defaults
           otherwise: CPU per verified page, pages brought into memory per
           verified page (the small machine pages, the large ones do not),
@@ -38,7 +42,8 @@ NEW/tools/bench_vm.py --json old.json` back to back with the new tree.
 Not an assertion: exit 0 (130 on Ctrl-C, 1 if a sanity check failed).
 
 Usage:  python tools/bench_vm.py [--seconds S] [--sections micro,stress,
-        scaling,sizes] [--pages N] [--reps N] [--sizes 448,...]
+        scaling,sizes] [--pages N] [--reps N] [--scaling-reps N]
+        [--sizes 448,...]
         [--datadir DIR] [--json FILE]
 """
 import argparse
@@ -353,6 +358,53 @@ def stress(a, extra=(), seconds=None):
                 "page_allocs")}
 
 
+def same_work_mix():
+    """The stress mix with its cross reads (reads of other CPUs' files)
+    turned into reads of the CPU's own files, which is what a one-CPU run
+    does with them (op_xread): so every CPU does the same work whatever
+    their number.  None on a tree without a default mix to fold."""
+    try:
+        from smpvm.stress.workloads import STRESS_MIX
+    except ImportError:
+        return None
+    mix = dict(STRESS_MIX)
+    if "xread" not in mix:
+        return None
+    mix["read"] = mix.get("read", 0) + mix.pop("xread")
+    mix["xread"] = 0
+    return ",".join(f"{k}={v}" for k, v in mix.items())
+
+
+def scaling(a):
+    """1, 2 and 4 CPU processes on the same per-CPU workload (the machine,
+    swap and metadata grow with them; cross reads folded into own reads),
+    --scaling-reps rounds alternating the CPU counts (medians), then one
+    round of the default mix, whose cross reads exist only with >= 2
+    CPUs."""
+    counts = (1, 2, 4)
+
+    def args(n, mix):
+        return ["--cpus", str(n), "--npages", str(224 * n), "--nswap",
+                str(512 * n), "--nmeta", str(128 * n)] + \
+            (["--mix", mix] if mix else [])
+    mix = same_work_mix()
+    rounds = {n: [] for n in counts}
+    for _ in range(a.scaling_reps if mix else 0):
+        for n in counts:
+            rounds[n].append(stress(a, args(n, mix)))
+    same = []
+    for n in counts:
+        rs = sorted(rounds[n], key=lambda r: r["ops_per_s"])
+        if rs:
+            r = dict(rs[len(rs) // 2], cpus=n,
+                     all_ops_per_s=[x["ops_per_s"] for x in rounds[n]])
+            same.append(r)
+    default = []
+    for n in counts:
+        default.append(dict(stress(a, args(n, None)), cpus=n))
+    return {"mix": mix, "same_work": same, "default_mix": default}
+
+
 def raw_pread_floor(a):
     """CPU ns of a raw 4 KiB pread from a warm file (the verified page's
     floor)."""
@@ -410,15 +462,25 @@ def print_stress(st, w):
 
 
 def print_scaling(sc_, w):
-    w("\nscaling (the same per-CPU workload: --npages 224N --nswap 512N "
-      "--nmeta 128N)\n")
-    w(f"{'cpus':>5}{'ops/s':>10}{'x 1 cpu':>9}{'pages/s':>10}"
-      f"{'ops/CPU-s':>11}{'CPU-s':>7}\n")
-    base = sc_[0]["ops_per_s"]
-    for r in sc_:
-        w(f"{r['cpus']:>5}{r['ops_per_s']:>10,.0f}"
-          f"{r['ops_per_s'] / base:>9.2f}{r['pages_per_s']:>10,.0f}"
-          f"{r['ops_per_cpu_s']:>11,.0f}{r['cpu_s']:>7.1f}\n")
+    def table(runs):
+        w(f"{'cpus':>5}{'ops/s':>10}{'x 1 cpu':>9}{'pages/s':>10}"
+          f"{'ops/CPU-s':>11}{'CPU-s':>7}  rounds (ops/s)\n")
+        base = runs[0]["ops_per_s"]
+        for r in runs:
+            each = ", ".join(f"{x:,.0f}" for x in r.get("all_ops_per_s", []))
+            w(f"{r['cpus']:>5}{r['ops_per_s']:>10,.0f}"
+              f"{r['ops_per_s'] / base:>9.2f}{r['pages_per_s']:>10,.0f}"
+              f"{r['ops_per_cpu_s']:>11,.0f}{r['cpu_s']:>7.1f}  {each}\n")
+    if sc_["same_work"]:
+        n = len(sc_["same_work"][0]["all_ops_per_s"])
+        w(f"\nscaling, the same per-CPU workload (--npages 224N --nswap 512N "
+          f"--nmeta 128N;\n--mix {sc_['mix']}:\nthe cross reads done as "
+          f"own reads, as one CPU does them); median of {n} alternating "
+          f"rounds\n")
+        table(sc_["same_work"])
+    w("\nscaling, the default mix (its cross reads, 21 % of the ops, read "
+      "other CPUs' files:\nwith one CPU they are own reads), one round\n")
+    table(sc_["default_mix"])
 
 
 def print_sizes(sz, w):
@@ -457,6 +519,9 @@ def main(argv=None):
                    help="micro: pages of files (default 2048)")
     p.add_argument("--reps", type=int, default=3,
                    help="micro: repetitions (default 3)")
+    p.add_argument("--scaling-reps", type=int, default=3,
+                   help="scaling: alternating rounds of the same per-CPU "
+                        "workload (default 3)")
     p.add_argument("--sizes", default="448,4480,44800,262144",
                    help="sizes: --npages values")
     p.add_argument("--datadir", default="",
@@ -466,9 +531,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     secs = [s for s in a.sections.split(",") if s]
     bad = set(secs) - {"micro", "stress", "scaling", "sizes"}
-    if bad or a.pages < FILE_PAGES or a.reps < 1 or a.seconds <= 0:
+    if bad or a.pages < FILE_PAGES or a.reps < 1 or a.seconds <= 0 or \
+            a.scaling_reps < 1:
         p.error(f"bad --sections {','.join(bad)}" if bad else
-                f"--pages >= {FILE_PAGES}, --reps >= 1, --seconds > 0")
+                f"--pages >= {FILE_PAGES}, --reps >= 1, --seconds > 0, "
+                "--scaling-reps >= 1")
     w = sys.stdout.write
     out = {"tree": version(), "date": time.strftime("%Y-%m-%d %H:%M"),
            "host": {"python": platform.python_version(),
@@ -486,15 +553,8 @@ def main(argv=None):
                              "floor_us": raw_pread_floor(a) / 1e3}
             print_stress(out["stress"], w)
         if "scaling" in secs:
-            runs = []
-            for n in (1, 2, 4):
-                r = stress(a, ["--cpus", str(n), "--npages", str(224 * n),
-                               "--nswap", str(512 * n), "--nmeta",
-                               str(128 * n)])
-                r["cpus"] = n
-                runs.append(r)
-            out["scaling"] = runs
-            print_scaling(runs, w)
+            out["scaling"] = scaling(a)
+            print_scaling(out["scaling"], w)
         if "sizes" in secs:
             sizes = [int(x) for x in a.sizes.split(",") if x]
             runs = []
