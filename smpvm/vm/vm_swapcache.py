@@ -80,6 +80,16 @@ PG_MARKER, PG_SWAPPED = lib.PG_MARKER, lib.PG_SWAPPED
 PG_NOTMETA, PG_UNMANAGED = lib.PG_NOTMETA, lib.PG_UNMANAGED
 VM_PAGE_BITS_ALL = lib.VM_PAGE_BITS_ALL
 PAGE_SIZE, PAGE_SHIFT = lib.PAGE_SIZE, lib.PAGE_SHIFT
+VREG, VCHR, VSWAPCACHE = lib.VREG, lib.VCHR, lib.VSWAPCACHE
+OBJT_VNODE, OBJ_DEAD = lib.OBJT_VNODE, lib.OBJ_DEAD
+VM_PROT_READ, VM_PAGER_PEND, PQ_CACHE = (lib.VM_PROT_READ, lib.VM_PAGER_PEND,
+                                         lib.PQ_CACHE)
+# the bugs on purpose of the writing pass (smpvm/vm/bugs.py)
+BUG_NO_OBJECT_HOLD, BUG_NO_OBJECT_RECHECK = (lib.BUG_NO_OBJECT_HOLD,
+                                             lib.BUG_NO_OBJECT_RECHECK)
+BUG_MARKER_UNLOCKED, BUG_INVERTED_LOCKS = (lib.BUG_MARKER_UNLOCKED,
+                                           lib.BUG_INVERTED_LOCKS)
+BUG_FLUSH_UNBUSIED, BUG_NO_PIP = lib.BUG_FLUSH_UNBUSIED, lib.BUG_NO_PIP
 NULL = -1
 
 # The seed's defaults (vm_swapcache.c @seed, lines 96-107).  hysteresis is
@@ -484,7 +494,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
     #       with a very high datarate of VM pages cycling from it.
     # BUG_NO_OBJECT_HOLD (broken on purpose): the pass's object hold and
     # drop do nothing, so the object is used without its token
-    if bugs & lib.BUG_NO_OBJECT_HOLD:
+    if bugs & BUG_NO_OBJECT_HOLD:
         vm_object_hold = vm_object_drop = _no_hold
     else:
         vm_object_hold = _vm_object.vm_object_hold
@@ -522,7 +532,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
 
         if sc.curburst < 0:
             break
-        if bugs & lib.BUG_MARKER_UNLOCKED:      # broken on purpose
+        if bugs & BUG_MARKER_UNLOCKED:      # broken on purpose
             vm_page_queues_spin_unlock(q)
             vm_page_marker_move_after(q, marker, m)
             vm_page_queues_spin_lock(q)
@@ -532,7 +542,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
         held += 1
         if held > max_held:
             max_held = held
-        if bugs & lib.BUG_INVERTED_LOCKS:       # broken on purpose
+        if bugs & BUG_INVERTED_LOCKS:       # broken on purpose
             lib.vm_page_spin_lock(m)
             lib.vm_page_spin_unlock(m)
 
@@ -544,7 +554,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             skipped += 1
             continue
         early = None
-        if bugs & lib.BUG_NO_OBJECT_RECHECK:     # broken on purpose:
+        if bugs & BUG_NO_OBJECT_RECHECK:     # broken on purpose:
             early = pg.object                       # read before the busy
         if vm_page_busy_try(m, True):
             cnt.skip_busy += 1
@@ -559,7 +569,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             vm_page_queues_spin_lock(q)
             continue
         vm_object_hold(object)
-        if pg.object != object and not (bugs & lib.BUG_NO_OBJECT_RECHECK):
+        if pg.object != object and not (bugs & BUG_NO_OBJECT_RECHECK):
             cnt.skip_object += 1
             vm_object_drop(object)
             vm_page_wakeup(m)
@@ -581,7 +591,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             continue
 
         vn = v.vnodes[vp]
-        if vn.v_type == lib.VREG:
+        if vn.v_type == VREG:
             # PG_NOTMETA generically means 'don't swapcache this'.
             if pg.flags & PG_NOTMETA:
                 cnt.skip_notmeta += 1
@@ -593,7 +603,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
             # use_chflags is set then only swapcache data for VSWAPCACHE
             # marked vnodes, otherwise any vnode.
             if sc.data_enable == 0 or \
-                    ((vn.v_flag & lib.VSWAPCACHE) == 0 and sc.use_chflags):
+                    ((vn.v_flag & VSWAPCACHE) == 0 and sc.use_chflags):
                 cnt.skip_disabled += 1
                 vm_object_drop(object)
                 vm_page_wakeup(m)
@@ -608,7 +618,7 @@ def vm_swapcache_writing(marker, count=None, scount=None):
                 vm_page_queues_spin_lock(q)
                 continue
             isblkdev = 0
-        elif vn.v_type == lib.VCHR:
+        elif vn.v_type == VCHR:
             if pg.flags & PG_NOTMETA:
                 cnt.skip_notmeta += 1
                 vm_object_drop(object)
@@ -669,10 +679,10 @@ def vm_swapcached_flush(m, isblkdev):
     marray = [NULL] * SWAP_META_PAGES
     rtvals = [0] * SWAP_META_PAGES
 
-    if _bugs() & lib.BUG_FLUSH_UNBUSIED:       # broken on purpose
+    if _bugs() & BUG_FLUSH_UNBUSIED:       # broken on purpose
         vm_page_wakeup(m)
     vm_page_io_start(m)
-    vm_page_protect(m, lib.VM_PROT_READ)
+    vm_page_protect(m, VM_PROT_READ)
     object = v.pages[m].object
     vm_object_hold(object)
 
@@ -695,8 +705,8 @@ def vm_swapcached_flush(m, isblkdev):
             vm_page_wakeup(m)
             break
         vm_page_io_start(m)
-        vm_page_protect(m, lib.VM_PROT_READ)
-        if v.pages[m].queue - v.pages[m].pc == lib.PQ_CACHE:
+        vm_page_protect(m, VM_PROT_READ)
+        if v.pages[m].queue - v.pages[m].pc == PQ_CACHE:
             vm_page_unqueue_nowakeup(m)
             vm_page_deactivate(m)
         marray[i] = m
@@ -716,8 +726,8 @@ def vm_swapcached_flush(m, isblkdev):
             vm_page_wakeup(m)
             break
         vm_page_io_start(m)
-        vm_page_protect(m, lib.VM_PROT_READ)
-        if v.pages[m].queue - v.pages[m].pc == lib.PQ_CACHE:
+        vm_page_protect(m, VM_PROT_READ)
+        if v.pages[m].queue - v.pages[m].pc == PQ_CACHE:
             vm_page_unqueue_nowakeup(m)
             vm_page_deactivate(m)
         marray[j] = m
@@ -725,7 +735,7 @@ def vm_swapcached_flush(m, isblkdev):
         j += 1
 
     count = j - i
-    if not _bugs() & lib.BUG_NO_PIP:            # the bug: no pip taken
+    if not _bugs() & BUG_NO_PIP:                # the bug: no pip taken
         vm_object_pip_add(object, count)
     swap_pager.swap_pager_putpages(object, marray[i:j], False,
                                    _RtvalsView(rtvals, i))
@@ -734,7 +744,7 @@ def vm_swapcached_flush(m, isblkdev):
     v.cnt.writing_pass_pages += count           # smpvm's writing meter
 
     while i < j:
-        if rtvals[i] != lib.VM_PAGER_PEND:
+        if rtvals[i] != VM_PAGER_PEND:
             vm_page_busy_wait(marray[i], False, "swppgfd")
             vm_page_io_finish(marray[i])
             vm_page_wakeup(marray[i])
@@ -776,7 +786,7 @@ def vm_swapcache_test(m):
     if object == NULL:
         return 1
     obj = v.objects[object]
-    if obj.type != lib.OBJT_VNODE or (obj.flags & lib.OBJ_DEAD):
+    if obj.type != OBJT_VNODE or (obj.flags & OBJ_DEAD):
         return 1
     vm_page_test_dirty(m)
     if pg.dirty & pg.valid:
@@ -800,10 +810,10 @@ def vm_swapcache_cleaning(marker):
 def _live_vnode_object(v, obj):
     """Only operate on live VNODE objects with regular/chardev types."""
     vp = obj.handle
-    return not ((obj.type != lib.OBJT_VNODE) or
-                ((obj.flags & lib.OBJ_DEAD) or obj.swblock_count == 0) or
+    return not ((obj.type != OBJT_VNODE) or
+                ((obj.flags & OBJ_DEAD) or obj.swblock_count == 0) or
                 (vp == NULL) or
-                (v.vnodes[vp].v_type not in (lib.VREG, lib.VCHR)))
+                (v.vnodes[vp].v_type not in (VREG, VCHR)))
 
 
 def vm_swapcache_cleaning_seed(marker):
