@@ -230,3 +230,11 @@ def test_a_panic_during_a_site_lookup_prints_no_traceback():
     assert "sched: deadlock" in p.stdout, p.stdout + p.stderr
     assert "Traceback" not in p.stderr, p.stderr
     assert "Exception ignored" not in p.stderr, p.stderr
+
+
+def test_a_run_with_more_files_than_the_default_vnodes_gets_a_machine_to_fit():
+    """--files on every CPU beyond the machine's default 256 vnodes: the
+    run sizes its machine (it panicked with "no free vnode" at set-up)."""
+    f = session.run(StressOptions(cpus=2, files=200, file_pages=1, seconds=1,
+                                  quiet=True))
+    assert f.exit == EXIT_OK and f.workload["ops"] > 0, f.panic

@@ -167,6 +167,9 @@ class StressOptions:
         for f in ("files", "file_pages"):
             _need(getattr(self, f) >= 1, option_name(f), getattr(self, f),
                   "must be >= 1")
+        _need(self.files <= (1 << 20) // max(1, self.cpus), "--files",
+              self.files, f"at most {(1 << 20) // max(1, self.cpus)} per CPU "
+              f"with {self.cpus} CPUs (the machine's vnodes)")
         for f in ("eio_ppm", "short_ppm", "enospc_ppm", "delay_ppm"):
             _need(0 <= getattr(self, f) <= 1000000, option_name(f),
                   getattr(self, f), "must be 0..1000000")
@@ -244,7 +247,14 @@ class StressOptions:
 
     def machine_config(self):
         det = self.sched != "off"
+        # room for every CPU's files twice over (an unlinked file's vnode
+        # lives on while it is open), the meta device and a few more; an
+        # object per vnode, twice over -- the defaults when they fit, so a
+        # small run's machine (and its schedules) stays the same
+        nvnodes = max(MachineConfig.nvnodes, 2 * self.cpus * self.files + 16)
+        nobjects = max(MachineConfig.nobjects, 2 * nvnodes)
         return MachineConfig(ncpus=self.cpus, npages=self.npages,
+                             nvnodes=nvnodes, nobjects=nobjects,
                              nswap=self.nswap, nmeta=self.nmeta,
                              check=self.check,
                              check_sample=self.check_sample,
