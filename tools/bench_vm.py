@@ -29,12 +29,15 @@ run and every ratio is floor / emulated (1.0 would be the floor itself):
           run does that with them, so only this mix gives every CPU the
           same work at any N), medians of --scaling-reps alternating
           rounds; then one round of the default mix itself.
-  sizes   --npages 448 .. 262144 (a 1 GiB machine), the stress defaults
-          otherwise: CPU per verified page, pages brought into memory per
-          verified page (the small machine pages, the large ones do not),
-          CPU per page verified or brought in, and what the largest machine
-          costs to create and boot (wall, CPU, segment size, this process's
-          resident memory).
+  sizes   --npages 448 .. 262144 (a 1 GiB machine), three series: the
+          stress defaults (8 files per CPU: the smallest machine pages, the
+          larger ones hold them -- two regimes), the same workload at every
+          size held in memory (2 files per CPU), and a working set that
+          grows with the machine (8 files per CPU per 448 pages, up to
+          44800): CPU per verified page, pages brought into memory per
+          verified page, CPU per page verified or brought in; and what the
+          largest machine costs to create and boot (wall, CPU, segment
+          size, this process's resident memory).
 
 It runs on any smpvm tree (it uses only the API every version has), so a
 baseline comes from the same session: `cd OLD && .venv/bin/python
@@ -421,6 +424,28 @@ def raw_pread_floor(a):
             os.close(fd)
 
 
+# sizes: the files per CPU of the series whose working set fits in every
+# machine (2 CPUs x 2 files x 64 pages = 256 of the smallest's 448 pages),
+# and the largest machine of the series whose working set grows with it
+# (8 files per 448 pages, the defaults' 2.3 pages of files per page of
+# memory: its set-up writes them all, 400 MB at 44800 pages)
+RESIDENT_FILES = 2
+PAGING_MAX = 44800
+
+
+def size_runs(a, sizes, files):
+    """Stress runs on 2 CPUs at each --npages: the default files (None),
+    `files` per CPU, or ("scaled") 8 per 448 pages of memory."""
+    runs = []
+    for n in sizes:
+        f = max(1, 8 * n // 448) if files == "scaled" else files
+        r = stress(a, ["--cpus", "2", "--npages", str(n)] +
+                   (["--files", str(f)] if f else []))
+        r["npages"], r["files"] = n, f or 8
+        runs.append(r)
+    return runs
+
+
 def boot_cost(a, npages):
     """Create and boot a machine of npages, then tear it down: wall and CPU
     seconds of each, the segment's size, this process's peak RSS."""
@@ -484,24 +509,37 @@ def print_scaling(sc_, w):
 
 
 def print_sizes(sz, w):
-    w("\nsizes (stress defaults, 2 cpus; allocs: pages brought into "
-      "memory per verified page,\nhandled: CPU per page verified or "
-      "allocated)\n")
-    w(f"{'npages':>8}{'ops/s':>9}{'pages/s':>10}{'CPU-us/page':>13}"
-      f"{'x 448':>7}{'allocs':>8}{'handled':>9}{'x 448':>7}\n")
-    base = sz["runs"][0]["cpu_us_per_page"]
-    hbase = None
-    for r in sz["runs"]:
-        line = (f"{r['npages']:>8}{r['ops_per_s']:>9,.0f}"
-                f"{r['pages_per_s']:>10,.0f}{r['cpu_us_per_page']:>13.1f}"
-                f"{r['cpu_us_per_page'] / base:>7.2f}")
-        if r.get("page_allocs") is not None:
-            handled = r["cpu_s"] / max(1, r["pages"] + r["page_allocs"]) \
-                * 1e6
-            hbase = hbase or handled
-            line += (f"{r['page_allocs'] / max(1, r['pages']):>8.3f}"
-                     f"{handled:>9.2f}{handled / hbase:>7.2f}")
-        w(line + "\n")
+    def table(title, runs):
+        if not runs:
+            return
+        w(f"\n{title}\n")
+        w(f"{'npages':>8}{'files':>6}{'ops/s':>9}{'pages/s':>10}"
+          f"{'CPU-us/page':>13}{'x first':>8}{'allocs':>8}{'handled':>9}"
+          f"{'x first':>8}\n")
+        base = runs[0]["cpu_us_per_page"]
+        hbase = None
+        for r in runs:
+            line = (f"{r['npages']:>8}{r['files']:>6}{r['ops_per_s']:>9,.0f}"
+                    f"{r['pages_per_s']:>10,.0f}"
+                    f"{r['cpu_us_per_page']:>13.1f}"
+                    f"{r['cpu_us_per_page'] / base:>8.2f}")
+            if r.get("page_allocs") is not None:
+                handled = r["cpu_s"] / max(1, r["pages"] +
+                                           r["page_allocs"]) * 1e6
+                hbase = hbase or handled
+                line += (f"{r['page_allocs'] / max(1, r['pages']):>8.3f}"
+                         f"{handled:>9.2f}{handled / hbase:>8.2f}")
+            w(line + "\n")
+    w("\nsizes (2 cpus; files per CPU of 64 pages; CPU-us per verified "
+      "page; allocs: pages\nbrought into memory per verified page; "
+      "handled: CPU-us per page verified or\nbrought in)")
+    table("the stress defaults (8 files: the smallest machine pages, the "
+          "others hold them)", sz["runs"])
+    table(f"the same workload at every size, held in memory "
+          f"({RESIDENT_FILES} files)", sz.get("resident"))
+    table("a working set that grows with the machine (8 files per 448 "
+          "pages; the set-up\nwrites them within the run)",
+          sz.get("paging"))
     b = sz["boot"]
     seg = f"{b['segment_mb']:.0f} MiB segment, " if b["segment_mb"] else ""
     w(f"a machine of {b['npages']} pages: created and booted in "
@@ -557,12 +595,12 @@ def main(argv=None):
             print_scaling(out["scaling"], w)
         if "sizes" in secs:
             sizes = [int(x) for x in a.sizes.split(",") if x]
-            runs = []
-            for n in sizes:
-                r = stress(a, ["--cpus", "2", "--npages", str(n)])
-                r["npages"] = n
-                runs.append(r)
-            out["sizes"] = {"runs": runs, "boot": boot_cost(a, max(sizes))}
+            out["sizes"] = {"runs": size_runs(a, sizes, None),
+                            "resident": size_runs(a, sizes, RESIDENT_FILES),
+                            "paging": size_runs(
+                                a, [n for n in sizes if n <= PAGING_MAX],
+                                "scaled"),
+                            "boot": boot_cost(a, max(sizes))}
             print_sizes(out["sizes"], w)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
