@@ -1893,7 +1893,11 @@ vm_page_count_min(int donotcount)
 
 /*
  * vm_paging_needed(): the pagedaemon should be woken: free+cache below
- * v_free_reserved + v_cache_min (vm_page2.h).
+ * v_free_reserved + v_cache_min (vm_page2.h), the low-water mark, with
+ * v_free_min the stop (vm_pageout.c @seed).  v_cache_min is smpvm's
+ * npages / 32 + 8 at every size (vm_init): the seed's init zeroes it below
+ * 2048 free pages, which on smpvm's small machines would leave the daemon
+ * no cushion between its wakeup and the allocations' stall.
  */
 int
 vm_paging_needed(void)
